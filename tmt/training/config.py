@@ -1,0 +1,134 @@
+"""The configuration of one experiment (data + model + optimisation + evaluation), as validated pydantic models.
+
+``None`` in a field means "the backbone's reference default"; :meth:`ExperimentConfig.resolved` fills every such
+field so that the resolved configuration states exactly what ran (and can be hashed to identify a run).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tmt.errors import ConfigError
+
+STRATEGY_NAMES = ("baseline", "tmt", "tmt1", "tmt2", "tmt_v2", "tmt_a3", "tmt_va3")
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors: a typo in a config must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(StrictModel):
+    dataset: Literal["h36m", "mpi_inf_3dhp"] = "h36m"
+    root: Path = Path("data/synthetic")
+    keypoints: str = Field("gt", description="2D keypoint set: data_2d_h36m_<keypoints>.npz ('gt', 'cpn_ft_h36m_dbb')")
+    mix_towards_gt: float | None = Field(
+        None, ge=0.0, le=1.0, description="paper Eq. 2: P2 = K + m (GT - K) with K the keypoint set above"
+    )
+    synthetic: Literal["smoke", "small", "full"] | None = Field(
+        None, description="generate the synthetic Human3.6M-like set of this size into root when it is missing"
+    )
+    synthetic_seed: int = 0
+    train_subjects: tuple[str, ...] | None = None
+    test_subjects: tuple[str, ...] | None = None
+    actions: tuple[str, ...] | None = Field(None, description="restrict to these action groups (default: all)")
+    train_stride: int | None = Field(
+        None, ge=1, description="stride between training windows (default: T for seq2seq, 1 for seq2frame)"
+    )
+    max_train_windows: int | None = Field(
+        None, ge=1, description="use an evenly spaced subset of this many training windows (scaled profiles)"
+    )
+    validation_fraction: float = Field(
+        0.1, ge=0.0, lt=1.0, description="tail of every training sequence held out for model selection"
+    )
+
+
+class ModelConfig(StrictModel):
+    backbone: str = "mixste"
+    frames: int = Field(27, ge=1, description="T: frames per clip")
+    depth: int | None = Field(None, ge=1, description="d_l (None: the backbone's reference value)")
+    dim: int | None = Field(None, ge=1, description="d_m (None: the backbone's reference value)")
+    heads: int | None = Field(None, ge=1)
+    drop_path: float | None = Field(None, ge=0.0, lt=1.0)
+    attention: Literal["fused", "math"] = "fused"
+    extra: dict[str, Any] = Field(default_factory=dict, description="further backbone keyword arguments")
+
+
+class OptimConfig(StrictModel):
+    optimizer: Literal["adamw", "adam"] | None = None
+    lr: float | None = Field(None, gt=0.0)
+    lr_decay: float | None = Field(None, gt=0.0, le=1.0, description="lr multiplied by this after every epoch")
+    lr_halve_every: int | None = Field(None, ge=1, description="lr additionally halved every n epochs (MHFormer)")
+    weight_decay: float | None = Field(None, ge=0.0)
+    amsgrad: bool | None = None
+    batch_frames: int | None = Field(None, ge=1, description="batch size in frames (clips = frames // T)")
+    batch_clips: int | None = Field(None, ge=1, description="batch size in clips (overrides batch_frames)")
+    epochs: int = Field(120, ge=1)
+    grad_clip: float | None = Field(None, gt=0.0)
+    scale_grad_by_loss: bool = Field(
+        False, description="reference MixSTE quirk loss.backward(loss.detach()): gradients scaled by the loss"
+    )
+
+
+class TrainConfig(StrictModel):
+    strategy: str = "tmt"
+    velocity: Literal["root_relative", "absolute"] = Field(
+        "root_relative",
+        description="V3 from root-relative targets (what the loss sees) or absolute camera-space positions",
+    )
+    loss: dict[str, float] | None = Field(None, description="loss terms and coefficients (None: backbone default)")
+    flip_augment: bool = True
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    compile: bool = False
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads (None: torch default)")
+
+
+class EvalConfig(StrictModel):
+    flip_test: bool = True
+    selection: Literal["best_val", "last", "best_test"] = Field(
+        "best_val",
+        description="which epoch's weights are evaluated: best validation MPJPE (default), the last epoch, "
+        "or the best test MPJPE (the MixSTE reference behaviour; looks at the test set)",
+    )
+    batch_clips: int = Field(64, ge=1)
+    target_mpjpe: float | None = Field(None, gt=0.0, description="mm; convergence = first epoch at or below it")
+    plateau_patience: int = Field(5, ge=1, description="plateau = no val improvement > min_delta for n epochs")
+    plateau_min_delta: float = Field(0.1, ge=0.0, description="mm")
+
+
+class ExperimentConfig(StrictModel):
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="after")
+    def _known_strategy(self) -> ExperimentConfig:
+        if self.train.strategy not in STRATEGY_NAMES:
+            raise ValueError(f"train.strategy: unknown strategy {self.train.strategy!r}; allowed: {STRATEGY_NAMES}")
+        return self
+
+    def resolved(self) -> ExperimentConfig:
+        """Fill every backbone-default field so the config states exactly what runs."""
+        from tmt.training.defaults import resolve_config
+
+        return resolve_config(self)
+
+
+def load_config(data: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    """Validate a plain dict (e.g. from YAML) into an :class:`ExperimentConfig`, one readable error on failure."""
+    from pydantic import ValidationError
+
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ConfigError(f"{source}: {where}: {first['msg']}") from None
