@@ -1,0 +1,100 @@
+"""A cell: one fully resolved experiment of a study, identified by a hash of what it runs.
+
+The id depends only on the resolved configuration, the profile and the kind of work, never on key order,
+the study that asked for it or its labels: two studies that need the same experiment share one result.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any
+
+KINDS = ("train", "complexity")
+"""train: run ``tmt.training.run_experiment``; complexity: count parameters and FLOPs, no training."""
+
+
+def _plain(value: Any) -> Any:
+    """JSON-able form of configuration values (tuples as lists, paths as strings)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, PurePath):
+        return str(value)
+    return value
+
+
+IDENTITY_EXCLUDED = (("data", "root"),)
+"""Config fields that say where things are, not what runs: left out of the cell id so stores merge."""
+
+
+def identity(config: dict[str, Any]) -> dict[str, Any]:
+    """The part of a resolved config that defines the experiment (what the cell id hashes)."""
+    out = copy.deepcopy(config)
+    for section, key in IDENTITY_EXCLUDED:
+        if isinstance(out.get(section), dict):
+            out[section].pop(key, None)
+    return out
+
+
+def canonical_json(value: Any) -> str:
+    """One text per value: sorted keys, no whitespace; the basis of every cell id."""
+    return json.dumps(
+        _plain(value), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    )
+
+
+def cell_id(config: dict[str, Any], profile: str, kind: str) -> str:
+    """First 16 hex digits of sha256 over the canonical JSON of {config identity, profile, kind}."""
+    text = canonical_json({"config": identity(config), "profile": profile, "kind": kind})
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One grid point x one seed under one profile, with its resolved configuration.
+
+    ``labels`` are the grid-axis values as written in the study (the paper's nominal values, before profile
+    scaling), keyed by axis name; ``config`` is the resolved ``ExperimentConfig`` as a JSON-able dict.
+    """
+
+    study: str
+    profile: str
+    kind: str
+    labels: dict[str, Any]
+    config: dict[str, Any]
+    seed: int
+    source: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return cell_id(self.config, self.profile, self.kind)
+
+    @property
+    def strategy(self) -> str:
+        return str(self.config["train"]["strategy"])
+
+    @property
+    def epochs(self) -> int:
+        return int(self.config["optim"]["epochs"])
+
+    def describe(self) -> str:
+        """Short human text: the labels, then the seed."""
+        parts = [f"{axis.split('.')[-1]}={value}" for axis, value in self.labels.items()]
+        return " ".join([*parts, f"seed={self.seed}"])
+
+    def record(self) -> dict[str, Any]:
+        """What ``config.json`` stores for this cell (the store merges labels of several studies)."""
+        return {
+            "cell_id": self.id,
+            "kind": self.kind,
+            "profile": self.profile,
+            "seed": self.seed,
+            "config": self.config,
+            "studies": {self.study: {"labels": self.labels, "source": self.source}},
+        }

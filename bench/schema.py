@@ -1,0 +1,494 @@
+"""The study file format, as pydantic models, and one readable error for anything wrong in it.
+
+Every model forbids unknown keys. Cross-field rules (axes that exist, claim values that exist in the grid,
+dotted paths that name real ``ExperimentConfig`` fields) are checked here too, so a study either loads
+completely or fails with ``<file>: <field>: <what is wrong>; allowed: <...>`` before any work starts.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tmt.errors import ConfigError
+from tmt.training.config import ExperimentConfig
+
+PROFILES_REQUIRED = ("paper", "cpu", "smoke")
+DATASETS = ("h36m", "mpi_inf_3dhp")
+SYNTHETIC_SIZES = ("smoke", "small", "full")
+CLAIM_TESTS = ("ordered", "less", "monotonic", "correlation", "ratio_less")
+SCALAR_METRICS = (
+    "mpjpe",
+    "p_mpjpe",
+    "n_mpjpe",
+    "mpjve",
+    "pck",
+    "auc",
+    "num_parameters",
+    "paper_flops",
+    "full_flops",
+    "train_time_s",
+    "epochs_run",
+    "convergence.epochs_to_target",
+    "convergence.time_to_target_s",
+    "convergence.epochs_to_plateau",
+    "convergence.time_to_plateau_s",
+)
+LIST_METRICS = ("per_joint_mpjpe", "per_joint_speed")
+PER_ACTION_METRICS = ("mpjpe", "p_mpjpe", "mpjve")
+
+
+class StudyError(ConfigError):
+    """A study file is malformed; the message names the file and the field."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def allowed_metric(name: str) -> bool:
+    """A result column a layout or claim may use: scalar metrics, or ``per_action.<metric>``."""
+    if name in SCALAR_METRICS or name in LIST_METRICS:
+        return True
+    head, _, tail = name.partition(".")
+    return head == "per_action" and tail in PER_ACTION_METRICS
+
+
+def metric_choices() -> str:
+    return ", ".join([*SCALAR_METRICS, *(f"per_action.{m}" for m in PER_ACTION_METRICS), *LIST_METRICS])
+
+
+def _check_metric(value: str | None) -> str | None:
+    if value is not None and not allowed_metric(value):
+        raise ValueError(f"unknown metric {value!r}; allowed: {metric_choices()}")
+    return value
+
+
+class ScaleRule(Strict):
+    """How a profile changes one numeric field of every cell (applied after the backbone defaults are filled).
+
+    ``map`` (nominal value -> value) wins when the value is listed; otherwise ``factor``, then ``min`` /
+    ``cap``, then rounding to ``multiple_of`` (integer fields are rounded to the nearest integer).
+    """
+
+    factor: float | None = Field(None, gt=0)
+    cap: float | None = Field(None, gt=0)
+    min: float | None = Field(None, gt=0)
+    multiple_of: int | None = Field(None, ge=1)
+    map: dict[str, float | int] | None = None
+
+    @field_validator("map", mode="before")
+    @classmethod
+    def _string_keys(cls, value: Any) -> Any:
+        return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+
+
+class Override(Strict):
+    """Profile settings for the cells whose configuration matches ``when`` (e.g. one backbone's widths)."""
+
+    when: dict[str, Any] = Field(min_length=1)
+    set: dict[str, Any] = Field(default_factory=dict)
+    scale: dict[str, float | ScaleRule] = Field(default_factory=dict)
+
+
+class Profile(Strict):
+    """How big a run is. ``data`` says which data the profile uses by default (``--data`` overrides it)."""
+
+    description: str = ""
+    seeds: int = Field(ge=1)
+    data: Literal["real", "synthetic"] = "synthetic"
+    synthetic: Literal["smoke", "small", "full"] = Field(
+        "small", description="size of the synthetic set used when the data is synthetic"
+    )
+    set: dict[str, Any] = Field(default_factory=dict)
+    scale: dict[str, float | ScaleRule] = Field(default_factory=dict)
+    overrides: list[Override] = Field(default_factory=list)
+
+
+class Block(Strict):
+    """One product of axes; a study's grid is the union of its blocks. ``set`` applies to this block only."""
+
+    axes: dict[str, list[Any]] = Field(min_length=1)
+    set: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("axes")
+    @classmethod
+    def _non_empty(cls, axes: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for name, values in axes.items():
+            if not values:
+                raise ValueError(f"axis {name!r} has no values")
+            if len({repr(v) for v in values}) != len(values):
+                raise ValueError(f"axis {name!r} lists a value twice: {values}")
+        return axes
+
+
+class PaperRow(Strict):
+    """Cells whose labels include ``labels`` match the paper's CSV rows whose columns equal ``match``."""
+
+    labels: dict[str, Any] = Field(min_length=1)
+    match: dict[str, str] = Field(min_length=1)
+
+
+class Layout(Strict):
+    """How the cells map onto one paper table (rows x columns of one metric) and onto its CSV."""
+
+    name: str | None = None
+    paper: str | None = Field(None, description="paper CSV stem; default: the study's `paper`")
+    rows: list[str] = Field(min_length=1)
+    columns: str | None = Field(None, description="axis spread over columns; None with a per_action metric")
+    metric: str
+    paper_columns: dict[str, str] = Field(default_factory=dict)
+    paper_values: dict[str, dict[str, str]] = Field(default_factory=dict)
+    paper_rows: list[PaperRow] = Field(default_factory=list)
+    paper_filter: dict[str, str] = Field(default_factory=dict)
+    paper_metric: str | None = None
+
+    _metric = field_validator("metric")(_check_metric)
+
+    @field_validator("paper_values", mode="before")
+    @classmethod
+    def _string_values(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                axis: {str(k): str(v) for k, v in m.items()} if isinstance(m, dict) else m
+                for axis, m in value.items()
+            }
+        return value
+
+
+class Effect(Strict):
+    """A per-row effect between two values of one axis: relative = (lhs - rhs) / lhs, absolute = lhs - rhs."""
+
+    over: str
+    lhs: Any
+    rhs: Any
+    kind: Literal["relative", "absolute", "ratio"] = "relative"
+    metric: str = "mpjpe"
+
+    _metric = field_validator("metric")(_check_metric)
+
+
+class Claim(Strict):
+    """One statement of the paper about this table, in a form the report can test over seeds."""
+
+    id: str
+    text: str
+    test: Literal["ordered", "less", "monotonic", "correlation", "ratio_less"]
+    metric: str | None = None
+    over: str | None = None
+    order: list[Any] | None = None
+    per_row: bool = False
+    effect: Effect | None = None
+    along: str | None = None
+    direction: Literal["increasing", "decreasing"] | None = None
+    x: str | None = None
+    y: str | None = None
+    min: float | None = None
+    max: float | None = None
+    where: dict[str, Any] = Field(default_factory=dict)
+
+    _metric = field_validator("metric", "x", "y")(_check_metric)
+
+    @model_validator(mode="after")
+    def _fields_for_test(self) -> Claim:
+        need = {
+            "ordered": ("metric", "over", "order"),
+            "less": ("metric", "over", "order"),
+            "ratio_less": ("metric", "over", "order", "max"),
+            "monotonic": ("along", "direction"),
+            "correlation": ("x", "y"),
+        }[self.test]
+        missing = [name for name in need if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"test {self.test!r} needs {', '.join(missing)}")
+        if self.test == "monotonic" and (self.metric is None) == (self.effect is None):
+            raise ValueError("test 'monotonic' needs exactly one of metric or effect")
+        if self.test in ("less", "ratio_less") and len(self.order or ()) != 2:
+            raise ValueError(f"test {self.test!r} needs an order of exactly two values [smaller, larger]")
+        if self.test == "ordered" and len(self.order or ()) < 2:
+            raise ValueError("test 'ordered' needs at least two values in order")
+        return self
+
+
+class Study(Strict):
+    """A whole study file."""
+
+    study: str
+    title: str
+    paper: str | None = Field(None, description="paper CSV stem (bench/paper/<paper>.csv); None: no numbers")
+    kind: Literal["train", "complexity"] = "train"
+    requires: Literal["h36m", "mpi_inf_3dhp"] = "h36m"
+    description: str = ""
+    base: dict[str, Any] = Field(default_factory=dict)
+    labels: dict[str, dict[str, dict[str, Any]]] = Field(
+        default_factory=dict, description="label axes: axis -> value -> dotted config settings"
+    )
+    grid: list[Block] = Field(min_length=1)
+    profiles: dict[str, Profile]
+    layout: Layout | list[Layout]
+    claims: list[Claim] = Field(default_factory=list)
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _label_keys(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                a: {str(k): v for k, v in m.items()} if isinstance(m, dict) else m for a, m in value.items()
+            }
+        return value
+
+    @property
+    def layouts(self) -> list[Layout]:
+        """Every layout (a study may map onto several paper tables, e.g. Table 2's three metrics)."""
+        return list(self.layout) if isinstance(self.layout, list) else [self.layout]
+
+    @property
+    def axes(self) -> dict[str, list[Any]]:
+        """Every axis of the grid with the union of its values, in first-seen order."""
+        out: dict[str, list[Any]] = {}
+        for block in self.grid:
+            for name, values in block.axes.items():
+                seen = out.setdefault(name, [])
+                seen.extend(v for v in values if v not in seen)
+        return out
+
+    def paper_tables(self) -> list[str]:
+        names = [layout.paper or self.paper for layout in self.layouts]
+        return [n for n in dict.fromkeys(names) if n]
+
+
+# ------------------------------------------------------------------------------------------------------ paths
+
+
+def config_path_error(path: str) -> str | None:
+    """Why ``path`` (e.g. ``model.dim``) is not an ``ExperimentConfig`` field, or None when it is one."""
+    model: type[BaseModel] | None = ExperimentConfig
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        if model is None:  # inside a free-form dict field (model.extra, train.loss)
+            return None
+        fields = model.model_fields
+        if part not in fields:
+            where = ".".join(parts[:i]) or "the top level"
+            name = ".".join(parts[: i + 1])
+            return f"{name!r} is not a configuration field; allowed at {where}: {', '.join(fields)}"
+        annotation = fields[part].annotation
+        is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        if not is_model and i < len(parts) - 1 and "dict" not in str(annotation):
+            return f"{'.'.join(parts[: i + 1])!r} is a value, it has no field {parts[i + 1]!r}"
+        model = annotation if is_model else None
+    return None
+
+
+def _check_cross_fields(study: Study) -> list[tuple[str, str]]:
+    """Rules between fields; returns (field, message) pairs."""
+    errors: list[tuple[str, str]] = []
+    axes = study.axes
+    axis_names = ", ".join(axes)
+
+    def check_path(where: str, path: str) -> None:
+        why = config_path_error(path)
+        if why:
+            errors.append((where, why))
+
+    def check_axis(where: str, name: str | None) -> None:
+        if name is not None and name not in axes:
+            errors.append((where, f"{name!r} is not a grid axis; allowed: {axis_names}"))
+
+    def check_values(where: str, axis: str | None, values: list[Any]) -> None:
+        if axis is None or axis not in axes:
+            return
+        for value in values:
+            if value not in axes[axis]:
+                allowed = ", ".join(map(str, axes[axis]))
+                errors.append((where, f"{value!r} is not a value of axis {axis!r}; allowed: {allowed}"))
+
+    for i, block in enumerate(study.grid):
+        for name in block.axes:
+            if name in study.labels:
+                missing = [v for v in block.axes[name] if str(v) not in study.labels[name]]
+                if missing:
+                    allowed = ", ".join(study.labels[name])
+                    errors.append(
+                        (f"grid.{i}.axes.{name}", f"no labels entry for {missing}; allowed: {allowed}")
+                    )
+            else:
+                check_path(f"grid.{i}.axes.{name}", name)
+        for path in block.set:
+            check_path(f"grid.{i}.set.{path}", path)
+    for axis, values in study.labels.items():
+        for value, settings in values.items():
+            for path in settings:
+                check_path(f"labels.{axis}.{value}.{path}", path)
+    for name, profile in study.profiles.items():
+        for path in [*profile.set, *profile.scale]:
+            check_path(f"profiles.{name}.{path}", path)
+        for j, override in enumerate(profile.overrides):
+            for path in [*override.when, *override.set, *override.scale]:
+                check_path(f"profiles.{name}.overrides.{j}.{path}", path)
+    missing_profiles = [p for p in PROFILES_REQUIRED if p not in study.profiles]
+    if missing_profiles:
+        errors.append(
+            (
+                "profiles",
+                f"missing profile(s) {', '.join(missing_profiles)}; every study has paper, cpu, smoke",
+            )
+        )
+    for i, layout in enumerate(study.layouts):
+        where = f"layout.{i}" if isinstance(study.layout, list) else "layout"
+        for name in layout.rows:
+            check_axis(f"{where}.rows", name)
+        check_axis(f"{where}.columns", layout.columns)
+        for name in [*layout.paper_columns, *layout.paper_values]:
+            check_axis(f"{where}.paper_columns", name)
+        for axis, mapping in layout.paper_values.items():
+            known = {str(v) for v in axes.get(axis, [])}
+            unknown = [v for v in mapping if v not in known]
+            if axis in axes and unknown:
+                errors.append(
+                    (
+                        f"{where}.paper_values.{axis}",
+                        f"{unknown} not values of the axis; allowed: {sorted(known)}",
+                    )
+                )
+        for j, row in enumerate(layout.paper_rows):
+            for axis, value in row.labels.items():
+                check_axis(f"{where}.paper_rows.{j}.labels", axis)
+                check_values(f"{where}.paper_rows.{j}.labels.{axis}", axis, [value])
+        if layout.columns is None and not layout.metric.startswith("per_action."):
+            errors.append((f"{where}.columns", "needed unless the metric is per_action.<metric>"))
+    for i, claim in enumerate(study.claims):
+        where = f"claims.{i} ({claim.id})"
+        check_axis(f"{where}.over", claim.over)
+        check_values(f"{where}.order", claim.over, claim.order or [])
+        check_axis(f"{where}.along", claim.along)
+        if claim.effect is not None:
+            check_axis(f"{where}.effect.over", claim.effect.over)
+            check_values(f"{where}.effect", claim.effect.over, [claim.effect.lhs, claim.effect.rhs])
+        for axis, value in claim.where.items():
+            check_axis(f"{where}.where", axis)
+            check_values(f"{where}.where.{axis}", axis, value if isinstance(value, list) else [value])
+    return errors
+
+
+# ----------------------------------------------------------------------------------------------------- errors
+
+
+def _is_branch(part: Any) -> bool:
+    """pydantic names the branch of a union in error locations (``Layout``, ``list[Layout]``, ``float``)."""
+    return isinstance(part, str) and (part[:1].isupper() or "[" in part or part in ("float", "int"))
+
+
+def _step(annotation: Any, part: Any) -> Any:
+    """The annotation one level down: a model's field, a dict's value or a list's item."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        models = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+        lists = [a for a in typing.get_args(annotation) if typing.get_origin(a) is list]
+        annotation = lists[0] if isinstance(part, int) and lists else (models[0] if models else annotation)
+        origin = typing.get_origin(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        field = annotation.model_fields.get(part)
+        return field.annotation if field is not None else None
+    if origin in (dict, list):
+        return typing.get_args(annotation)[-1]
+    return None
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> str:
+    """The keys allowed where an unknown key ``loc`` was found (walking the schema models)."""
+    annotation: Any = Study
+    for part in loc[:-1]:
+        if not _is_branch(part):
+            annotation = _step(annotation, part)
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        models = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+        annotation = models[0] if models else None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return ", ".join(annotation.model_fields)
+    return ""
+
+
+def _loc_text(loc: tuple[Any, ...]) -> str:
+    """Dotted field path without pydantic's union-branch names."""
+    return ".".join(str(p) for p in loc if not _is_branch(p)) or "(top level)"
+
+
+def _relevant_errors(err: ValidationError) -> list[Any]:
+    """Errors, dropping those of union branches that do not fit the input's shape (a list vs a mapping)."""
+    errors = err.errors()
+    mapping_branch = [
+        e for e in errors if not any(isinstance(p, str) and p.startswith("list[") for p in e["loc"])
+    ]
+    return mapping_branch or errors
+
+
+def format_validation_error(source: str, err: ValidationError) -> str:
+    """One readable message for the first problem (and how many more there are)."""
+    errors = _relevant_errors(err)
+    first = errors[0]
+    loc = tuple(first["loc"])
+    where = _loc_text(loc)
+    if first["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc)
+        message = f"{source}: {where}: unknown key" + (f"; allowed: {allowed}" if allowed else "")
+    else:
+        message = f"{source}: {where}: {first['msg'].removeprefix('Value error, ')}"
+        if (
+            first["type"] not in ("value_error",)
+            and "input" in first
+            and not isinstance(first["input"], dict)
+        ):
+            message += f" (got {first['input']!r})"
+    more = len(errors) - 1
+    return message + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
+
+
+def parse_study(data: Any, source: str) -> Study:
+    """Validate a parsed YAML document into a :class:`Study`, raising :class:`StudyError` with one message."""
+    if not isinstance(data, dict):
+        raise StudyError(f"{source}: (top level): a study is a mapping of keys, got {type(data).__name__}")
+    try:
+        study = Study.model_validate(data)
+    except ValidationError as err:
+        raise StudyError(format_validation_error(source, err)) from None
+    problems = _check_cross_fields(study)
+    if problems:
+        where, why = problems[0]
+        more = len(problems) - 1
+        raise StudyError(
+            f"{source}: {where}: {why}" + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
+        )
+    stem = Path(source).stem
+    if Path(source).suffix in (".yaml", ".yml") and study.study != stem:
+        raise StudyError(f"{source}: study: {study.study!r} must equal the file name {stem!r}")
+    from bench.paper import paper_tables
+
+    for name in study.paper_tables():
+        if name not in paper_tables():
+            raise StudyError(
+                f"{source}: paper: no paper table {name!r}; allowed: {', '.join(paper_tables())}"
+            )
+    return study
+
+
+def load_study_file(path: str | Path) -> Study:
+    """Read and validate a study YAML file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise StudyError(f"{path}: cannot read the study file ({err.strerror or err})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise StudyError(f"{path}: not valid YAML{at}: {getattr(err, 'problem', err)}") from None
+    return parse_study(data, str(path))

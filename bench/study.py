@@ -1,0 +1,368 @@
+"""Expanding a study into cells: grid x seeds under one profile, each cell a validated, resolved config.
+
+Order of application for one cell: ``base`` -> the block's ``set`` -> the grid point (config axes, and the
+settings of label axes) -> the profile's ``set`` -> the data choice (real or synthetic) -> backbone defaults
+(``ExperimentConfig.resolved``) -> the profile's ``scale`` -> the seed. Every cell is validated (config
+fields, known names, a model that can be built) before anything runs; errors name the study file and field.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from bench.cells import Cell
+from bench.schema import ScaleRule, Study, StudyError, load_study_file
+
+REAL_DATA_ROOTS = {"h36m": "data/h36m", "mpi_inf_3dhp": "data/mpi_inf_3dhp"}
+"""Default data folders for the real datasets (relative to the working directory)."""
+
+REAL_DATA_FILES = {"mpi_inf_3dhp": ("data_train_3dhp.npz", "data_test_3dhp.npz")}
+
+
+def synthetic_root(size: str) -> str:
+    return f"data/synthetic-{size}"
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """The cells of one study under one profile, plus what they need before they can run."""
+
+    study: Study
+    source: str
+    profile: str
+    data: str
+    cells: list[Cell]
+
+    def missing_data(self) -> list[str]:
+        """Files the real-data cells need that are not on disk (empty for synthetic data)."""
+        if self.data != "real":
+            return []
+        missing: list[str] = []
+        for cell in self.cells:
+            for path in required_files(cell.config):
+                if not path.exists() and str(path) not in missing:
+                    missing.append(str(path))
+        return missing
+
+
+def required_files(config: dict[str, Any]) -> list[Path]:
+    """The files a real-data config reads (VideoPose3D layout for Human3.6M, P-STMO layout for 3DHP)."""
+    data = config["data"]
+    root = Path(data["root"])
+    if data["dataset"] in REAL_DATA_FILES:
+        return [root / name for name in REAL_DATA_FILES[data["dataset"]]]
+    files = [root / "data_3d_h36m.npz", root / f"data_2d_h36m_{data['keypoints']}.npz"]
+    if data.get("mix_towards_gt") is not None and data["keypoints"] != "gt":
+        files.append(root / "data_2d_h36m_gt.npz")
+    return files
+
+
+def load_study(path: str | Path) -> Study:
+    return load_study_file(path)
+
+
+# ------------------------------------------------------------------------------------------------------ dicts
+
+
+def set_path(tree: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``a.b.c`` in a nested dict, creating the intermediate dicts."""
+    *heads, last = path.split(".")
+    node = tree
+    for head in heads:
+        child = node.get(head)
+        if not isinstance(child, dict):
+            child = node[head] = {}
+        node = child
+    node[last] = copy.deepcopy(value)
+
+
+def get_path(tree: dict[str, Any], path: str) -> Any:
+    node: Any = tree
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def merge(tree: dict[str, Any], settings: dict[str, Any]) -> None:
+    """Apply dotted settings (``{"model.dim": 64}``) or nested ones (``{"model": {"dim": 64}}``)."""
+    for key, value in settings.items():
+        if "." not in key and isinstance(value, dict) and isinstance(tree.get(key), dict):
+            merge(tree[key], value)
+        else:
+            set_path(tree, key, value)
+
+
+# ---------------------------------------------------------------------------------------------------- scaling
+
+
+def scale_value(value: Any, rule: float | ScaleRule, nominal: Any) -> Any:
+    """Scale one numeric value; ``nominal`` (the value as written in the study) is the key for ``map``."""
+    if value is None:
+        return None
+    if isinstance(rule, (int, float)):
+        rule = ScaleRule(factor=float(rule))
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if rule.map is not None and str(nominal) in rule.map:
+        return rule.map[str(nominal)]
+    if rule.map is not None and str(value) in rule.map:
+        return rule.map[str(value)]
+    out = float(value) * (rule.factor if rule.factor is not None else 1.0)
+    if rule.min is not None:
+        out = max(out, rule.min)
+    if rule.cap is not None:
+        out = min(out, rule.cap)
+    if rule.multiple_of is not None:
+        out = max(rule.multiple_of, round(out / rule.multiple_of) * rule.multiple_of)
+    return round(out) if is_int else out
+
+
+# -------------------------------------------------------------------------------------------------- expansion
+
+
+def _validation_message(err: ValidationError) -> tuple[str, str]:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    return where, first["msg"].removeprefix("Value error, ")
+
+
+class _Expander:
+    def __init__(self, study: Study, source: str, profile: str, data: str | None, check_models: bool):
+        from tmt.training.config import ExperimentConfig
+
+        if profile not in study.profiles:
+            raise StudyError(
+                f"{source}: --profile: unknown profile {profile!r}; allowed: {', '.join(study.profiles)}"
+            )
+        self.study, self.source, self.profile_name = study, source, profile
+        self.profile = study.profiles[profile]
+        self.data = data or self.profile.data
+        if self.data not in ("real", "synthetic"):
+            raise StudyError(f"{source}: --data: {self.data!r}; allowed: real, synthetic")
+        self.check_models = check_models
+        self.config_cls = ExperimentConfig
+        self._built: dict[str, None] = {}
+
+    def fail(self, where: str, why: str, labels: dict[str, Any] | None = None) -> StudyError:
+        at = f" (cell {', '.join(f'{k}={v}' for k, v in labels.items())})" if labels else ""
+        return StudyError(f"{self.source}: {where}: {why}{at} [profile {self.profile_name}]")
+
+    def points(self) -> Iterable[tuple[int, dict[str, Any]]]:
+        for i, block in enumerate(self.study.grid):
+            names = list(block.axes)
+            for values in itertools.product(*(block.axes[n] for n in names)):
+                yield i, dict(zip(names, values, strict=True))
+
+    def raw_config(self, block_index: int, labels: dict[str, Any]) -> dict[str, Any]:
+        tree: dict[str, Any] = {}
+        merge(tree, copy.deepcopy(self.study.base))
+        merge(tree, self.study.grid[block_index].set)
+        for axis, value in labels.items():
+            if axis in self.study.labels:
+                merge(tree, self.study.labels[axis][str(value)])
+            else:
+                set_path(tree, axis, value)
+        merge(tree, self.profile.set)
+        for override in self.overrides(tree):
+            merge(tree, override.set)
+        self.apply_data(tree)
+        return tree
+
+    def overrides(self, tree: dict[str, Any]) -> list[Any]:
+        """The profile overrides whose ``when`` matches this (unresolved) configuration."""
+        return [o for o in self.profile.overrides if all(get_path(tree, k) == v for k, v in o.when.items())]
+
+    def apply_data(self, tree: dict[str, Any]) -> None:
+        data = tree.setdefault("data", {})
+        if self.data == "synthetic":
+            size = data.get("synthetic") or self.profile.synthetic
+            data["synthetic"] = size
+            data["dataset"] = "h36m"  # the synthetic set is Human3.6M-like; it stands in for 3DHP too
+            data.setdefault("root", synthetic_root(size))
+        else:
+            data["synthetic"] = None
+            dataset = data.get("dataset") or self.study.requires
+            data["dataset"] = dataset
+            data.setdefault("root", REAL_DATA_ROOTS[dataset])
+
+    def origin(self, path: str, block_index: int) -> str:
+        """Which part of the study file set the config field ``path`` (for error messages)."""
+        if path in self.study.grid[block_index].axes:
+            return f"grid.{block_index}.axes.{path}"
+        if path in self.study.grid[block_index].set:
+            return f"grid.{block_index}.set.{path}"
+        if path in self.profile.set or path in self.profile.scale:
+            return f"profiles.{self.profile_name}.{path}"
+        return f"base.{path}" if path != "(top level)" else "base"
+
+    def validate(self, tree: dict[str, Any], labels: dict[str, Any], block_index: int) -> Any:
+        from tmt.errors import TmtError
+
+        try:
+            config = self.config_cls.model_validate(tree)
+            return config.resolved()
+        except ValidationError as err:
+            path, why = _validation_message(err)
+            if path == "(top level)" and ":" in why:  # model-level rules name their field first
+                path, why = (part.strip() for part in why.split(":", 1))
+            raise self.fail(self.origin(path, block_index), why, labels) from None
+        except TmtError as err:
+            path, _, why = str(err).partition(": ")
+            if not why or " " in path:
+                path, why = "(top level)", str(err)
+            raise self.fail(self.origin(path, block_index), why, labels) from None
+
+    def scaled(self, resolved: Any, labels: dict[str, Any], block_index: int) -> Any:
+        tree = resolved.model_dump(mode="json")
+        rules = dict(self.profile.scale)
+        for override in self.overrides(tree):
+            rules.update(override.scale)
+        if not rules:
+            return resolved
+        for path, rule in rules.items():
+            nominal = labels.get(path, get_path(tree, path))
+            value = get_path(tree, path)
+            if value is not None and not isinstance(value, (int, float)):
+                raise self.fail(
+                    f"profiles.{self.profile_name}.scale.{path}", f"{value!r} is not a number", labels
+                )
+            set_path(tree, path, scale_value(value, rule, nominal))
+        return self.validate(tree, labels, block_index)
+
+    def check_buildable(self, config: Any, labels: dict[str, Any]) -> None:
+        """Construct the model on the meta device: impossible sizes fail here, before any training."""
+        from tmt.errors import TmtError
+        from tmt.losses import LOSS_TERMS
+
+        unknown = [t for t in (config.train.loss or {}) if t not in LOSS_TERMS]
+        if unknown:
+            raise self.fail(
+                "train.loss", f"unknown loss term(s) {unknown}; allowed: {', '.join(LOSS_TERMS)}", labels
+            )
+        if not self.check_models:
+            return
+        key = config.model.model_dump_json() + config.train.strategy
+        if key in self._built:
+            return
+        import torch
+
+        from tmt.training.experiment import build_experiment_model
+
+        try:
+            with torch.device("meta"):
+                build_experiment_model(config)
+        except (TmtError, ValueError, TypeError, AssertionError, RuntimeError) as err:
+            raise self.fail("model", f"cannot build {config.model.backbone}: {err}", labels) from None
+        self._built[key] = None
+
+    def expand(self, seeds: int | None) -> list[Cell]:
+        n_seeds = seeds if seeds is not None else self.profile.seeds
+        if n_seeds < 1:
+            raise StudyError(f"{self.source}: --seeds: must be at least 1, got {n_seeds}")
+        cells: list[Cell] = []
+        seen: dict[str, dict[str, Any]] = {}
+        for block_index, labels in self.points():
+            tree = self.raw_config(block_index, labels)
+            resolved = self.scaled(self.validate(tree, labels, block_index), labels, block_index)
+            self.check_buildable(resolved, labels)
+            for seed in range(n_seeds):
+                config = resolved.model_copy(
+                    update={"train": resolved.train.model_copy(update={"seed": seed})}
+                )
+                dumped = config.model_dump(mode="json")
+                cell = Cell(
+                    study=self.study.study,
+                    profile=self.profile_name,
+                    kind=self.study.kind,
+                    labels=dict(labels),
+                    config=dumped,
+                    seed=seed,
+                    source=self.source,
+                )
+                key = cell.id
+                if key in seen:
+                    if seen[key] != labels:
+                        raise self.fail(
+                            f"profiles.{self.profile_name}",
+                            f"the rows {seen[key]} and {labels} become the same experiment after scaling; "
+                            "change the profile's scale so that every row stays distinct",
+                        )
+                    continue
+                seen[key] = labels
+                cells.append(cell)
+        return cells
+
+
+def expand(
+    study: Study,
+    source: str,
+    profile: str,
+    *,
+    seeds: int | None = None,
+    data: str | None = None,
+    check_models: bool = True,
+) -> Expansion:
+    """All cells of ``study`` under ``profile``; ``data`` ("real" / "synthetic") overrides the profile's."""
+    expander = _Expander(study, source, profile, data, check_models)
+    cells = expander.expand(seeds)
+    return Expansion(study=study, source=source, profile=profile, data=expander.data, cells=cells)
+
+
+def expand_file(path: str | Path, profile: str, **kwargs: Any) -> Expansion:
+    return expand(load_study(path), str(path), profile, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------------------- cost
+
+SECONDS_PER_UNIT = 20.0 / (2000 * 2 * 27 * 4 * (64 * 64 + 256 * 64))
+"""Calibration: one epoch of MixSTE d_m 64, depth 4, T 27 over 2000 windows (plain and flipped), one update
+per batch, ~20 s on 2 CPU cores. Re-measure and change this one number to re-tune every estimate."""
+
+WINDOWS_GUESS = {"smoke": 300, "small": 3000, "full": 30000, "h36m": 1_559_752, "mpi_inf_3dhp": 1_000_000}
+"""Training frames per data set (windows for stride-1 seq2frame; frames / T chunks for seq2seq)."""
+
+
+def estimate_seconds(cell: Cell) -> float:
+    """A rough cost of one cell (seconds on 2 CPU cores), for ``--dry-run`` and profile tuning.
+
+    Work per epoch ~ windows x flips x T x depth x (d_m^2 + 256 d_m), doubled for two-step strategies;
+    evaluation is counted as half an epoch plus a fixed start-up. Complexity cells cost a fixed second.
+    """
+    if cell.kind == "complexity":
+        return 1.0
+    cfg = cell.config
+    data, model, optim = cfg["data"], cfg["model"], cfg["optim"]
+    frames = WINDOWS_GUESS.get(data["synthetic"] or data["dataset"], 30000)
+    T = model["frames"]
+    seq2seq = model["backbone"] == "mixste"
+    windows = max(1, frames // T) if seq2seq else frames
+    if data.get("max_train_windows"):
+        windows = min(windows, data["max_train_windows"])
+    dim, depth = model.get("dim") or 512, model.get("depth") or 8
+    from tmt.training.strategies import get_strategy
+
+    updates = get_strategy(cfg["train"]["strategy"]).updates_per_batch
+    flips = 2 if cfg["train"].get("flip_augment", True) else 1
+    per_epoch = windows * flips * T * depth * (dim * dim + 256 * dim) * SECONDS_PER_UNIT * updates
+    return per_epoch * optim["epochs"] + per_epoch / 2 + 2.0
+
+
+def format_seconds(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
