@@ -1,0 +1,238 @@
+"""Running cells into the store: skip what is done, resume what was cut, record what failed, go on.
+
+``run_cell`` is a top-level function of picklable arguments (a :class:`Cell`, a :class:`Store`, plain
+options), so a process-pool or Slurm executor can hand cells to it as the in-process ``run_cells`` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import math
+import os
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.cells import Cell
+from bench.progress import RunProgress
+from bench.store import Store
+from bench.study import Expansion
+from bench.tracking import Tracker
+from tmt.errors import DataError
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    cell_id: str
+    status: str  # done | failed | skipped (already done) | busy (another process holds it)
+    detail: str = ""
+    seconds: float = 0.0
+
+
+class HistoryWriter:
+    """Appends every epoch record to the cell's ``history.jsonl`` as it happens."""
+
+    def __init__(self, store: Store, cell_id: str):
+        self.store, self.cell_id = store, cell_id
+
+    def on_epoch_end(self, epoch: int, record: dict[str, Any]) -> None:
+        self.store.append_history(self.cell_id, {**record, "epoch": epoch})
+
+
+def non_finite_metrics(result: dict[str, Any]) -> list[str]:
+    """Names of scalar metrics that are NaN or infinite (a result with any is a failure, not a number)."""
+    bad = []
+    for key, value in result.get("metrics", {}).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            bad.append(key)
+    return bad
+
+
+def complexity_result(config: dict[str, Any]) -> dict[str, Any]:
+    """Parameters and FLOPs of the evaluation model of ``config`` on one clip; no data, no training."""
+    import torch
+    from tmt.complexity import count_parameters, full_flops, paper_flops
+
+    from tmt.training.config import ExperimentConfig
+    from tmt.training.experiment import build_experiment_model, environment
+    from tmt.training.strategies import get_strategy
+
+    cfg = ExperimentConfig.model_validate(config)
+    model = build_experiment_model(cfg).eval()
+    clip = torch.zeros(1, cfg.model.frames, 17, get_strategy(cfg.train.strategy).in_chans)
+    t0 = time.perf_counter()
+    metrics = {
+        "num_parameters": count_parameters(model),
+        "paper_flops": paper_flops(model, clip),
+        "full_flops": full_flops(model, clip),
+    }
+    return {
+        "metrics": metrics,
+        "num_parameters": metrics["num_parameters"],
+        "train_time_s": 0.0,
+        "evaluation_time_s": time.perf_counter() - t0,
+        "epochs_run": 0,
+        "history": [],
+        "config": config,
+        "environment": environment(),
+    }
+
+
+def execute(cell: Cell, workdir: Path, callbacks: Sequence[Any]) -> dict[str, Any]:
+    """Do the cell's work and return its result record (raises on failure)."""
+    if cell.kind == "complexity":
+        return complexity_result(cell.config)
+    from tmt.training import ExperimentConfig, run_experiment
+
+    config = ExperimentConfig.model_validate(cell.config)
+    return run_experiment(config, workdir, callbacks=list(callbacks), progress=False)
+
+
+def run_cell(
+    cell: Cell,
+    store: Store,
+    *,
+    force: bool = False,
+    wandb_mode: str = "disabled",
+    progress: RunProgress | None = None,
+) -> CellOutcome:
+    """Run one cell unless it is done (or running elsewhere); record its result or its failure."""
+    with store.lock(cell.id) as held:
+        if not held:
+            return CellOutcome(cell.id, "busy", "another process is running it")
+        if store.is_done(cell.id) and not force:
+            store.prepare(cell)
+            return CellOutcome(cell.id, "skipped", "already done")
+        if force:
+            store.clear(cell.id)
+        workdir = store.prepare(cell)
+        resumed = store.has_checkpoint(cell.id)
+        if progress is not None:
+            progress.cell_started(cell, resumed)
+        tracker = Tracker(cell, wandb_mode)
+        callbacks: list[Any] = [HistoryWriter(store, cell.id), tracker]
+        if progress is not None:
+            callbacks.append(progress)
+        t0 = time.perf_counter()
+        try:
+            result = execute(cell, workdir, callbacks)
+            bad = non_finite_metrics(result)
+            if bad:
+                raise FloatingPointError(f"non-finite result metric(s): {', '.join(bad)}")
+        except Exception as err:  # recorded, and the study goes on (KeyboardInterrupt is not caught)
+            reason = getattr(err, "reason", None) or f"{type(err).__name__}: {err}"
+            store.write_failure(cell.id, reason, traceback.format_exc())
+            tracker.fail(reason)
+            return CellOutcome(cell.id, "failed", reason, time.perf_counter() - t0)
+        result = {
+            **result,
+            "cell": {"id": cell.id, "profile": cell.profile, "kind": cell.kind, "seed": cell.seed},
+        }
+        store.write_result(cell.id, result)
+        tracker.finish(result)
+        return CellOutcome(cell.id, "done", _summary(result), time.perf_counter() - t0)
+
+
+def _summary(result: dict[str, Any]) -> str:
+    metrics = result.get("metrics", {})
+    if "mpjpe" in metrics:
+        return f"MPJPE {metrics['mpjpe']:.1f} mm in {result.get('train_time_s', 0):.0f} s"
+    if "num_parameters" in metrics:
+        return f"{metrics['num_parameters']:,} parameters"
+    return "done"
+
+
+# ------------------------------------------------------------------------------------------------------- data
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def ensure_data(expansion: Expansion, log: Any = print) -> None:
+    """Stop before any work when real data is missing; generate the synthetic set on first use."""
+    missing = expansion.missing_data()
+    if missing:
+        study = expansion.study
+        raise DataError(
+            f"{expansion.source}: the {expansion.profile} profile runs on real {study.requires} data, and "
+            f"these files are missing: {', '.join(missing)}. Put them there (see docs/studies.md), or run on "
+            f"the synthetic stand-in: python -m bench run {expansion.source} --profile {expansion.profile} "
+            "--data synthetic (the cpu and smoke profiles use synthetic data by default)"
+        )
+    if expansion.data != "synthetic":
+        return
+    seen: set[tuple[str, str, int]] = set()
+    for cell in expansion.cells:
+        data = cell.config["data"]
+        key = (data["root"], data["synthetic"], data["synthetic_seed"])
+        if key in seen:
+            continue
+        seen.add(key)
+        root = Path(data["root"])
+        with _file_lock(root.parent / f".{root.name}.lock"):
+            if (root / "data_3d_h36m.npz").exists():
+                continue
+            from tmt.data.synth import write_synthetic_h36m
+
+            log(f"generating the synthetic {data['synthetic']} set in {root} (first use)")
+            write_synthetic_h36m(root, size=data["synthetic"], seed=data["synthetic_seed"])
+
+
+# ------------------------------------------------------------------------------------------------------ study
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    outcomes: list[CellOutcome]
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[CellOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+
+def run_cells(
+    expansion: Expansion,
+    store: Store,
+    *,
+    force: bool = False,
+    wandb_mode: str = "disabled",
+    live: bool | None = None,
+) -> RunSummary:
+    """Run every cell of an expansion in this process, in order; a failed cell never stops the others."""
+    cells = expansion.cells
+    done_before = 0 if force else sum(store.is_done(c.id) for c in cells)
+    outcomes: list[CellOutcome] = []
+    title = f"{expansion.study.study} [{expansion.profile}]"
+    with RunProgress(len(cells), done_before, title=title, live=live) as progress:
+        progress.print(f"{title}: {len(cells)} cells, {done_before} already done, store {store.root}")
+        ensure_data(expansion, progress.print)
+        for cell in cells:
+            if not force and store.is_done(cell.id):
+                outcomes.append(CellOutcome(cell.id, "skipped", "already done"))
+                with store.lock(cell.id) as held:
+                    if held:
+                        store.prepare(cell)
+                continue
+            outcome = run_cell(cell, store, force=force, wandb_mode=wandb_mode, progress=progress)
+            outcomes.append(outcome)
+            if outcome.status == "busy":
+                progress.print(f"    {cell.id} {cell.describe()}: skipped, {outcome.detail}")
+            else:
+                progress.cell_finished(cell, outcome.status, outcome.detail)
+    return RunSummary(outcomes)

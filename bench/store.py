@@ -1,0 +1,242 @@
+"""The result store: one folder per cell under a root (default ``runs/``), plain files only.
+
+``<id>/config.json`` (written first, records every study that asked for the cell), ``checkpoint.pt`` (the
+trainer's, for resume), ``history.jsonl`` (per-epoch records, appended), ``result.json`` (written atomically
+once the cell finished: a cell is done iff it exists) and ``failure.json`` (why it failed). A per-cell
+``lock`` file held with ``flock`` keeps two processes from running one cell; the kernel drops the lock when
+its process dies, so a killed worker never blocks the cell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.cells import Cell
+
+DEFAULT_ROOT = "runs"
+CONFIG, RESULT, FAILURE, HISTORY, CHECKPOINT, LOCK = (
+    "config.json",
+    "result.json",
+    "failure.json",
+    "history.jsonl",
+    "checkpoint.pt",
+    "lock",
+)
+RESULT_SCALARS = ("num_parameters", "train_time_s", "epochs_run", "train_windows", "evaluation_time_s")
+RESULT_SECTIONS = ("convergence", "selection", "environment", "dataset")
+LIST_COLUMNS = ("per_joint_mpjpe", "per_joint_speed")
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("BENCH_STORE") or DEFAULT_ROOT)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write to a temporary file in the same folder, flush it to disk, then rename over ``path``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=1, sort_keys=True, allow_nan=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay whole (object columns)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            flatten(f"{prefix}.{key}" if prefix else str(key), item, out)
+    else:
+        out[prefix] = value
+
+
+class Store:
+    """Plain-file result store; safe for several processes on one machine (and on a shared filesystem)."""
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root is not None else default_root()
+
+    def path(self, cell_id: str) -> Path:
+        return self.root / cell_id
+
+    # -- state ----------------------------------------------------------------------------------------------
+    def is_done(self, cell_id: str) -> bool:
+        return (self.path(cell_id) / RESULT).exists()
+
+    def status(self, cell_id: str) -> str:
+        """``done`` (result exists), ``failed`` (failure recorded, no result) or ``missing``."""
+        folder = self.path(cell_id)
+        if (folder / RESULT).exists():
+            return "done"
+        if (folder / FAILURE).exists():
+            return "failed"
+        return "missing"
+
+    def has_checkpoint(self, cell_id: str) -> bool:
+        return (self.path(cell_id) / CHECKPOINT).exists()
+
+    def cell_ids(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / CONFIG).exists())
+
+    # -- locking --------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, cell_id: str) -> Iterator[bool]:
+        """Try to take the cell's lock without waiting; yields whether this process holds it."""
+        folder = self.path(cell_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            try:
+                yield True
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def is_locked(self, cell_id: str) -> bool:
+        """Whether another process is running the cell right now."""
+        path = self.path(cell_id) / LOCK
+        if not path.exists():
+            return False
+        fd = os.open(path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        finally:
+            os.close(fd)
+
+    # -- writing (callers hold the cell's lock) -------------------------------------------------------------
+    def prepare(self, cell: Cell) -> Path:
+        """Create the cell folder and write or merge ``config.json`` (labels are kept per study)."""
+        folder = self.path(cell.id)
+        folder.mkdir(parents=True, exist_ok=True)
+        record = cell.record()
+        path = folder / CONFIG
+        if path.exists():
+            old = read_json(path)
+            studies = {**old.get("studies", {}), **record["studies"]}
+            if studies == old.get("studies"):
+                return folder
+            record = {**old, "studies": studies}
+        write_json_atomic(path, record)
+        return folder
+
+    def clear(self, cell_id: str) -> None:
+        """Forget a cell's outcome and progress (``--force``): result, failure, history and checkpoint."""
+        folder = self.path(cell_id)
+        for name in (RESULT, FAILURE, HISTORY, CHECKPOINT):
+            with contextlib.suppress(FileNotFoundError):
+                (folder / name).unlink()
+
+    def append_history(self, cell_id: str, record: dict[str, Any]) -> None:
+        line = json.dumps(record, sort_keys=True, allow_nan=True)
+        with open(self.path(cell_id) / HISTORY, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+
+    def write_result(self, cell_id: str, result: dict[str, Any]) -> None:
+        write_json_atomic(self.path(cell_id) / RESULT, result)
+        with contextlib.suppress(FileNotFoundError):
+            (self.path(cell_id) / FAILURE).unlink()
+
+    def write_failure(self, cell_id: str, reason: str, traceback_text: str = "") -> None:
+        record = {"reason": reason, "traceback": traceback_text, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        write_json_atomic(self.path(cell_id) / FAILURE, record)
+
+    def remove(self, cell_id: str) -> None:
+        shutil.rmtree(self.path(cell_id), ignore_errors=True)
+
+    # -- reading --------------------------------------------------------------------------------------------
+    def read_config(self, cell_id: str) -> dict[str, Any] | None:
+        path = self.path(cell_id) / CONFIG
+        return read_json(path) if path.exists() else None
+
+    def read_result(self, cell_id: str) -> dict[str, Any] | None:
+        path = self.path(cell_id) / RESULT
+        return read_json(path) if path.exists() else None
+
+    def read_failure(self, cell_id: str) -> dict[str, Any] | None:
+        path = self.path(cell_id) / FAILURE
+        return read_json(path) if path.exists() else None
+
+    def history(self, cell_id: str) -> list[dict[str, Any]]:
+        """Per-epoch records, one per epoch (a replayed epoch after a resume keeps its latest record)."""
+        path = self.path(cell_id) / HISTORY
+        if not path.exists():
+            return []
+        by_epoch: dict[int, dict[str, Any]] = {}
+        for line in path.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(json.JSONDecodeError):  # a line cut by a kill is skipped
+                record = json.loads(line)
+                by_epoch[int(record.get("epoch", len(by_epoch) + 1))] = record
+        return [by_epoch[e] for e in sorted(by_epoch)]
+
+    def row(self, cell: Cell) -> dict[str, Any]:
+        """One flat record of a cell: identity, labels, status and flattened metrics."""
+        cid = cell.id
+        row: dict[str, Any] = {
+            "cell_id": cid,
+            "study": cell.study,
+            "profile": cell.profile,
+            "kind": cell.kind,
+            "seed": cell.seed,
+            "status": self.status(cid),
+            "failure": None,
+        }
+        row.update(cell.labels)
+        if row["status"] == "failed":
+            row["failure"] = (self.read_failure(cid) or {}).get("reason")
+            row["history"] = self.history(cid)
+            return row
+        result = self.read_result(cid) if row["status"] == "done" else None
+        if result is None:
+            return row
+        metrics = dict(result.get("metrics", {}))
+        for name in LIST_COLUMNS:
+            if name in metrics:
+                row[name] = metrics.pop(name)
+        flatten("", metrics, row)
+        for name in RESULT_SCALARS:
+            if name in result:
+                row[name] = result[name]
+        for section in RESULT_SECTIONS:
+            if isinstance(result.get(section), dict):
+                flatten(section, result[section], row)
+        row["history"] = result.get("history", [])
+        return row
+
+    def results(self, cells: Iterable[Cell]) -> pd.DataFrame:
+        """One row per cell (done, failed or missing), in the order given."""
+        rows = [self.row(cell) for cell in cells]
+        frame = pd.DataFrame(rows)
+        if frame.empty:
+            return pd.DataFrame(columns=["cell_id", "study", "profile", "kind", "seed", "status", "failure"])
+        return frame
