@@ -1,0 +1,253 @@
+"""Run, validate and report the studies that reproduce the TMT paper's tables (``python -m bench``).
+
+Bad input (a malformed study, a missing dataset) is one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tmt.errors import TmtError
+
+DEFAULT_PROFILE = "cpu"
+DATA_CHOICES = ("real", "synthetic")
+WANDB_CHOICES = ("online", "offline", "disabled")
+
+EPILOG = """examples:
+  python -m bench run studies/table7.yaml                  # cpu profile: synthetic data, 3 seeds, < 1 h
+  python -m bench run studies/table7.yaml --profile smoke  # about a minute
+  python -m bench run studies/table7.yaml --dry-run        # list the cells and their estimated cost
+  python -m bench validate studies/*.yaml
+  python -m bench report studies/table7.yaml --profile cpu
+the store defaults to ./runs (or $BENCH_STORE); W&B runs offline unless --wandb says otherwise."""
+
+
+def _store_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store", type=Path, default=None, help="result store folder (default: $BENCH_STORE or ./runs)"
+    )
+
+
+def _add_run(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "run",
+        help="run a study's cells into the store, then write its report",
+        description="Expand STUDY into cells, skip those already in the store, run the rest (a killed cell "
+        "resumes from its checkpoint), record failures and go on, then write the report.",
+    )
+    p.add_argument("study", metavar="STUDY", type=Path, help="study file, e.g. studies/table7.yaml")
+    p.add_argument(
+        "--profile",
+        default=DEFAULT_PROFILE,
+        help="paper (the paper's settings, real data), cpu (default: scaled, synthetic data, >= 3 seeds) "
+        "or smoke (a minute, CI)",
+    )
+    p.add_argument(
+        "--seeds", type=int, default=None, metavar="N", help="run seeds 0..N-1 (default: the profile's)"
+    )
+    p.add_argument("--force", action="store_true", help="rerun cells that are already done (from scratch)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="list the cells with their status and estimated cost"
+    )
+    p.add_argument(
+        "--data",
+        choices=DATA_CHOICES,
+        default=None,
+        help="real data or the synthetic stand-in (default: the profile's: paper real, cpu/smoke synthetic)",
+    )
+    p.add_argument(
+        "--wandb",
+        choices=WANDB_CHOICES,
+        default=None,
+        help="W&B mirror mode (default: $WANDB_MODE, else offline)",
+    )
+    p.add_argument("--no-report", action="store_true", help="do not write the report afterwards")
+    p.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports)")
+    _store_arg(p)
+    p.set_defaults(func=cmd_run)
+
+
+def _add_validate(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "validate",
+        help="check study files and every cell of every profile, without running anything",
+        description="Validate each STUDY: the schema, then every cell of every profile (config fields, "
+        "names, model sizes). Prints the cell count and estimated cost per profile.",
+    )
+    p.add_argument("studies", metavar="STUDY", type=Path, nargs="+", help="study files")
+    p.add_argument("--profile", default=None, help="only this profile (default: all)")
+    p.set_defaults(func=cmd_validate)
+
+
+def _add_report(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "report",
+        help="write the report of studies from the store (paper vs reproduced, claims)",
+        description="Read the store and write, per study, tables in the paper's layout and the claims' "
+        "verdicts.",
+    )
+    p.add_argument("studies", metavar="STUDY", type=Path, nargs="*", help="study files")
+    p.add_argument("--all", action="store_true", help="every study in studies/")
+    p.add_argument(
+        "--profile", default=DEFAULT_PROFILE, help=f"which profile's results (default: {DEFAULT_PROFILE})"
+    )
+    p.add_argument(
+        "--seeds", type=int, default=None, metavar="N", help="seeds 0..N-1 (default: the profile's)"
+    )
+    p.add_argument(
+        "--data", choices=DATA_CHOICES, default=None, help="as given to run (default: the profile's)"
+    )
+    p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: reports)")
+    _store_arg(p)
+    p.set_defaults(func=cmd_report)
+
+
+def _add_search(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "search",
+        help="hyper-parameter search (Optuna) over a search file",
+        description="Optuna search over the axes of a search file; trials are cells in the store.",
+    )
+    p.add_argument("spec", metavar="SEARCH", type=Path, help="search file, e.g. studies/search_mixste.yaml")
+    p.add_argument("--trials", type=int, default=None, help="number of trials (default: the file's)")
+    p.add_argument("--storage", default=None, help="Optuna storage URL (default: a SQLite file in the store)")
+    p.add_argument(
+        "--profile", default=DEFAULT_PROFILE, help=f"profile of every trial (default: {DEFAULT_PROFILE})"
+    )
+    p.add_argument("--wandb", choices=WANDB_CHOICES, default=None, help="W&B mirror mode")
+    _store_arg(p)
+    p.set_defaults(func=cmd_search)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__.splitlines()[0],
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_run, _add_validate, _add_report, _add_search):
+        add(subparsers)
+    return parser
+
+
+# ------------------------------------------------------------------------------------------ commands
+
+
+def _store(args: argparse.Namespace):
+    from bench.store import Store
+
+    return Store(args.store)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from bench.study import estimate_seconds, expand, format_seconds, load_study
+
+    for path in args.studies:
+        study = load_study(path)
+        names = [args.profile] if args.profile else list(study.profiles)
+        parts = []
+        for name in names:
+            cells = expand(study, str(path), name).cells
+            cost = sum(estimate_seconds(c) for c in cells)
+            parts.append(f"{name}: {len(cells)} cells ~{format_seconds(cost)}")
+        print(f"ok  {path}  ({'; '.join(parts)})")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.runner import run_cells
+    from bench.study import expand, load_study
+    from bench.tracking import default_mode
+
+    study = load_study(args.study)
+    expansion = expand(study, str(args.study), args.profile, seeds=args.seeds, data=args.data)
+    store = _store(args)
+    if args.dry_run:
+        _dry_run(expansion, store)
+        return 0
+    summary = run_cells(expansion, store, force=args.force, wandb_mode=args.wandb or default_mode())
+    counts = ", ".join(
+        f"{summary.count(s)} {s}" for s in ("done", "skipped", "failed", "busy") if summary.count(s)
+    )
+    print(f"{study.study} [{args.profile}]: {counts}")
+    for outcome in summary.failed:
+        print(f"  failed {outcome.cell_id}: {outcome.detail}")
+    status = 1 if summary.failed else 0
+    if not args.no_report:
+        report_args = build_parser().parse_args(
+            ["report", str(args.study), "--profile", args.profile, "--out", str(args.out)]
+            + (["--store", str(args.store)] if args.store else [])
+            + (["--seeds", str(args.seeds)] if args.seeds else [])
+            + (["--data", args.data] if args.data else [])
+        )
+        status = max(status, _report(report_args))
+    return status
+
+
+def _dry_run(expansion, store) -> None:
+    from bench.study import estimate_seconds, format_seconds
+
+    total = 0.0
+    print(
+        f"{expansion.study.study} [{expansion.profile}, {expansion.data} data]: {len(expansion.cells)} cells"
+    )
+    for cell in expansion.cells:
+        status = store.status(cell.id)
+        if status == "missing" and store.has_checkpoint(cell.id):
+            status = "partial"
+        cost = estimate_seconds(cell)
+        if status != "done":
+            total += cost
+        print(f"  {cell.id}  {status:8s} ~{format_seconds(cost):>8s}  {cell.describe()}")
+    print(f"estimated time for the cells not done: {format_seconds(total)} (2 CPU cores; rough)")
+    missing = expansion.missing_data()
+    if missing:
+        print(f"missing data (the run would stop): {', '.join(missing)}")
+
+
+def _report(args: argparse.Namespace) -> int:
+    try:
+        from bench.report.cli import run as report_run
+    except ModuleNotFoundError as err:
+        if not (err.name or "").startswith("bench.report"):
+            raise
+        print("report: bench.report is not installed in this checkout; skipped", file=sys.stderr)
+        return 0
+    return int(report_run(args) or 0)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    if not args.studies and not args.all:
+        raise TmtError("report: name one or more STUDY files, or --all")
+    if args.all and not args.studies:
+        args.studies = sorted(Path("studies").glob("table*.yaml")) + sorted(Path("studies").glob("fig*.yaml"))
+    return _report(args)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from bench.search import run as search_run
+
+    return int(search_run(args) or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "store", None) is None and os.environ.get("BENCH_STORE"):
+        args.store = Path(os.environ["BENCH_STORE"])
+    try:
+        return int(args.func(args) or 0)
+    except TmtError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "interrupted: finished cells are in the store; a cut cell resumes from its checkpoint",
+            file=sys.stderr,
+        )
+        return 130
