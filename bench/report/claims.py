@@ -1,0 +1,511 @@
+"""Test a study's paper claims on the reproduced cells: measured effect, 95 % CI, p-value, verdict.
+
+Every test reduces to an effect whose sign (relative to a threshold, 0 unless stated) the claim predicts.
+Cells pair when they agree on every grid axis except the compared one, and on the seed.
+
+- ``ordered`` / ``less``: for each consecutive pair (a, b) of ``order`` (a claimed lower), the paired
+  difference ``b - a`` of ``metric``; claimed > 0. ``per_row: true`` tests each layout row alone as well as
+  all rows pooled (rows x seeds pairs).
+- ``ratio_less``: the paired ratio ``order[0] / order[1]`` of ``metric``, tested as log ratios; claimed below
+  ``max``. Reported as the geometric-mean ratio with its CI.
+- ``monotonic``: per seed, the curve along ``along`` of ``metric`` or of ``effect`` (relative
+  ``(lhs - rhs) / lhs * 100``, absolute ``lhs - rhs`` or ratio ``lhs / rhs`` between two values of
+  ``effect.over``), averaged over any other axis. The effect is Spearman's rho between ``along`` and the
+  seed-mean curve; its CI a percentile bootstrap over seeds; its p-value Spearman's test on all (along, value)
+  points. ``direction`` gives the claimed sign. Needs 3 values of ``along`` and 2 seeds.
+- ``correlation``: Pearson's r between the per-joint arrays ``y`` and ``x`` (default ``per_joint_mpjpe`` and
+  ``per_joint_speed``) averaged over the selected cells; joints with zero error (the root of a root-relative
+  pose) are left out. The sample is the joints, so one seed suffices. CI and p-value by Fisher's z against
+  ``min`` (default 0); claimed r > ``min``.
+
+For the paired tests the CI is ``scipy.stats.bootstrap`` (BCa; percentile where BCa is degenerate) of the
+mean, the p-value a two-sided one-sample t-test of the paired differences (the paired t-test).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from bench.report.spec import ClaimSpec, LayoutSpec, norm_value
+from bench.report.tables import AVERAGE, unique_cells
+
+ALPHA = 0.05
+CONFIDENCE = 0.95
+N_RESAMPLES = 9999
+RNG_SEED = 0
+HOLDS, FAILS, INCONCLUSIVE = "holds", "fails", "inconclusive"
+
+VERDICT_RULE = (
+    "A comparison **holds** when the measured effect lies on the claimed side of its threshold (0 for a "
+    "difference or a trend, 1 or `max` for a ratio, `min` for a correlation), its 95 % confidence interval "
+    "lies entirely on that side and the test's two-sided p-value is below 0.05; it **fails** when the "
+    "effect, the whole CI and p < 0.05 all point the other way; otherwise it is **inconclusive** - always "
+    "so with fewer than 2 seeds (the pairs of a comparison may pool several layout rows, but their seeds "
+    "must number 2 or more), or fewer than 4 joints for a correlation (its sample is the joints). The CI and "
+    "the test must agree because with 2-3 seeds a bootstrap CI alone is far too narrow. A claim made of "
+    "several comparisons (consecutive pairs of an order, every layout row) fails if any comparison fails, "
+    "holds if all hold, and is inconclusive otherwise; its headline numbers are those of the first failing "
+    "comparison, else the first inconclusive one, else the weakest (largest p) holding one."
+)
+
+
+@dataclass
+class Comparison:
+    """One statistical comparison inside a claim (e.g. 'tmt < tmt1' on one layout row)."""
+
+    label: str
+    effect: float | None
+    ci: tuple[float, float] | None
+    p_value: float | None
+    n: int
+    verdict: str
+    reason: str
+    paper_effect: float | None = None
+
+
+@dataclass
+class ClaimResult:
+    """A claim's measured effect next to the paper's, with its CI, p-value, sample size and verdict."""
+
+    id: str
+    text: str
+    test: str
+    effect: float | None
+    unit: str
+    paper_effect: float | None
+    ci: tuple[float, float] | None
+    p_value: float | None
+    n: int
+    verdict: str
+    detail: str
+    components: list[Comparison] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate_claims(
+    results: pd.DataFrame,
+    claims: Sequence[Any],
+    tables: Sequence[tuple[LayoutSpec, pd.DataFrame | None]],
+    axes: Sequence[str] | None = None,
+) -> list[ClaimResult]:
+    """Evaluate every claim of a study.
+
+    ``tables`` are the study's (layout, build_table result) pairs: a claim uses the layout whose metric it
+    reads (else the first) for its rows and the paper-side effect. ``axes`` are the study's grid axes (the
+    pairing keys); by default the layout axes.
+    """
+    specs = [c if isinstance(c, ClaimSpec) else ClaimSpec.parse(c) for c in claims]
+    out = []
+    for spec in specs:
+        layout, table = layout_for(spec, tables)
+        paper = paper_frame(table, layout) if table is not None else None
+        keys = list(axes) if axes is not None else [a for lay, _ in tables for a in lay.axes]
+        keys = [k for k in dict.fromkeys([*keys, spec.along]) if k]
+        out.append(evaluate_claim(spec, results, layout, keys, paper))
+    return out
+
+
+def evaluate_claim(
+    claim: ClaimSpec,
+    results: pd.DataFrame,
+    layout: LayoutSpec,
+    axes: Sequence[str],
+    paper: pd.DataFrame | None = None,
+) -> ClaimResult:
+    """Dispatch on the claim's test kind (see the module docstring for what each computes)."""
+    done = done_cells(results, claim.where)
+    if paper is not None:
+        paper = select(paper, claim.where)
+        if claim.value_metric not in paper.columns:
+            paper = None
+    tests: dict[str, Callable[..., ClaimResult]] = {
+        "ordered": _ordered,
+        "less": _ordered,
+        "ratio_less": _ratio_less,
+        "monotonic": _monotonic,
+        "correlation": _correlation,
+    }
+    return tests[claim.test](claim, done, layout, list(axes), paper)
+
+
+def judge(
+    effect: float | None,
+    ci: tuple[float, float] | None,
+    p: float | None,
+    n: int,
+    sign: int,
+    *,
+    threshold: float = 0.0,
+    min_n: int = 2,
+    seeds: int | None = None,
+) -> tuple[str, str]:
+    """The verdict rule (VERDICT_RULE) for one comparison; ``sign`` (+1 / -1) is the claimed side of
+    ``threshold``; ``seeds`` (when the sample pairs cells by seed) must be at least 2."""
+    if seeds is not None and seeds < 2:
+        return INCONCLUSIVE, f"{seeds} seed{'s' * (seeds != 1)}: at least 2 needed"
+    if n < min_n:
+        return INCONCLUSIVE, f"n={n}: at least {min_n} needed"
+    if effect is None or ci is None or p is None or not all(map(math.isfinite, (effect, *ci, p))):
+        return INCONCLUSIVE, "no test possible (effect undefined)"
+    side = sign * (effect - threshold)
+    lo, hi = sorted((sign * (ci[0] - threshold), sign * (ci[1] - threshold)))
+    ci_text = f"95% CI [{ci[0]:.3g}, {ci[1]:.3g}], p={p:.3g}"
+    if side > 0 and lo > 0 and p < ALPHA:
+        return HOLDS, f"claimed direction; {ci_text}"
+    if side < 0 and hi < 0 and p < ALPHA:
+        return FAILS, f"opposite direction; {ci_text}"
+    return INCONCLUSIVE, f"not significant; {ci_text}"
+
+
+def mean_test(
+    values: np.ndarray, null: float = 0.0
+) -> tuple[float | None, tuple[float, float] | None, float | None]:
+    """Mean, bootstrap CI of the mean and two-sided one-sample t-test p-value (against ``null``)."""
+    d = np.asarray(values, dtype=float)
+    d = d[np.isfinite(d)]
+    if len(d) == 0:
+        return None, None, None
+    mean = float(d.mean())
+    if len(d) < 2:
+        return mean, None, None
+    if np.ptp(d) == 0:  # every observation shows the same effect: the t statistic is infinite (or 0/0)
+        return mean, (mean, mean), 0.0 if mean != null else 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = float(stats.ttest_1samp(d, null).pvalue)
+        ci = _bootstrap_mean(d, "BCa")
+        if not all(map(math.isfinite, ci)):
+            ci = _bootstrap_mean(d, "percentile")
+    return mean, ci, p
+
+
+def paper_frame(table: pd.DataFrame, layout: LayoutSpec) -> pd.DataFrame:
+    """The paper's numbers as a one-seed results frame: claims compute the paper's effect the same way."""
+    frame = table
+    if layout.per_action:
+        frame = frame[frame["action"] == AVERAGE].drop(columns="action")
+    elif not layout.columns:
+        frame = frame.drop(columns="metric")
+    return frame.assign(seed=0, status="done").rename(columns={"paper": layout.value_metric})
+
+
+# --- paired comparisons ---------------------------------------------------------------------------------
+
+
+def paired(frame: pd.DataFrame, metric: str, over: str, a: Any, b: Any, axes: Sequence[str]) -> pd.DataFrame:
+    """Cells with over=a joined to cells with over=b that agree on the other axes and the seed.
+
+    Columns: the pairing keys, ``a`` and ``b`` (the two metric values); pairs missing a value are dropped.
+    """
+    keys = [k for k in axes if k != over and k in frame.columns] + ["seed"]
+    if over not in frame.columns or metric not in frame.columns:
+        return pd.DataFrame(columns=[*keys, "a", "b"])
+    labels = frame[over].map(norm_value)
+    values = pd.to_numeric(frame[metric], errors="coerce")
+    left = frame.loc[labels == norm_value(a), keys].assign(a=values)
+    right = frame.loc[labels == norm_value(b), keys].assign(b=values)
+    return left.merge(right, on=keys).dropna(subset=["a", "b"])
+
+
+def _ordered(
+    claim: ClaimSpec, done: pd.DataFrame, layout: LayoutSpec, axes: list[str], paper: pd.DataFrame | None
+) -> ClaimResult:
+    comps: list[Comparison] = []
+    for a, b in zip(claim.order, claim.order[1:], strict=False):
+        pairs = paired(done, claim.metric, claim.over, a, b, axes)
+        paper_pairs = paired(paper, claim.metric, claim.over, a, b, axes) if paper is not None else None
+        for label, grp, pgrp in _row_groups(claim, layout, pairs, paper_pairs, f"{a} < {b}"):
+            d = (grp["b"] - grp["a"]).to_numpy(float)
+            effect, ci, p = mean_test(d)
+            verdict, reason = judge(effect, ci, p, len(d), 1, seeds=grp["seed"].nunique())
+            paper_effect = float((pgrp["b"] - pgrp["a"]).mean()) if pgrp is not None and len(pgrp) else None
+            comps.append(Comparison(label, effect, ci, p, len(d), verdict, reason, paper_effect))
+    return _combine(claim, comps, claim.metric, f"paired difference b - a of {claim.metric}, claimed > 0")
+
+
+def _ratio_less(
+    claim: ClaimSpec, done: pd.DataFrame, layout: LayoutSpec, axes: list[str], paper: pd.DataFrame | None
+) -> ClaimResult:
+    lhs, rhs = claim.order
+    limit = claim.max if claim.max is not None else 1.0
+    pairs = paired(done, claim.metric, claim.over, lhs, rhs, axes)
+    positive = pairs[(pairs["a"] > 0) & (pairs["b"] > 0)]
+    paper_pairs = paired(paper, claim.metric, claim.over, lhs, rhs, axes) if paper is not None else None
+    comps = []
+    for label, grp, pgrp in _row_groups(claim, layout, positive, paper_pairs, f"{lhs} / {rhs} < {limit:g}"):
+        logs = np.log(grp["a"].to_numpy(float) / grp["b"].to_numpy(float))
+        effect, ci, p = mean_test(logs, null=math.log(limit))
+        seeds = grp["seed"].nunique()
+        verdict, reason = judge(effect, ci, p, len(logs), -1, threshold=math.log(limit), seeds=seeds)
+        paper_effect = None
+        if pgrp is not None and len(pgrp):
+            paper_effect = math.exp(float(np.log(pgrp["a"].astype(float) / pgrp["b"].astype(float)).mean()))
+        ratio_ci = (math.exp(ci[0]), math.exp(ci[1])) if ci else None
+        if ratio_ci and p is not None:
+            reason = f"{reason.split(';')[0]}; 95% CI [{ratio_ci[0]:.3g}, {ratio_ci[1]:.3g}], p={p:.3g}"
+        ratio = math.exp(effect) if effect is not None else None
+        comps.append(Comparison(label, ratio, ratio_ci, p, len(logs), verdict, reason, paper_effect))
+    labels = done[claim.over].map(norm_value) if claim.over in done.columns else pd.Series(dtype=object)
+    dropped = int(labels.isin({norm_value(lhs), norm_value(rhs)}).sum()) - 2 * len(positive)
+    note = f"geometric-mean ratio {lhs} / {rhs} of {claim.metric} over paired cells (t-test on log ratios)"
+    if dropped > 0:
+        note += f"; {dropped} cells without a partner or a positive value left out"
+    return _combine(claim, comps, "ratio", note)
+
+
+def _row_groups(
+    claim: ClaimSpec,
+    layout: LayoutSpec,
+    pairs: pd.DataFrame,
+    paper_pairs: pd.DataFrame | None,
+    label: str,
+) -> list[tuple[str, pd.DataFrame, pd.DataFrame | None]]:
+    """(label, pairs, paper pairs) per layout row when ``per_row``, then all rows pooled."""
+    rows = [r for r in layout.rows if r != claim.over and r in pairs.columns]
+    varying = [r for r in rows if pairs[r].nunique(dropna=False) > 1] or rows
+    groups = []
+    if claim.per_row and rows:
+        for key, grp in pairs.groupby(rows, sort=False, dropna=False):
+            key = key if isinstance(key, tuple) else (key,)
+            named = dict(zip(rows, key, strict=True))
+            where = ", ".join(f"{r}={named[r]}" for r in varying)
+            groups.append((f"{label} @ {where}", grp, _same_row(paper_pairs, named)))
+    groups.append((f"{label} (all rows)" if claim.per_row and rows else label, pairs, paper_pairs))
+    return groups
+
+
+def _same_row(pairs: pd.DataFrame | None, named: dict[str, Any]) -> pd.DataFrame | None:
+    if pairs is None or not all(r in pairs.columns for r in named):
+        return None
+    mask = pd.Series(True, index=pairs.index)
+    for r, v in named.items():
+        mask &= pairs[r].map(norm_value) == norm_value(v)
+    return pairs[mask]
+
+
+# --- trends and correlations ----------------------------------------------------------------------------
+
+
+def trend_curves(frame: pd.DataFrame | None, claim: ClaimSpec, axes: Sequence[str]) -> pd.DataFrame:
+    """Seeds x ``along`` values table of the claimed quantity (metric or effect), columns sorted by value."""
+    if frame is None or claim.along not in frame.columns:
+        return pd.DataFrame()
+    eff = claim.effect
+    if eff is not None:
+        points = paired(frame, eff.metric, eff.over, eff.lhs, eff.rhs, axes)
+        a, b = points["a"], points["b"]
+        value = {"relative": (a - b) / a * 100.0, "absolute": a - b, "ratio": a / b}[eff.kind]
+    elif claim.metric in frame.columns:
+        points = frame
+        value = pd.to_numeric(frame[claim.metric], errors="coerce")
+    else:
+        return pd.DataFrame()
+    if points.empty:
+        return pd.DataFrame()
+    points = points.assign(_value=value, _x=points[claim.along].map(norm_value))
+    points = points[pd.to_numeric(points["_x"], errors="coerce").notna()].astype({"_x": float})
+    curves = points.groupby(["seed", "_x"])["_value"].mean().unstack("_x")
+    return curves.reindex(columns=sorted(curves.columns))
+
+
+def _monotonic(
+    claim: ClaimSpec, done: pd.DataFrame, layout: LayoutSpec, axes: list[str], paper: pd.DataFrame | None
+) -> ClaimResult:
+    curves = trend_curves(done, claim, axes)
+    complete = curves.dropna()
+    n = len(complete)
+    x = complete.columns.to_numpy(float)
+    paper_curve = trend_curves(paper, claim, axes).dropna()
+    paper_rho = None
+    if len(paper_curve):
+        paper_rho = _spearman(paper_curve.columns.to_numpy(float), paper_curve.iloc[0].to_numpy(float))
+    effect = ci = p = None
+    if n and len(x) >= 3:
+        effect = _spearman(x, complete.mean().to_numpy(float))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            p = float(stats.spearmanr(np.tile(x, n), complete.to_numpy(float).ravel()).pvalue)
+        if n >= 2:
+            ci = _bootstrap_rho(x, complete.to_numpy(float))
+    if n and len(x) < 3:
+        verdict, reason = INCONCLUSIVE, f"{len(x)} values of {claim.along}: at least 3 needed for a trend"
+    else:
+        verdict, reason = judge(effect, ci, p, n, claim.sign, seeds=n)
+    what = _trend_quantity(claim)
+    direction = claim.direction or "increasing"
+    comp = Comparison(f"{what} {direction} along {claim.along}", effect, ci, p, n, verdict, reason, paper_rho)
+    detail = (
+        f"Spearman rho of the seed-mean {what} vs {claim.along}; n = seeds with a complete curve "
+        f"({len(curves) - n} incomplete); {_curve_text(complete, paper_curve)}"
+    )
+    return _combine(claim, [comp], "Spearman rho", detail)
+
+
+def _correlation(
+    claim: ClaimSpec, done: pd.DataFrame, layout: LayoutSpec, axes: list[str], paper: pd.DataFrame | None
+) -> ClaimResult:
+    xs, ys = _stack(done, claim.x), _stack(done, claim.y)
+    limit = claim.min if claim.min is not None else 0.0
+    effect = ci = p = None
+    n, per_cell = 0, []
+    if len(xs) and xs.shape == ys.shape:
+        x, y = xs.mean(axis=0), ys.mean(axis=0)
+        keep = (y != 0) & np.isfinite(x) & np.isfinite(y)
+        n = int(keep.sum())
+        if n >= 4 and np.ptp(x[keep]) > 0 and np.ptp(y[keep]) > 0:
+            effect = float(stats.pearsonr(x[keep], y[keep]).statistic)
+            ci, p = _fisher(effect, n, limit)
+        per_cell = [
+            float(stats.pearsonr(a[keep], b[keep]).statistic)
+            for a, b in zip(xs, ys, strict=True)
+            if n >= 2 and np.ptp(a[keep]) > 0 and np.ptp(b[keep]) > 0
+        ]
+    verdict, reason = judge(effect, ci, p, n, 1, threshold=limit, min_n=4)
+    comp = Comparison(f"r({claim.y}, {claim.x}) > {limit:g}", effect, ci, p, n, verdict, reason)
+    cells = ", ".join(f"{r:.2f}" for r in per_cell) or "none"
+    detail = (
+        f"Pearson r over {n} joints (zero-error joints left out) of {claim.y} vs {claim.x}, averaged over "
+        f"{len(xs)} cells; r per cell: {cells}"
+    )
+    return _combine(claim, [comp], "Pearson r", detail)
+
+
+# --- helpers --------------------------------------------------------------------------------------------
+
+
+def layout_for(
+    claim: ClaimSpec, tables: Sequence[tuple[LayoutSpec, pd.DataFrame | None]]
+) -> tuple[LayoutSpec, pd.DataFrame | None]:
+    """The (layout, table) whose metric the claim reads, else the first."""
+    for layout, table in tables:
+        if layout.value_metric == claim.value_metric:
+            return layout, table
+    return tables[0]
+
+
+def _combine(claim: ClaimSpec, comps: list[Comparison], unit: str, detail: str) -> ClaimResult:
+    verdicts = [c.verdict for c in comps]
+    if FAILS in verdicts:
+        verdict, head = FAILS, comps[verdicts.index(FAILS)]
+    elif INCONCLUSIVE in verdicts:
+        verdict, head = INCONCLUSIVE, comps[verdicts.index(INCONCLUSIVE)]
+    else:
+        verdict, head = HOLDS, max(comps, key=lambda c: c.p_value if c.p_value is not None else 1.0)
+    return ClaimResult(
+        id=claim.id,
+        text=claim.text,
+        test=claim.test,
+        effect=head.effect,
+        unit=unit,
+        paper_effect=head.paper_effect,
+        ci=head.ci,
+        p_value=head.p_value,
+        n=head.n,
+        verdict=verdict,
+        detail=f"{head.label}: {head.reason}. {detail}",
+        components=comps,
+    )
+
+
+def done_cells(results: pd.DataFrame, where: dict[str, Any]) -> pd.DataFrame:
+    """The finished cells (each once) whose labels match ``where``."""
+    done = select(unique_cells(results), where)
+    return done[done["status"] == "done"] if "status" in done.columns else done.iloc[0:0]
+
+
+def select(frame: pd.DataFrame, where: dict[str, Any]) -> pd.DataFrame:
+    """Rows whose label ``axis`` equals the value (or one of the values) given for it in ``where``."""
+    for axis, wanted in where.items():
+        if axis not in frame.columns:
+            return frame.iloc[0:0]
+        allowed = {norm_value(v) for v in (wanted if isinstance(wanted, (list, tuple)) else [wanted])}
+        frame = frame[frame[axis].map(norm_value).isin(allowed)]
+    return frame
+
+
+def _bootstrap_mean(d: np.ndarray, method: str) -> tuple[float, float]:
+    res = stats.bootstrap(
+        (d,),
+        np.mean,
+        confidence_level=CONFIDENCE,
+        n_resamples=N_RESAMPLES,
+        method=method,
+        rng=np.random.default_rng(RNG_SEED),
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def _bootstrap_rho(x: np.ndarray, curves: np.ndarray) -> tuple[float, float]:
+    """Percentile bootstrap over seeds (rows of ``curves``) of Spearman's rho between x and the mean curve."""
+    x_ranks = stats.rankdata(x)
+    xc = x_ranks - x_ranks.mean()
+
+    def rho(idx: np.ndarray, axis: int = -1) -> np.ndarray:
+        ranks = stats.rankdata(curves[idx.astype(int)].mean(axis=-2), axis=-1)
+        rc = ranks - ranks.mean(axis=-1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (rc @ xc) / np.sqrt((rc**2).sum(axis=-1) * (xc**2).sum())
+
+    res = stats.bootstrap(
+        (np.arange(len(curves), dtype=float),),
+        rho,
+        vectorized=True,
+        confidence_level=CONFIDENCE,
+        n_resamples=N_RESAMPLES,
+        method="percentile",
+        rng=np.random.default_rng(RNG_SEED),
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def _fisher(r: float, n: int, null: float) -> tuple[tuple[float, float], float]:
+    """95 % CI of a Pearson r and the two-sided p-value of r against ``null`` (Fisher's z, n - 3 dof)."""
+    se = 1.0 / math.sqrt(n - 3)
+    z = math.atanh(min(max(r, -0.999999), 0.999999))
+    half = stats.norm.ppf(0.5 + CONFIDENCE / 2) * se
+    p = 2.0 * float(stats.norm.sf(abs(z - math.atanh(null)) / se))
+    return (math.tanh(z - half), math.tanh(z + half)), p
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
+    if len(x) < 2 or np.ptp(y) == 0:
+        return None
+    return float(stats.spearmanr(x, y).statistic)
+
+
+def _stack(frame: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in frame.columns:
+        return np.empty((0, 0))
+    arrays = [np.asarray(v, dtype=float) for v in frame[column] if isinstance(v, (list, tuple, np.ndarray))]
+    if not arrays or len({a.shape for a in arrays}) != 1:
+        return np.empty((0, 0))
+    return np.stack(arrays)
+
+
+def _trend_quantity(claim: ClaimSpec) -> str:
+    eff = claim.effect
+    if eff is None:
+        return str(claim.metric)
+    formula = {"relative": "({l} - {r}) / {l} %", "absolute": "{l} - {r}", "ratio": "{l} / {r}"}[eff.kind]
+    return f"{eff.metric} " + formula.format(l=eff.lhs, r=eff.rhs)
+
+
+def _curve_text(curves: pd.DataFrame, paper_curve: pd.DataFrame) -> str:
+    paper = paper_curve.iloc[0] if len(paper_curve) else pd.Series(dtype=float)
+    parts = []
+    for x in curves.columns:
+        text = f"{x:g}: {curves[x].mean():.3g}"
+        if x in paper.index and pd.notna(paper[x]):
+            text += f" (paper {paper[x]:.3g})"
+        parts.append(text)
+    return "seed-mean per value: " + "; ".join(parts) if parts else "no complete curve"
