@@ -1,0 +1,125 @@
+"""``python -m bench report STUDY... | --all``: read the store, write one report per study and profile.
+
+Per study and profile (never mixed): ``<out>/<study>.<profile>.md``, ``.csv`` (the paper-layout tables),
+``.summary.json`` (for the index) and ``<out>/figures/<study>.<profile>.*.png``; then ``<out>/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.report.claims import evaluate_claims
+from bench.report.figures import study_figures
+from bench.report.index import study_summary, write_index, write_summary
+from bench.report.markdown import ReportContext, code_revision, machine, render_report, versions
+from bench.report.spec import ClaimSpec, LayoutSpec
+from bench.report.tables import build_table
+
+FIGURES = "figures"
+
+
+def write_report(
+    out_dir: Path,
+    ctx: ReportContext,
+    results: pd.DataFrame,
+    layouts: Sequence[LayoutSpec],
+    claims: Sequence[ClaimSpec],
+    papers: Mapping[str, pd.DataFrame],
+    axes: Sequence[str],
+) -> dict[str, Any]:
+    """Write one study's report for one profile; returns its index summary.
+
+    ``results`` is ``Store.results`` for the study's cells under ``ctx.profile`` only; ``papers`` maps a paper
+    table name (``layout.paper``) to its DataFrame; ``axes`` are the study's grid axes.
+    """
+    if "profile" in results.columns and results["profile"].nunique() > 1:
+        raise ValueError(f"{ctx.study}: results mix profiles {sorted(results['profile'].unique())}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{ctx.study}.{ctx.profile}"
+    tables = [(layout, build_table(results, layout, papers.get(layout.paper or ""))) for layout in layouts]
+    claim_results = evaluate_claims(results, claims, tables, axes)
+    for old in (out_dir / FIGURES).glob(f"{stem}.*.png"):
+        old.unlink()
+    pairs = list(zip(claims, claim_results, strict=True))
+    figures = study_figures(results, tables, pairs, axes, out_dir / FIGURES, stem)
+    csv = pd.concat(
+        [table.assign(table=layout.name or layout.paper or ctx.study) for layout, table in tables],
+        ignore_index=True,
+    )
+    csv.to_csv(out_dir / f"{stem}.csv", index=False)
+    markdown = render_report(ctx, results, tables, claim_results, figures, axes, out_dir, f"{stem}.csv")
+    (out_dir / f"{stem}.md").write_text(markdown, encoding="utf-8")
+    summary = study_summary(ctx, results, claim_results, f"{stem}.md")
+    write_summary(out_dir, summary)
+    return summary
+
+
+def run(args: argparse.Namespace) -> int:
+    """Report each of ``args.studies`` (or all of ``studies/`` with ``args.all``) for ``args.profile``."""
+    from bench.paper import load_paper_table
+    from bench.store import Store
+    from bench.study import expand, load_study
+
+    paths = list(args.studies or [])
+    if not paths and getattr(args, "all", False):
+        paths = sorted(Path("studies").glob("table*.yaml")) + sorted(Path("studies").glob("fig*.yaml"))
+    out_dir = Path(args.out)
+    store = Store(args.store)
+    host, libs, revision = machine(), versions(), code_revision()
+    for path in paths:
+        study = load_study(path)
+        expansion = expand(
+            study,
+            str(path),
+            args.profile,
+            seeds=getattr(args, "seeds", None),
+            data=getattr(args, "data", None),
+            check_models=False,
+        )
+        layouts = [
+            dataclasses.replace(LayoutSpec.parse(layout), paper=layout.paper or study.paper)
+            for layout in study.layouts
+        ]
+        papers = {name: load_paper_table(name) for name in {lay.paper for lay in layouts if lay.paper}}
+        profile = study.profiles[args.profile]
+        data = expansion.data + (
+            f" ({profile.synthetic} synthetic set)" if expansion.data == "synthetic" else ""
+        )
+        ctx = ReportContext(
+            study=study.study,
+            title=study.title,
+            profile=args.profile,
+            source=str(path),
+            paper=study.paper,
+            description=study.description,
+            data=data,
+            seeds=sorted({cell.seed for cell in expansion.cells}),
+            revision=revision,
+            machine=host,
+            versions=libs,
+        )
+        results = store.results(expansion.cells)
+        summary = write_report(
+            out_dir,
+            ctx,
+            results,
+            layouts,
+            [ClaimSpec.parse(c) for c in study.claims],
+            papers,
+            list(study.axes),
+        )
+        verdicts = ", ".join(f"{c['id']} {c['verdict']}" for c in summary["claims"]) or "no claims"
+        cells = summary["cells"]
+        print(
+            f"{study.study} [{args.profile}]: {out_dir / summary['report']} "
+            f"({cells['done']} done, {cells['failed']} failed, {cells['missing']} missing; {verdicts})"
+        )
+    index = write_index(out_dir)
+    print(f"index: {index}")
+    return 0

@@ -1,0 +1,258 @@
+"""Report figures (seaborn on matplotlib's Agg canvas): what reads better as a picture than as a table.
+
+- per-action bars, paper vs reproduced (per-action layouts, Tables 1 / 2),
+- convergence curves from the per-epoch history (studies with a ``ratio_less`` or convergence claim, Table 5),
+- the trend of a ``monotonic`` claim, e.g. the m sweep of Table 8 (metric and effect vs the swept axis),
+- per-joint error vs mean joint speed with a linear fit and Pearson r (``correlation`` claims, Fig. 2).
+
+Figures are drawn on ``matplotlib.figure.Figure`` objects with an explicit Agg canvas, never through pyplot's
+global state, so reports can be written from any thread or process without a display.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from bench.report.claims import ClaimResult, done_cells, layout_for, paper_frame, select, trend_curves
+from bench.report.spec import ClaimSpec, LayoutSpec
+from bench.report.tables import long_values, unique_cells
+from tmt.skeleton import H36M
+
+PAPER, OURS = "paper", "reproduced"
+CONVERGENCE_METRICS = ("convergence.", "train_time_s")
+
+
+def _figure(nrows: int, ncols: int, width: float, height: float) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    FigureCanvasAgg(fig)
+    with sns.axes_style("whitegrid"):
+        axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _row_label(key: tuple, names: Sequence[str]) -> str:
+    return ", ".join(f"{n}={v}" for n, v in zip(names, key, strict=True)) or "all"
+
+
+def per_action_figure(
+    results: pd.DataFrame, table: pd.DataFrame, layout: LayoutSpec, path: Path
+) -> Path | None:
+    """One bar panel per layout row: every action's paper value beside the reproduced mean (+- sd)."""
+    ours = long_values(results, layout)
+    ours = ours[ours["status"] == "done"].dropna(subset=["value"]).assign(source=OURS)
+    paper = table.dropna(subset=["paper"]).rename(columns={"paper": "value"}).assign(source=PAPER)
+    data = pd.concat([paper, ours], ignore_index=True)
+    if data.empty:
+        return None
+    rows = list(layout.rows)
+    keys = list(dict.fromkeys(map(tuple, table[rows].astype(str).to_numpy())))
+    data["_row"] = list(map(tuple, data[rows].astype(str).to_numpy()))
+    order = list(dict.fromkeys(table["action"]))
+    fig, axes = _figure(len(keys), 1, 12, 3.2)
+    for ax, key in zip(axes[:, 0], keys, strict=True):
+        sub = data[data["_row"] == key]
+        sns.barplot(
+            sub,
+            x="action",
+            y="value",
+            hue="source",
+            hue_order=[PAPER, OURS],
+            order=order,
+            errorbar="sd",
+            ax=ax,
+        )
+        ax.set_title(_row_label(key, rows), fontsize=9)
+        ax.set_xlabel("")
+        ax.set_ylabel(layout.metric)
+        ax.tick_params(axis="x", rotation=45, labelsize=8)
+    return _save(fig, path)
+
+
+def convergence_figure(results: pd.DataFrame, hue: str, rows: Sequence[str], path: Path) -> Path | None:
+    """Validation MPJPE against cumulative training time, one line per cell, coloured by ``hue``."""
+    records = []
+    for _, cell in unique_cells(results).iterrows():
+        history = cell.get("history")
+        if not isinstance(history, list):
+            continue
+        for rec in history:
+            if rec.get("val_mpjpe") is not None and rec.get("wall_time_s") is not None:
+                records.append(
+                    {
+                        hue: str(cell.get(hue)),
+                        "seed": cell.get("seed"),
+                        "_row": _row_label(tuple(cell.get(r) for r in rows), rows),
+                        "minutes": rec["wall_time_s"] / 60.0,
+                        "val_mpjpe": rec["val_mpjpe"],
+                        "status": cell.get("status"),
+                    }
+                )
+    data = pd.DataFrame(records)
+    if data.empty:
+        return None
+    panels = list(dict.fromkeys(data["_row"]))
+    ncols = min(3, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = _figure(nrows, ncols, 4.5, 3.2)
+    for ax, panel in zip(axes.ravel(), panels, strict=False):
+        sns.lineplot(
+            data[data["_row"] == panel],
+            x="minutes",
+            y="val_mpjpe",
+            hue=hue,
+            units="seed",
+            estimator=None,
+            marker="o",
+            markersize=3,
+            ax=ax,
+        )
+        ax.set_title(panel, fontsize=9)
+        ax.set_xlabel("training time (min)")
+        ax.set_ylabel("validation MPJPE")
+    for ax in axes.ravel()[len(panels) :]:
+        ax.set_visible(False)
+    return _save(fig, path)
+
+
+def trend_figure(
+    results: pd.DataFrame,
+    claim: ClaimSpec,
+    axes_names: Sequence[str],
+    layout: LayoutSpec,
+    table: pd.DataFrame | None,
+    path: Path,
+) -> Path | None:
+    """A monotonic claim's sweep, reproduced mean +- sd over seeds beside the paper's curve: the metric of
+    both compared values (left, effect claims only) and the claimed quantity (right)."""
+    done = done_cells(results, claim.where)
+    paper = select(paper_frame(table, layout), claim.where) if table is not None else None
+    curves = trend_curves(done, claim, axes_names)
+    if curves.empty:
+        return None
+    eff = claim.effect
+    fig, axes = _figure(1, 1 if eff is None else 2, 5.5, 3.8)
+    if eff is not None:
+        for value in (eff.lhs, eff.rhs):
+            spec = ClaimSpec(id="", text="", test="monotonic", metric=eff.metric, along=claim.along)
+            ours = trend_curves(select(done, {eff.over: value}), spec, axes_names)
+            theirs = (
+                trend_curves(select(paper, {eff.over: value}), spec, axes_names)
+                if paper is not None
+                else None
+            )
+            _curve(axes[0, 0], ours, theirs, str(value))
+        axes[0, 0].set(xlabel=claim.along, ylabel=eff.metric)
+        axes[0, 0].legend(fontsize=8)
+    ax = axes[0, -1]
+    _curve(
+        ax, curves, trend_curves(paper, claim, axes_names), "effect" if eff is not None else str(claim.metric)
+    )
+    ax.set(xlabel=claim.along, ylabel=_quantity(claim))
+    ax.legend(fontsize=8)
+    fig.suptitle(claim.text, fontsize=9)
+    return _save(fig, path)
+
+
+def _curve(ax, curves: pd.DataFrame, paper_curves: pd.DataFrame | None, label: str) -> None:
+    """Seed mean +- sd as an error-bar line, the paper's curve dashed in the same colour."""
+    if curves.empty:
+        return
+    x = curves.columns.to_numpy(float)
+    mean, sd = curves.mean().to_numpy(float), curves.std().fillna(0).to_numpy(float)
+    bars = ax.errorbar(x, mean, yerr=sd, marker="o", markersize=4, capsize=3, label=f"{label} ({OURS})")
+    if paper_curves is not None and not paper_curves.empty:
+        colour = bars.lines[0].get_color()
+        px, py = paper_curves.columns.to_numpy(float), paper_curves.iloc[0].to_numpy(float)
+        ax.plot(px, py, "--", marker="s", markersize=3, color=colour, alpha=0.7, label=f"{label} ({PAPER})")
+
+
+def _quantity(claim: ClaimSpec) -> str:
+    eff = claim.effect
+    if eff is None:
+        return str(claim.metric)
+    formulas = {
+        "relative": f"({eff.lhs} - {eff.rhs}) / {eff.lhs} (%)",
+        "absolute": f"{eff.lhs} - {eff.rhs}",
+        "ratio": f"{eff.lhs} / {eff.rhs}",
+    }
+    return f"{eff.metric}: {formulas[eff.kind]}"
+
+
+def joint_speed_figure(
+    results: pd.DataFrame, claim: ClaimSpec, result: ClaimResult, path: Path
+) -> Path | None:
+    """Per-joint error vs mean joint speed (averaged over cells) with a least-squares line and Pearson r."""
+    done = done_cells(results, claim.where)
+    arrays = {}
+    for name in (claim.x, claim.y):
+        values = [
+            np.asarray(v, float) for v in done.get(name, []) if isinstance(v, (list, tuple, np.ndarray))
+        ]
+        if not values or len({v.shape for v in values}) != 1:
+            return None
+        arrays[name] = np.stack(values).mean(axis=0)
+    x, y = arrays[claim.x], arrays[claim.y]
+    if x.shape != y.shape:
+        return None
+    keep = y != 0  # the root of a root-relative pose, as in the claim
+    names = np.asarray(H36M.joint_names if len(x) == H36M.num_joints else [str(i) for i in range(len(x))])
+    fig, axes = _figure(1, 1, 6, 4.5)
+    ax = axes[0, 0]
+    sns.regplot(x=x[keep], y=y[keep], ax=ax, ci=None, scatter_kws={"s": 25}, line_kws={"lw": 1.5})
+    for xi, yi, name in zip(x[keep], y[keep], names[keep], strict=True):
+        ax.annotate(name, (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    r = f"r = {result.effect:.2f}, p = {result.p_value:.2g}" if result.effect is not None else "r undefined"
+    ax.set_title(f"{claim.y} vs {claim.x} ({r}, {result.verdict})", fontsize=9)
+    ax.set(xlabel=claim.x, ylabel=claim.y)
+    return _save(fig, path)
+
+
+def study_figures(
+    results: pd.DataFrame,
+    tables: Sequence[tuple[LayoutSpec, pd.DataFrame]],
+    claims: Sequence[tuple[ClaimSpec, ClaimResult]],
+    axes_names: Sequence[str],
+    out_dir: Path,
+    stem: str,
+) -> list[tuple[str, Path]]:
+    """Every figure that applies to a study, written as ``out_dir/<stem>.<what>.png``.
+
+    Returns (caption, path) pairs of the files written (a figure without data is skipped).
+    """
+    out: list[tuple[str, Path | None]] = []
+    for i, (layout, table) in enumerate(tables):
+        if layout.per_action:
+            name = (layout.name or f"layout{i}") if len(tables) > 1 else "per_action"
+            path = per_action_figure(results, table, layout, out_dir / f"{stem}.{name}.png")
+            out.append((f"Per-action {layout.metric}: paper vs reproduced", path))
+    metrics = [layout.metric for layout, _ in tables] + [c.value_metric or "" for c, _ in claims]
+    ratio = [c for c, _ in claims if c.test == "ratio_less"]
+    if ratio or any(m.startswith(CONVERGENCE_METRICS) for m in metrics):
+        layout = tables[0][0]
+        hue = ratio[0].over if ratio else (layout.columns or "train.strategy")
+        rows = [r for r in layout.rows if r != hue]
+        path = convergence_figure(results, hue, rows, out_dir / f"{stem}.convergence.png")
+        out.append(("Convergence: validation MPJPE vs training time, one line per cell", path))
+    for claim, result in claims:
+        target = out_dir / f"{stem}.{claim.id}.png"
+        if claim.test == "monotonic":
+            layout, table = layout_for(claim, tables)
+            out.append(
+                (f"{claim.id}: {claim.text}", trend_figure(results, claim, axes_names, layout, table, target))
+            )
+        elif claim.test == "correlation":
+            out.append((f"{claim.id}: {claim.text}", joint_speed_figure(results, claim, result, target)))
+    return [(caption, path) for caption, path in out if path is not None]

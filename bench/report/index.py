@@ -1,0 +1,97 @@
+"""``reports/README.md``: one line per study with the profiles reported, cell counts and claim verdicts.
+
+Each report leaves a small ``<study>.<profile>.summary.json`` beside it; the index is rebuilt from all of
+them, so reporting one study refreshes its line without re-reading the store for the others.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.report.claims import ClaimResult
+from bench.report.markdown import ReportContext
+from bench.report.tables import unique_cells
+
+SUMMARY_SUFFIX = ".summary.json"
+INDEX = "README.md"
+
+
+def study_summary(
+    ctx: ReportContext, results: pd.DataFrame, claims: Sequence[ClaimResult], report: str
+) -> dict[str, Any]:
+    """The index's view of one report: identity, cell counts, claim verdicts, file name."""
+    cells = unique_cells(results)
+    status = cells["status"] if "status" in cells.columns else pd.Series(dtype=str)
+    return {
+        "study": ctx.study,
+        "title": ctx.title,
+        "profile": ctx.profile,
+        "report": report,
+        "generated": ctx.generated,
+        "revision": ctx.revision,
+        "cells": {s: int((status == s).sum()) for s in ("done", "failed", "missing")},
+        "claims": [{"id": c.id, "verdict": c.verdict, "effect": c.effect, "unit": c.unit} for c in claims],
+    }
+
+
+def write_summary(out_dir: Path, summary: dict[str, Any]) -> Path:
+    path = out_dir / f"{summary['study']}.{summary['profile']}{SUMMARY_SUFFIX}"
+    path.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def load_summaries(out_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(out_dir.glob(f"*{SUMMARY_SUFFIX}"))]
+
+
+def _natural(text: str) -> list[Any]:
+    """table2 < table10; figures after tables."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+
+
+def render_index(summaries: Sequence[dict[str, Any]]) -> str:
+    by_study: dict[str, list[dict[str, Any]]] = {}
+    for s in summaries:
+        by_study.setdefault(s["study"], []).append(s)
+    lines = [
+        "# Reports",
+        "",
+        "Written by `python -m bench report`; one line per study, one report per profile (profiles are never "
+        "mixed). Cells: done / failed / missing. Verdicts: holds, fails or inconclusive (the rule is stated "
+        "in every report).",
+        "",
+        "| study | title | profiles | cells | claims |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    order = sorted(by_study, key=lambda k: (not k.startswith("table"), _natural(k)))
+    for study in order:
+        reports = sorted(by_study[study], key=lambda s: s["profile"])
+        profiles = ", ".join(f"[{s['profile']}]({s['report']})" for s in reports)
+        cells = "; ".join(
+            f"{s['profile']}: {s['cells']['done']} / {s['cells']['failed']} / {s['cells']['missing']}"
+            for s in reports
+        )
+        verdicts: dict[str, list[str]] = {}
+        for s in reports:
+            for c in s["claims"]:
+                verdicts.setdefault(c["id"], []).append(
+                    c["verdict"] if len(reports) == 1 else f"{s['profile']} {c['verdict']}"
+                )
+        claims = "; ".join(f"`{cid}`: {', '.join(v)}" for cid, v in verdicts.items()) or "-"
+        title = reports[0]["title"].replace("|", "\\|")
+        lines.append(f"| {study} | {title} | {profiles} | {cells} | {claims} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_index(out_dir: Path) -> Path:
+    """Rebuild ``out_dir/README.md`` from every summary in ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / INDEX
+    path.write_text(render_index(load_summaries(out_dir)), encoding="utf-8")
+    return path

@@ -1,0 +1,316 @@
+"""Render one study's report as markdown: a header that says what ran where, the paper-layout tables, the
+failed cells, the claims with their verdicts, and links to the figures."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.report.claims import VERDICT_RULE, ClaimResult, Comparison
+from bench.report.spec import LayoutSpec
+from bench.report.tables import unique_cells
+
+LIBRARIES = ("torch", "numpy", "pandas", "scipy", "matplotlib", "seaborn", "pydantic")
+
+
+@dataclass
+class ReportContext:
+    """What a report states about itself besides the numbers."""
+
+    study: str
+    title: str
+    profile: str
+    source: str = ""
+    paper: str | None = None
+    description: str = ""
+    data: str = ""
+    seeds: list[int] = field(default_factory=list)
+    generated: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    revision: str = "unknown"
+    machine: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+def machine() -> dict[str, Any]:
+    """The hardware this process runs on: platform, CPU model, cores, torch threads and GPU (if any)."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in handle if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+    }
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def code_revision(root: Path | None = None) -> str:
+    """``git rev-parse HEAD`` of the checkout (``+ uncommitted changes`` when tracked files differ)."""
+    cwd = root or Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=cwd, capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + (" + uncommitted changes" if dirty.returncode == 1 else "") if head else "unknown"
+
+
+# --- numbers --------------------------------------------------------------------------------------------
+
+
+def num(value: Any, digits: int = 2) -> str:
+    """A table number: '-' for missing, thousands separators for big counts."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)) or pd.isna(value):
+        return "-"
+    value = float(value)
+    if abs(value) >= 1e4:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def signed(value: Any, digits: int = 2) -> str:
+    text = num(value, digits)
+    return f"+{text}" if text != "-" and float(value) > 0 else text
+
+
+def _md_row(cells: Sequence[Any]) -> str:
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = [_md_row(header), _md_row(["---"] * len(header))]
+    lines += [_md_row(r) for r in rows]
+    return "\n".join(lines)
+
+
+# --- sections -------------------------------------------------------------------------------------------
+
+
+def render_header(ctx: ReportContext, results: pd.DataFrame) -> str:
+    cells = unique_cells(results)
+    counts = cells["status"].value_counts() if "status" in cells.columns else pd.Series(dtype=int)
+    counted = ", ".join(f"{int(counts.get(s, 0))} {s}" for s in ("done", "failed", "missing"))
+    lines = [
+        f"# {ctx.title}",
+        "",
+        _intro(ctx),
+        "",
+    ]
+    if ctx.description:
+        lines += [ctx.description.strip(), ""]
+    seeds = ", ".join(map(str, ctx.seeds)) or "-"
+    lines += [
+        f"- **Profile:** {ctx.profile} ({len(ctx.seeds)} seed{'s' * (len(ctx.seeds) != 1)}: {seeds})",
+        f"- **Dataset:** {_dataset(ctx, cells)}",
+        f"- **Cells:** {len(cells)} ({counted})",
+        f"- **Cells ran on:** {_ran_on(cells)}",
+        f"- **Report machine:** {', '.join(f'{k} {v}' for k, v in ctx.machine.items()) or 'unknown'}",
+        f"- **Libraries:** {', '.join(f'{k} {v}' for k, v in ctx.versions.items()) or 'unknown'}",
+        f"- **Code revision:** `{ctx.revision}`",
+        f"- **Generated:** {ctx.generated}",
+    ]
+    return "\n".join(lines)
+
+
+def _intro(ctx: ReportContext) -> str:
+    source = f" ({ctx.source})" if ctx.source else ""
+    paper = f", paper table `{ctx.paper}`" if ctx.paper else ""
+    return f"Study `{ctx.study}`{source}, profile **{ctx.profile}**{paper}."
+
+
+def _dataset(ctx: ReportContext, cells: pd.DataFrame) -> str:
+    found = []
+    if "dataset.name" in cells.columns:
+        done = cells[cells["status"] == "done"]
+        cols = [c for c in ("dataset.name", "dataset.keypoints", "dataset.source") if c in done.columns]
+        for values in done[cols].drop_duplicates().itertuples(index=False):
+            found.append(" / ".join(str(v) for v in values if pd.notna(v)))
+    text = f"{ctx.data} data" if ctx.data else ""
+    if found:
+        text += ("; " if text else "") + "cells read " + "; ".join(found)
+    return text or "unknown"
+
+
+def _ran_on(cells: pd.DataFrame) -> str:
+    """The distinct machines the finished cells recorded (platform, CPU, threads, GPU, torch)."""
+    done = cells[cells["status"] == "done"] if "status" in cells.columns else cells.iloc[0:0]
+    env = [c for c in done.columns if c.startswith("environment.")]
+    if not env or done.empty:
+        return "unknown (no finished cell)"
+    parts = []
+    for record in done[env].drop_duplicates().to_dict("records"):
+        get = {k.removeprefix("environment."): v for k, v in record.items() if _present(v)}.get
+        text = f"{get('platform', '?')}, {get('processor', '?')}"
+        text += f", {int(get('threads'))} torch threads" if get("threads") is not None else ""
+        text += f", GPU {get('cuda')}" if get("cuda") else ", no GPU"
+        text += f", torch {get('torch')}" if get("torch") else ""
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def render_table(table: pd.DataFrame, layout: LayoutSpec) -> str:
+    """The paper's layout, each row stacked as paper / reproduced / delta (/ relative effects)."""
+    col = layout.column_name
+    rows = list(layout.rows)
+    columns = list(dict.fromkeys(table[col]))
+    baseline = table.attrs.get("baseline", layout.baseline)
+    lines = [
+        ("paper", lambda r: paper_num(r["paper"])),
+        ("reproduced", _ours),
+        ("delta", lambda r: signed(r["delta"])),
+    ]
+    effect_lines = [
+        (f"vs {baseline} %, reproduced", lambda r: signed(r["rel_pct"])),
+        (f"vs {baseline} %, paper", lambda r: signed(r["paper_rel_pct"])),
+    ]
+    out = []
+    for key, grp in table.groupby(rows, sort=False, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        by_col = dict(zip(grp[col], grp.to_dict("records"), strict=True))
+        has_effect = grp["rel_pct"].notna().any() or grp["paper_rel_pct"].notna().any()
+        for i, (label, fmt) in enumerate(lines + (effect_lines if has_effect else [])):
+            first = [str(k) for k in key] if i == 0 else [""] * len(rows)
+            out.append([*first, label, *(fmt(by_col[c]) if c in by_col else "" for c in columns)])
+    return _md_table([*rows, "", *map(str, columns)], out)
+
+
+def paper_num(value: Any) -> str:
+    """A paper number as printed (no padding to a fixed number of decimals)."""
+    return "-" if value is None or pd.isna(value) else f"{float(value):g}"
+
+
+def _ours(r: dict[str, Any]) -> str:
+    n = int(r["n"])
+    text = "-" if n == 0 else num(r["mean"]) + ("" if n < 2 else f" ± {num(r['std'])}")
+    notes = [f"n={n}"]
+    notes += [f"{int(r[k])} {w}" for k, w in (("n_failed", "failed"), ("n_missing", "missing")) if r[k]]
+    return f"{text} ({', '.join(notes)})"
+
+
+def render_failures(results: pd.DataFrame, axes: Sequence[str]) -> str:
+    """Failed cells with their reason; cells not run yet as a count."""
+    cells = unique_cells(results)
+    if "status" not in cells.columns:
+        return "No cells."
+    failed = cells[cells["status"] == "failed"]
+    missing = cells[cells["status"] == "missing"]
+    lines = []
+    if failed.empty:
+        lines.append("No failed cells.")
+    else:
+        rows = []
+        for _, cell in failed.iterrows():
+            labels = ", ".join(f"{a}={cell[a]}" for a in axes if a in cell.index)
+            reason = str(cell.get("failure") or "unknown").strip().splitlines()
+            rows.append(
+                [f"`{cell['cell_id']}`", labels, cell.get("seed"), reason[0] if reason else "unknown"]
+            )
+        lines.append(_md_table(["cell", "labels", "seed", "reason"], rows))
+    if len(missing):
+        lines += ["", f"{len(missing)} cell(s) not run yet (missing from the store)."]
+    return "\n".join(lines)
+
+
+def render_claims(claims: Sequence[ClaimResult]) -> str:
+    """Summary table of every claim, the verdict rule, then each claim's detail and comparisons."""
+    if not claims:
+        return "This study states no claims."
+    header = ["claim", "text", "verdict", "measured", "paper", "95% CI", "p", "n"]
+    rows = [
+        [f"`{c.id}`", c.text, f"**{c.verdict}**", f"{num(c.effect, 3)} {c.unit}", *_stats(c)[1:]]
+        for c in claims
+    ]
+    parts = [_md_table(header, rows), "", f"*Verdict rule.* {VERDICT_RULE}"]
+    for c in claims:
+        parts += ["", f"**`{c.id}`** ({c.test}): {c.detail}"]
+        if len(c.components) > 1:
+            comp_rows = [[k.label, k.verdict, *_stats(k)] for k in c.components]
+            parts += [
+                "",
+                _md_table(["comparison", "verdict", "measured", "paper", "95% CI", "p", "n"], comp_rows),
+            ]
+    return "\n".join(parts)
+
+
+def _stats(k: Comparison | ClaimResult) -> list[Any]:
+    """measured, paper, CI, p, n of a comparison or a claim, formatted."""
+    ci = f"[{num(k.ci[0], 3)}, {num(k.ci[1], 3)}]" if k.ci else "-"
+    return [num(k.effect, 3), num(k.paper_effect, 3), ci, _small(k.p_value), k.n]
+
+
+def _small(p: float | None) -> str:
+    if p is None or not math.isfinite(p):
+        return "-"
+    return f"{p:.2g}" if p < 1e-3 else f"{p:.3f}"
+
+
+def render_report(
+    ctx: ReportContext,
+    results: pd.DataFrame,
+    tables: Sequence[tuple[LayoutSpec, pd.DataFrame]],
+    claims: Sequence[ClaimResult],
+    figures: Sequence[tuple[str, Path]],
+    axes: Sequence[str],
+    out_dir: Path,
+    csv_name: str,
+) -> str:
+    """The whole markdown report; figure links are relative to ``out_dir`` (where the report lives)."""
+    parts = [render_header(ctx, results), ""]
+    for layout, table in tables:
+        name = layout.name or layout.paper or ctx.paper or "table"
+        parts += [
+            f"## {name}: {layout.metric}"
+            + (f" (paper column `{layout.paper_metric}`)" if layout.paper_metric else ""),
+            "",
+            f"Reproduced = mean ± sd over seeds (n = finished cells); delta = reproduced - paper. "
+            f"All numbers in [{csv_name}]({csv_name}).",
+            "",
+            render_table(table, layout) if len(table) else "No cells.",
+            "",
+        ]
+    parts += [
+        "## Failed cells",
+        "",
+        render_failures(results, axes),
+        "",
+        "## Claims",
+        "",
+        render_claims(claims),
+    ]
+    if figures:
+        parts += ["", "## Figures"]
+        for caption, path in figures:
+            parts += ["", f"![{caption}]({os.path.relpath(path, out_dir)})", "", f"*{caption}*"]
+    return "\n".join(parts) + "\n"
