@@ -1,0 +1,611 @@
+"""Reports: paper-layout tables, claim verdicts on data whose answer is fixed by construction, figures."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from bench.paper import load_paper_table
+from bench.report import (
+    ClaimSpec,
+    LayoutSpec,
+    ReportContext,
+    build_table,
+    evaluate_claims,
+    write_index,
+    write_report,
+)
+from bench.report.claims import FAILS, HOLDS, INCONCLUSIVE, judge, mean_test
+from bench.report.index import render_index
+from bench.report.markdown import code_revision, render_table
+from tmt.errors import ConfigError
+from tmt.skeleton import H36M_ACTIONS
+
+TABLE7_LAYOUT = {
+    "rows": ["model.depth", "model.dim", "model.frames"],
+    "columns": "train.strategy",
+    "metric": "mpjpe",
+    "paper_columns": {
+        "model.depth": "d_l",
+        "model.dim": "d_m",
+        "model.frames": "T",
+        "train.strategy": "variant",
+    },
+    "paper_values": {"train.strategy": {"tmt1": "TMT1", "tmt2": "TMT2", "tmt": "TMT"}},
+    "paper_metric": "mpjpe_mm",
+}
+TABLE7_ROWS = [(4, 64, 27), (6, 64, 27), (8, 64, 27), (8, 128, 27)]
+TABLE8_LAYOUT = {
+    "rows": ["data.mix_towards_gt"],
+    "columns": "train.strategy",
+    "metric": "mpjpe",
+    "paper_columns": {"data.mix_towards_gt": "m", "train.strategy": "method"},
+    "paper_values": {"train.strategy": {"baseline": "MixSTE", "tmt": "TMT"}},
+    "paper_metric": "mpjpe_mm",
+}
+TABLE5_LAYOUT = {
+    "rows": ["model.frames"],
+    "columns": "train.strategy",
+    "metric": "convergence.time_to_target_s",
+    "paper_columns": {"model.frames": "T", "train.strategy": "method"},
+    "paper_values": {"train.strategy": {"baseline": "MixSTE", "tmt": "TMT"}},
+    "paper_filter": {"batch": "1024"},
+    "paper_metric": "total_time_min",
+}
+
+
+def cell(labels: dict, seed: int, status: str = "done", profile: str = "cpu", **metrics) -> dict:
+    """One row of Store.results: identity, labels, status, metrics."""
+    key = "-".join(f"{v}" for v in labels.values())
+    return {
+        "cell_id": f"{key}-s{seed}",
+        "study": "test",
+        "profile": profile,
+        "seed": seed,
+        "status": status,
+        "failure": "TrainingFailed: loss is NaN" if status == "failed" else None,
+        **labels,
+        **(metrics if status == "done" else {}),
+    }
+
+
+def table7_value(depth: int, dim: int, strategy: str, seed: int) -> float:
+    """A known reproduced MPJPE: a level per strategy, a row effect and a per-seed offset."""
+    level = {"tmt": 35.0, "tmt1": 38.0, "tmt2": 60.0}[strategy]
+    return level - 0.25 * depth - dim / 128 + (0.3, -0.2, 0.1)[seed]
+
+
+def table7_results(seeds: int = 3, flip_row: tuple | None = None) -> pd.DataFrame:
+    rows = []
+    for depth, dim, frames in TABLE7_ROWS:
+        for strategy in ("tmt1", "tmt2", "tmt"):
+            for seed in range(seeds):
+                value = table7_value(depth, dim, strategy, seed)
+                if flip_row == (depth, dim, frames) and strategy in ("tmt", "tmt1"):
+                    value = table7_value(depth, dim, "tmt1" if strategy == "tmt" else "tmt", seed)
+                labels = {
+                    "model.depth": depth,
+                    "model.dim": dim,
+                    "model.frames": frames,
+                    "train.strategy": strategy,
+                }
+                rows.append(cell(labels, seed, mpjpe=value))
+    return pd.DataFrame(rows)
+
+
+def table8_results(ms, improvement, seeds: int = 3, noise: float = 0.05) -> pd.DataFrame:
+    """Baseline MPJPE 40 - 20 m; TMT = baseline * (1 - improvement(m) / 100), plus small seed noise."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for m, imp in zip(ms, improvement, strict=True):
+        for seed in range(seeds):
+            base = 40.0 - 20.0 * m + rng.normal(0, noise)
+            rows.append(cell({"data.mix_towards_gt": m, "train.strategy": "baseline"}, seed, mpjpe=base))
+            tmt = base * (1 - (imp + rng.normal(0, noise)) / 100)
+            rows.append(cell({"data.mix_towards_gt": m, "train.strategy": "tmt"}, seed, mpjpe=tmt))
+    return pd.DataFrame(rows)
+
+
+# --- tables ---------------------------------------------------------------------------------------------
+
+
+def test_table7_layout_paper_values_and_seed_statistics():
+    results = table7_results()
+    results.loc[0, "status"] = "failed"  # (4, 64, 27, tmt1, seed 0)
+    results.loc[0, "mpjpe"] = np.nan
+    missing = cell(
+        {"model.depth": 4, "model.dim": 64, "model.frames": 27, "train.strategy": "tmt"}, 3, "missing"
+    )
+    results = pd.concat([results, pd.DataFrame([missing])], ignore_index=True)
+    table = build_table(results, LayoutSpec.parse(TABLE7_LAYOUT), load_paper_table("table7"))
+
+    paper = load_paper_table("table7")
+    assert list(map(tuple, table[["model.depth", "model.dim", "model.frames"]].drop_duplicates().values)) == [
+        tuple(map(int, r)) for r in paper[["d_l", "d_m", "T"]].drop_duplicates().values
+    ]
+    assert list(table["train.strategy"].unique()) == ["tmt1", "tmt2", "tmt"]
+    for _, row in table.iterrows():
+        variant = {"tmt1": "TMT1", "tmt2": "TMT2", "tmt": "TMT"}[row["train.strategy"]]
+        expected_paper = paper[
+            (paper["d_l"] == str(row["model.depth"]))
+            & (paper["d_m"] == str(row["model.dim"]))
+            & (paper["variant"] == variant)
+        ]["mpjpe_mm"]
+        assert row["paper"] == float(expected_paper.item())
+        seeds = [0, 1, 2]
+        if (row["model.depth"], row["model.dim"], row["train.strategy"]) == (4, 64, "tmt1"):
+            seeds = [1, 2]
+            assert row["n_failed"] == 1
+        values = [table7_value(row["model.depth"], row["model.dim"], row["train.strategy"], s) for s in seeds]
+        assert row["n"] == len(seeds)
+        assert row["mean"] == pytest.approx(np.mean(values))
+        assert row["std"] == pytest.approx(np.std(values, ddof=1))
+        assert row["delta"] == pytest.approx(np.mean(values) - row["paper"])
+        expect_missing = (row["model.depth"], row["model.dim"], row["train.strategy"]) == (4, 64, "tmt")
+        assert row["n_missing"] == int(expect_missing)
+    assert table["rel_pct"].isna().all()  # Table 7 has no baseline column
+
+
+def test_relative_effects_beside_the_papers_improvement_table8():
+    ms = [0, 0.5, 0.8, 1]
+    results = table8_results(ms, [1.0, 2.0, 4.0, 14.0], noise=0.0)
+    table = build_table(results, LayoutSpec.parse(TABLE8_LAYOUT), load_paper_table("table8"))
+    paper = load_paper_table("table8")
+    tmt = table[table["train.strategy"] == "tmt"].set_index("data.mix_towards_gt")
+    for m, improvement in zip(ms, [1.0, 2.0, 4.0, 14.0], strict=True):
+        printed = paper[(paper["method"] == "TMT") & (paper["m"].astype(float) == m)][
+            "improvement_pct"
+        ].item()
+        assert tmt.loc[m, "paper_rel_pct"] == pytest.approx(float(printed), abs=0.006)  # "0.80" matched 0.8
+        assert tmt.loc[m, "rel_pct"] == pytest.approx(improvement)
+    assert table[table["train.strategy"] == "baseline"][["rel_pct", "paper_rel_pct"]].isna().all().all()
+    text = render_table(table, LayoutSpec.parse(TABLE8_LAYOUT))
+    assert "vs baseline %, reproduced" in text and "+13.89" in text and "+14.00" in text
+
+
+def test_per_action_layout_reads_paper_rows_and_actions():
+    layout = LayoutSpec.parse(
+        {
+            "rows": ["train.strategy"],
+            "metric": "per_action.mpjpe",
+            "paper_columns": {"model.frames": "T"},
+            "paper_rows": [
+                {"labels": {"train.strategy": "baseline"}, "match": {"method": "MixSTE", "backbone": ""}},
+                {"labels": {"train.strategy": "tmt"}, "match": {"method": "TMT", "backbone": "MixSTE"}},
+            ],
+            "paper_filter": {"input_2d": "GT"},
+            "paper_metric": "value",
+        }
+    )
+    rows = []
+    for strategy, level in (("baseline", 30.0), ("tmt", 27.0)):
+        for seed in range(2):
+            per_action = {f"per_action.mpjpe.{a}": level + i + seed for i, a in enumerate(H36M_ACTIONS)}
+            labels = {"train.strategy": strategy, "model.frames": 243}
+            rows.append(cell(labels, seed, mpjpe=level + 7 + seed, **per_action))
+    table = build_table(pd.DataFrame(rows), layout, load_paper_table("table1"))
+    assert list(table["action"].unique()) == [*H36M_ACTIONS, "Average"]
+    get = table.set_index(["train.strategy", "action"])
+    assert get.loc[("baseline", "Walking"), "paper"] == 14.7
+    assert get.loc[("tmt", "Walking"), "paper"] == 12.7
+    assert get.loc[("tmt", "Average"), "paper"] == 18.6
+    assert get.loc[("baseline", "Sitting"), "mean"] == pytest.approx(
+        30.0 + H36M_ACTIONS.index("Sitting") + 0.5
+    )
+    assert get.loc[("tmt", "Average"), "paper_rel_pct"] == pytest.approx((21.6 - 18.6) / 21.6 * 100)
+    assert get.loc[("tmt", "Average"), "rel_pct"] == pytest.approx((37.5 - 34.5) / 37.5 * 100)
+
+
+def test_ambiguous_paper_mapping_is_a_config_error():
+    layout = dict(TABLE7_LAYOUT, paper_columns={"model.depth": "d_l"}, paper_values={})
+    with pytest.raises(ConfigError, match="paper_columns"):
+        build_table(table7_results(), LayoutSpec.parse(layout), load_paper_table("table7"))
+
+
+def test_layout_that_does_not_separate_cells_is_a_config_error():
+    layout = dict(TABLE7_LAYOUT, rows=["model.depth", "model.frames"])  # model.dim varies at depth 8
+    with pytest.raises(ConfigError, match=r"layout\.rows"):
+        build_table(table7_results(), LayoutSpec.parse(layout), load_paper_table("table7"))
+
+
+# --- the verdict rule -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("effect", "ci", "p", "n", "sign", "verdict"),
+    [
+        (2.0, (1.0, 3.0), 0.01, 3, 1, HOLDS),
+        (-2.0, (-3.0, -1.0), 0.01, 3, 1, FAILS),
+        (-2.0, (-3.0, -1.0), 0.01, 3, -1, HOLDS),
+        (2.0, (1.0, 3.0), 0.2, 2, 1, INCONCLUSIVE),  # bootstrap CI excludes 0 but the t-test does not agree
+        (2.0, (-1.0, 3.0), 0.01, 3, 1, INCONCLUSIVE),
+        (2.0, (1.0, 3.0), 0.01, 1, 1, INCONCLUSIVE),  # too few seeds
+    ],
+)
+def test_judge(effect, ci, p, n, sign, verdict):
+    assert judge(effect, ci, p, n, sign)[0] == verdict
+
+
+def test_judge_against_a_threshold():
+    assert judge(0.8, (0.7, 0.9), 0.01, 3, -1, threshold=1.0)[0] == HOLDS
+    assert judge(1.2, (1.1, 1.3), 0.01, 3, -1, threshold=1.0)[0] == FAILS
+
+
+def test_mean_test_is_the_paired_t_test_with_a_bootstrap_ci():
+    d = np.array([1.0, 1.4, 0.9, 1.2])
+    mean, ci, p = mean_test(d)
+    assert mean == pytest.approx(d.mean())
+    assert p == pytest.approx(stats.ttest_1samp(d, 0.0).pvalue)
+    assert d.min() <= ci[0] < mean < ci[1] <= d.max()
+
+
+# --- claims ---------------------------------------------------------------------------------------------
+
+ORDERED = {
+    "id": "tmt_best",
+    "text": "TMT < TMT1 < TMT2 on every row",
+    "test": "ordered",
+    "metric": "mpjpe",
+    "over": "train.strategy",
+    "order": ["tmt", "tmt1", "tmt2"],
+    "per_row": True,
+}
+AXES7 = ["model.depth", "model.dim", "model.frames", "train.strategy"]
+
+
+def _claims(results, claims, layout=TABLE7_LAYOUT, paper="table7", axes=AXES7):
+    spec = LayoutSpec.parse(layout)
+    table = build_table(results, spec, load_paper_table(paper))
+    return evaluate_claims(results, claims, [(spec, table)], axes)
+
+
+def test_ordered_claim_holds_with_measured_and_paper_effects():
+    (result,) = _claims(table7_results(), [ORDERED])
+    assert result.verdict == HOLDS
+    assert len(result.components) == 2 * (len(TABLE7_ROWS) + 1)
+    assert all(c.verdict == HOLDS for c in result.components)
+    pooled = next(c for c in result.components if c.label == "tmt < tmt1 (all rows)")
+    assert pooled.effect == pytest.approx(3.0)  # tmt1 - tmt = 38 - 35 on every row and seed
+    assert pooled.n == 3 * len(TABLE7_ROWS)
+    assert pooled.paper_effect == pytest.approx(np.mean([38.4 - 35.9, 36.7 - 34.2, 34.4 - 33.6, 34.2 - 32.1]))
+
+
+def test_ordered_claim_fails_when_the_order_is_reversed():
+    claim = dict(ORDERED, order=["tmt2", "tmt1", "tmt"])
+    (result,) = _claims(table7_results(), [claim])
+    assert result.verdict == FAILS
+    assert result.effect < 0 and result.ci[1] < 0
+
+
+def test_ordered_claim_fails_on_one_reversed_row():
+    (result,) = _claims(table7_results(flip_row=(6, 64, 27)), [ORDERED])
+    assert result.verdict == FAILS
+    failing = [c for c in result.components if c.verdict == FAILS]
+    assert [c.label for c in failing] == ["tmt < tmt1 @ model.depth=6, model.dim=64"]
+    assert result.effect == pytest.approx(-3.0)
+
+
+def test_one_seed_is_inconclusive_with_a_reason():
+    claim = dict(ORDERED, per_row=False, order=["tmt", "tmt1"])
+    (result,) = _claims(table7_results(seeds=1), [claim])
+    assert result.verdict == INCONCLUSIVE
+    assert result.n == len(TABLE7_ROWS)  # four rows pooled, all with the same effect, but only one seed
+    assert "1 seed: at least 2 needed" in result.detail
+    assert result.effect == pytest.approx(3.0)
+
+
+def test_noisy_differences_are_inconclusive():
+    results = table7_results()
+    is_tmt = results["train.strategy"] == "tmt"
+    # tmt1 - tmt becomes 3 - 3 * (1, -1, 0.5) = (0, 6, 1.5) over the seeds: positive on average,
+    # not significant
+    results.loc[is_tmt, "mpjpe"] += 3.0 * results.loc[is_tmt, "seed"].map({0: 1.0, 1: -1.0, 2: 0.5})
+    claim = dict(ORDERED, per_row=False, order=["tmt", "tmt1"])
+    (result,) = _claims(results[results["model.depth"] == 4], [claim])
+    assert result.verdict == INCONCLUSIVE
+    assert result.effect == pytest.approx(2.5)
+    assert result.p_value == pytest.approx(stats.ttest_1samp([0.0, 6.0, 1.5], 0.0).pvalue)
+
+
+IMPROVEMENT = {
+    "id": "gain_grows_with_m",
+    "text": "the improvement of TMT over MixSTE grows with m",
+    "test": "monotonic",
+    "effect": {
+        "over": "train.strategy",
+        "lhs": "baseline",
+        "rhs": "tmt",
+        "kind": "relative",
+        "metric": "mpjpe",
+    },
+    "along": "data.mix_towards_gt",
+    "direction": "increasing",
+}
+M_SWEEP = [0, 0.25, 0.5, 0.75, 1]
+AXES8 = ["data.mix_towards_gt", "train.strategy"]
+
+
+def test_monotonic_trend_holds_and_the_papers_trend_is_shown():
+    results = table8_results(M_SWEEP, [1.0, 1.5, 2.5, 5.0, 12.0])
+    (result,) = _claims(results, [IMPROVEMENT], TABLE8_LAYOUT, "table8", AXES8)
+    assert result.verdict == HOLDS
+    assert result.effect == pytest.approx(1.0)
+    assert result.paper_effect == pytest.approx(1.0)  # 0.98, 1.12, 1.37, 2.51, 13.89 % rise with m
+    assert result.n == 3
+    assert "12" in result.detail and "paper 13.9" in result.detail
+
+
+def test_monotonic_trend_fails_when_the_effect_shrinks():
+    results = table8_results(M_SWEEP, [12.0, 5.0, 2.5, 1.5, 1.0])
+    (result,) = _claims(results, [IMPROVEMENT], TABLE8_LAYOUT, "table8", AXES8)
+    assert result.verdict == FAILS
+    assert result.effect == pytest.approx(-1.0)
+
+
+def test_monotonic_trend_with_one_seed_is_inconclusive():
+    results = table8_results(M_SWEEP, [1.0, 1.5, 2.5, 5.0, 12.0], seeds=1)
+    (result,) = _claims(results, [IMPROVEMENT], TABLE8_LAYOUT, "table8", AXES8)
+    assert result.verdict == INCONCLUSIVE and "at least 2" in result.detail
+
+
+def joint_results(slope: float, seeds: int = 2) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    speed = np.linspace(1.0, 9.0, 17)
+    rows = []
+    for seed in range(seeds):
+        error = 30.0 + slope * speed + rng.normal(0, 0.5, 17)
+        error[0] = 0.0  # the root joint of a root-relative pose
+        rows.append(
+            cell(
+                {"train.strategy": "tmt"},
+                seed,
+                mpjpe=30.0,
+                per_joint_mpjpe=list(error),
+                per_joint_speed=list(speed),
+            )
+        )
+    return pd.DataFrame(rows)
+
+
+CORRELATION = {
+    "id": "error_tracks_speed",
+    "text": "MPJPE grows with joint speed",
+    "test": "correlation",
+    "x": "per_joint_speed",
+    "y": "per_joint_mpjpe",
+}
+ONE_COLUMN = {"rows": ["train.strategy"], "columns": None, "metric": "mpjpe"}
+
+
+def test_correlation_claim_holds_and_fails_by_construction():
+    (up,) = evaluate_claims(joint_results(3.0), [CORRELATION], [(LayoutSpec.parse(ONE_COLUMN), None)])
+    assert up.verdict == HOLDS and up.effect > 0.9 and up.n == 16  # the zero-error root is left out
+    (down,) = evaluate_claims(joint_results(-3.0), [CORRELATION], [(LayoutSpec.parse(ONE_COLUMN), None)])
+    assert down.verdict == FAILS and down.effect < -0.9
+
+
+RATIO = {
+    "id": "tmt_converges_faster",
+    "text": "TMT needs less time than MixSTE to converge",
+    "test": "ratio_less",
+    "metric": "convergence.time_to_target_s",
+    "over": "train.strategy",
+    "order": ["tmt", "baseline"],
+    "max": 1.0,
+}
+
+
+def convergence_results(ratio: float, seeds: int = 3) -> pd.DataFrame:
+    rows = []
+    for frames in (27, 81, 243):
+        for seed in range(seeds):
+            base = 100.0 + frames + 5 * seed
+            tmt = base * ratio * (1.0 + 0.02 * (seed - 1))
+            for strategy, time_s in (("baseline", base), ("tmt", tmt)):
+                history = [
+                    {"epoch": e, "val_mpjpe": 60.0 / e, "wall_time_s": time_s * e / 5} for e in range(1, 6)
+                ]
+                rows.append(
+                    cell(
+                        {"model.frames": frames, "train.strategy": strategy},
+                        seed,
+                        **{"convergence.time_to_target_s": time_s, "history": history, "mpjpe": 30.0},
+                    )
+                )
+    return pd.DataFrame(rows)
+
+
+def test_ratio_claim_holds_with_the_papers_ratio_beside_it():
+    (result,) = _claims(
+        convergence_results(0.7), [RATIO], TABLE5_LAYOUT, "table5", ["model.frames", "train.strategy"]
+    )
+    assert result.verdict == HOLDS
+    assert result.effect == pytest.approx(0.7, abs=0.01)
+    paper = [1543 / 2167, 1731 / 2346, 1652 / 2205]  # batch 1024 rows of Table 5
+    assert result.paper_effect == pytest.approx(math.exp(np.mean(np.log(paper))))
+    (slower,) = _claims(
+        convergence_results(1.4), [RATIO], TABLE5_LAYOUT, "table5", ["model.frames", "train.strategy"]
+    )
+    assert slower.verdict == FAILS and slower.ci[0] > 1.0
+
+
+# --- writing reports ------------------------------------------------------------------------------------
+
+
+def _context(study: str, profile: str = "cpu") -> ReportContext:
+    return ReportContext(
+        study=study,
+        title=f"Test {study}",
+        profile=profile,
+        paper=study,
+        data="synthetic",
+        seeds=[0, 1, 2],
+        revision="abc123",
+        machine={"cpu": "test-cpu"},
+        versions={"torch": "9.9"},
+    )
+
+
+def test_write_report_files_failures_claims_and_figures(tmp_path: Path):
+    results = table8_results(M_SWEEP, [1.0, 1.5, 2.5, 5.0, 12.0])
+    failed = cell({"data.mix_towards_gt": 0.5, "train.strategy": "tmt"}, 3, "failed")
+    results = pd.concat([results, pd.DataFrame([failed])], ignore_index=True)
+    layouts = [dataclass_replace_paper(TABLE8_LAYOUT, "table8")]
+    claims = [ClaimSpec.parse(IMPROVEMENT)]
+    summary = write_report(
+        tmp_path, _context("table8"), results, layouts, claims, {"table8": load_paper_table("table8")}, AXES8
+    )
+
+    md = (tmp_path / "table8.cpu.md").read_text()
+    assert "profile **cpu**" in md and "seeds: 0, 1, 2" in md and "`abc123`" in md and "torch 9.9" in md
+    assert failed["cell_id"] in md and "TrainingFailed: loss is NaN" in md
+    assert "`gain_grows_with_m`" in md and "**holds**" in md and "Verdict rule" in md
+    csv = pd.read_csv(tmp_path / "table8.cpu.csv")
+    assert {"paper", "mean", "std", "n", "delta", "rel_pct", "paper_rel_pct"} <= set(csv.columns)
+    assert len(csv) == 2 * len(M_SWEEP)
+    figure = tmp_path / "figures" / "table8.cpu.gain_grows_with_m.png"
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "figures/table8.cpu.gain_grows_with_m.png" in md
+    assert summary["cells"] == {"done": 30, "failed": 1, "missing": 0}
+    assert summary["claims"][0]["verdict"] == HOLDS
+
+
+def dataclass_replace_paper(layout: dict, paper: str) -> LayoutSpec:
+    return LayoutSpec.parse(dict(layout, paper=paper))
+
+
+def test_convergence_correlation_and_per_action_figures(tmp_path: Path):
+    results = convergence_results(0.7)
+    summary = write_report(
+        tmp_path,
+        _context("table5"),
+        results,
+        [dataclass_replace_paper(TABLE5_LAYOUT, "table5")],
+        [ClaimSpec.parse(RATIO)],
+        {"table5": load_paper_table("table5")},
+        ["model.frames", "train.strategy"],
+    )
+    assert summary["claims"][0]["verdict"] == HOLDS
+    assert (tmp_path / "figures" / "table5.cpu.convergence.png").read_bytes()[:4] == b"\x89PNG"
+
+    write_report(
+        tmp_path,
+        _context("fig2"),
+        joint_results(3.0),
+        [LayoutSpec.parse(ONE_COLUMN)],
+        [ClaimSpec.parse(CORRELATION)],
+        {},
+        ["train.strategy"],
+    )
+    assert (tmp_path / "figures" / "fig2.cpu.error_tracks_speed.png").read_bytes()[:4] == b"\x89PNG"
+
+    rows = [
+        cell(
+            {"train.strategy": "tmt"},
+            s,
+            mpjpe=20.0 + s,
+            **{f"per_action.mpjpe.{a}": 20.0 + s for a in H36M_ACTIONS},
+        )
+        for s in range(2)
+    ]
+    layout = LayoutSpec.parse(
+        {
+            "rows": ["train.strategy"],
+            "metric": "per_action.mpjpe",
+            "paper": "table1",
+            "paper_rows": [
+                {
+                    "labels": {"train.strategy": "tmt"},
+                    "match": {"method": "TMT", "backbone": "MixSTE", "T": "243"},
+                }
+            ],
+            "paper_metric": "value",
+        }
+    )
+    write_report(
+        tmp_path,
+        _context("table1"),
+        pd.DataFrame(rows),
+        [layout],
+        [],
+        {"table1": load_paper_table("table1")},
+        ["train.strategy"],
+    )
+    assert (tmp_path / "figures" / "table1.cpu.per_action.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| tmt | paper | 18.7 | 18.2 |" in (tmp_path / "table1.cpu.md").read_text()  # TMT T=243, GT
+
+
+def test_a_report_never_mixes_profiles(tmp_path: Path):
+    results = table7_results()
+    results.loc[0, "profile"] = "smoke"
+    with pytest.raises(ValueError, match="mix profiles"):
+        write_report(tmp_path, _context("table7"), results, [LayoutSpec.parse(TABLE7_LAYOUT)], [], {}, AXES7)
+
+
+def test_index_lists_every_study_with_its_verdicts(tmp_path: Path):
+    layout7 = dataclass_replace_paper(TABLE7_LAYOUT, "table7")
+    papers = {"table7": load_paper_table("table7"), "table8": load_paper_table("table8")}
+    write_report(
+        tmp_path, _context("table7"), table7_results(), [layout7], [ClaimSpec.parse(ORDERED)], papers, AXES7
+    )
+    smoke = table7_results(seeds=1).assign(profile="smoke")
+    write_report(
+        tmp_path, _context("table7", "smoke"), smoke, [layout7], [ClaimSpec.parse(ORDERED)], papers, AXES7
+    )
+    shrinking = table8_results(M_SWEEP, [12.0, 5.0, 2.5, 1.5, 1.0])
+    write_report(
+        tmp_path,
+        _context("table8"),
+        shrinking,
+        [dataclass_replace_paper(TABLE8_LAYOUT, "table8")],
+        [ClaimSpec.parse(IMPROVEMENT)],
+        papers,
+        AXES8,
+    )
+    index = write_index(tmp_path).read_text()
+    lines = [ln for ln in index.splitlines() if ln.startswith("| table")]
+    assert len(lines) == 2
+    assert "[cpu](table7.cpu.md), [smoke](table7.smoke.md)" in lines[0]
+    assert "cpu holds, smoke inconclusive" in lines[0] and "cpu: 36 / 0 / 0" in lines[0]
+    assert "`gain_grows_with_m`: fails" in lines[1]
+    summary = json.loads((tmp_path / "table8.cpu.summary.json").read_text())
+    assert render_index([summary]).count("| table8 |") == 1
+
+
+def test_code_revision_outside_a_repository_is_unknown(tmp_path: Path):
+    assert code_revision(tmp_path) == "unknown"
+
+
+def test_cli_reports_a_study_from_the_store(tmp_path: Path, capsys):
+    study_mod = pytest.importorskip("bench.study")
+    from bench.cli import main
+    from bench.store import Store
+
+    source = Path(__file__).resolve().parents[1] / "studies" / "table7.yaml"
+    study = study_mod.load_study(source)
+    cells = study_mod.expand(study, str(source), "smoke", check_models=False).cells
+    store = Store(tmp_path / "runs")
+    for i, c in enumerate(cells):
+        store.prepare(c)
+        if i == 0:
+            store.write_failure(c.id, "TrainingFailed: loss is NaN at epoch 1")
+            continue
+        value = table7_value(c.labels["model.depth"], c.labels["model.dim"], c.labels["train.strategy"], 0)
+        store.write_result(c.id, {"metrics": {"mpjpe": value}, "history": [], "environment": {"threads": 2}})
+    out = tmp_path / "reports"
+    rc = main(
+        ["report", str(source), "--profile", "smoke", "--store", str(tmp_path / "runs"), "--out", str(out)]
+    )
+    assert rc == 0
+    md = (out / "table7.smoke.md").read_text()
+    assert cells[0].id in md and "loss is NaN at epoch 1" in md
+    verdicts = [ln.split(" | ")[2] for ln in md.splitlines() if ln.startswith("| `tmt")]
+    assert verdicts == ["**inconclusive**", "**inconclusive**"]  # one seed: no claim can be decided
+    assert (out / "table7.smoke.csv").exists() and "table7" in (out / "README.md").read_text()
+    assert "table7 [smoke]" in capsys.readouterr().out
