@@ -354,6 +354,36 @@ def test_monotonic_trend_with_one_seed_is_inconclusive():
     assert result.verdict == INCONCLUSIVE and "at least 2" in result.detail
 
 
+def test_monotonic_metric_trend_without_an_effect():
+    """Table 6 style: MPJPE itself falls as T grows (direction decreasing); a rising metric fails."""
+    layout = {"rows": ["model.frames"], "columns": None, "metric": "mpjpe"}
+    claim = {
+        "id": "longer_is_better",
+        "text": "MPJPE falls with T",
+        "test": "monotonic",
+        "metric": "mpjpe",
+        "along": "model.frames",
+        "direction": "decreasing",
+    }
+    frames = [27, 81, 243]
+    falling = pd.DataFrame(
+        [cell({"model.frames": t}, s, mpjpe=40.0 - 0.05 * t + 0.1 * s) for t in frames for s in range(3)]
+    )
+    spec = LayoutSpec.parse(layout)
+    (result,) = evaluate_claims(falling, [claim], [(spec, None)], ["model.frames"])
+    assert result.verdict == HOLDS and result.effect == pytest.approx(-1.0)
+    rising = falling.assign(mpjpe=80.0 - falling["mpjpe"])
+    (result,) = evaluate_claims(rising, [claim], [(spec, None)], ["model.frames"])
+    assert result.verdict == FAILS
+
+
+def test_claims_without_finished_cells_are_inconclusive():
+    missing = table7_results().assign(status="missing").drop(columns="mpjpe")
+    results = _claims(missing, [ORDERED, dict(IMPROVEMENT, id="trend")])
+    assert [r.verdict for r in results] == [INCONCLUSIVE, INCONCLUSIVE]
+    assert all(r.n == 0 and r.effect is None for r in results)
+
+
 def joint_results(slope: float, seeds: int = 2) -> pd.DataFrame:
     rng = np.random.default_rng(3)
     speed = np.linspace(1.0, 9.0, 17)
@@ -456,7 +486,7 @@ def test_write_report_files_failures_claims_and_figures(tmp_path: Path):
     results = table8_results(M_SWEEP, [1.0, 1.5, 2.5, 5.0, 12.0])
     failed = cell({"data.mix_towards_gt": 0.5, "train.strategy": "tmt"}, 3, "failed")
     results = pd.concat([results, pd.DataFrame([failed])], ignore_index=True)
-    layouts = [dataclass_replace_paper(TABLE8_LAYOUT, "table8")]
+    layouts = [layout_with_paper(TABLE8_LAYOUT, "table8")]
     claims = [ClaimSpec.parse(IMPROVEMENT)]
     summary = write_report(
         tmp_path, _context("table8"), results, layouts, claims, {"table8": load_paper_table("table8")}, AXES8
@@ -476,7 +506,7 @@ def test_write_report_files_failures_claims_and_figures(tmp_path: Path):
     assert summary["claims"][0]["verdict"] == HOLDS
 
 
-def dataclass_replace_paper(layout: dict, paper: str) -> LayoutSpec:
+def layout_with_paper(layout: dict, paper: str) -> LayoutSpec:
     return LayoutSpec.parse(dict(layout, paper=paper))
 
 
@@ -486,7 +516,7 @@ def test_convergence_correlation_and_per_action_figures(tmp_path: Path):
         tmp_path,
         _context("table5"),
         results,
-        [dataclass_replace_paper(TABLE5_LAYOUT, "table5")],
+        [layout_with_paper(TABLE5_LAYOUT, "table5")],
         [ClaimSpec.parse(RATIO)],
         {"table5": load_paper_table("table5")},
         ["model.frames", "train.strategy"],
@@ -549,7 +579,7 @@ def test_a_report_never_mixes_profiles(tmp_path: Path):
 
 
 def test_index_lists_every_study_with_its_verdicts(tmp_path: Path):
-    layout7 = dataclass_replace_paper(TABLE7_LAYOUT, "table7")
+    layout7 = layout_with_paper(TABLE7_LAYOUT, "table7")
     papers = {"table7": load_paper_table("table7"), "table8": load_paper_table("table8")}
     write_report(
         tmp_path, _context("table7"), table7_results(), [layout7], [ClaimSpec.parse(ORDERED)], papers, AXES7
@@ -563,7 +593,7 @@ def test_index_lists_every_study_with_its_verdicts(tmp_path: Path):
         tmp_path,
         _context("table8"),
         shrinking,
-        [dataclass_replace_paper(TABLE8_LAYOUT, "table8")],
+        [layout_with_paper(TABLE8_LAYOUT, "table8")],
         [ClaimSpec.parse(IMPROVEMENT)],
         papers,
         AXES8,
