@@ -12,8 +12,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tmt.errors import ConfigError
+from tmt.training.strategies import STRATEGIES
 
-STRATEGY_NAMES = ("baseline", "tmt", "tmt1", "tmt2", "tmt_v2", "tmt_a3", "tmt_va3")
+STRATEGY_NAMES = tuple(STRATEGIES)
 
 
 class StrictModel(BaseModel):
@@ -25,17 +26,22 @@ class StrictModel(BaseModel):
 class DataConfig(StrictModel):
     dataset: Literal["h36m", "mpi_inf_3dhp"] = "h36m"
     root: Path = Path("data/synthetic")
-    keypoints: str = Field("gt", description="2D keypoint set: data_2d_h36m_<keypoints>.npz ('gt', 'cpn_ft_h36m_dbb')")
+    keypoints: str = Field(
+        "gt", description="2D keypoint set: data_2d_h36m_<keypoints>.npz ('gt', 'cpn_ft_h36m_dbb')"
+    )
     mix_towards_gt: float | None = Field(
         None, ge=0.0, le=1.0, description="paper Eq. 2: P2 = K + m (GT - K) with K the keypoint set above"
     )
     synthetic: Literal["smoke", "small", "full"] | None = Field(
-        None, description="generate the synthetic Human3.6M-like set of this size into root when it is missing"
+        None,
+        description="generate the synthetic Human3.6M-like set of this size into root when it is missing",
     )
     synthetic_seed: int = 0
     train_subjects: tuple[str, ...] | None = None
     test_subjects: tuple[str, ...] | None = None
-    actions: tuple[str, ...] | None = Field(None, description="restrict to these action groups (default: all)")
+    actions: tuple[str, ...] | None = Field(
+        None, description="restrict to these action groups (default: all)"
+    )
     train_stride: int | None = Field(
         None, ge=1, description="stride between training windows (default: T for seq2seq, 1 for seq2frame)"
     )
@@ -43,7 +49,10 @@ class DataConfig(StrictModel):
         None, ge=1, description="use an evenly spaced subset of this many training windows (scaled profiles)"
     )
     validation_fraction: float = Field(
-        0.1, ge=0.0, lt=1.0, description="tail of every training sequence held out for model selection"
+        0.1,
+        ge=0.0,
+        lt=1.0,
+        description="fraction of training recordings (all cameras) held out for model selection; 0: none",
     )
 
 
@@ -61,8 +70,12 @@ class ModelConfig(StrictModel):
 class OptimConfig(StrictModel):
     optimizer: Literal["adamw", "adam"] | None = None
     lr: float | None = Field(None, gt=0.0)
-    lr_decay: float | None = Field(None, gt=0.0, le=1.0, description="lr multiplied by this after every epoch")
-    lr_halve_every: int | None = Field(None, ge=1, description="lr additionally halved every n epochs (MHFormer)")
+    lr_decay: float | None = Field(
+        None, gt=0.0, le=1.0, description="lr multiplied by this after every epoch"
+    )
+    lr_halve_every: int | None = Field(
+        None, ge=1, description="lr additionally halved every n epochs (MHFormer)"
+    )
     weight_decay: float | None = Field(None, ge=0.0)
     amsgrad: bool | None = None
     batch_frames: int | None = Field(None, ge=1, description="batch size in frames (clips = frames // T)")
@@ -80,7 +93,9 @@ class TrainConfig(StrictModel):
         "root_relative",
         description="V3 from root-relative targets (what the loss sees) or absolute camera-space positions",
     )
-    loss: dict[str, float] | None = Field(None, description="loss terms and coefficients (None: backbone default)")
+    loss: dict[str, float] | None = Field(
+        None, description="loss terms and coefficients (None: backbone default)"
+    )
     flip_augment: bool = True
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     compile: bool = False
@@ -97,8 +112,12 @@ class EvalConfig(StrictModel):
         "or the best test MPJPE (the MixSTE reference behaviour; looks at the test set)",
     )
     batch_clips: int = Field(64, ge=1)
-    target_mpjpe: float | None = Field(None, gt=0.0, description="mm; convergence = first epoch at or below it")
-    plateau_patience: int = Field(5, ge=1, description="plateau = no val improvement > min_delta for n epochs")
+    target_mpjpe: float | None = Field(
+        None, gt=0.0, description="mm; convergence = first epoch at or below it"
+    )
+    plateau_patience: int = Field(
+        5, ge=1, description="plateau = no val improvement > min_delta for n epochs"
+    )
     plateau_min_delta: float = Field(0.1, ge=0.0, description="mm")
 
 
@@ -112,7 +131,9 @@ class ExperimentConfig(StrictModel):
     @model_validator(mode="after")
     def _known_strategy(self) -> ExperimentConfig:
         if self.train.strategy not in STRATEGY_NAMES:
-            raise ValueError(f"train.strategy: unknown strategy {self.train.strategy!r}; allowed: {STRATEGY_NAMES}")
+            raise ValueError(
+                f"train.strategy: unknown strategy {self.train.strategy!r}; allowed: {STRATEGY_NAMES}"
+            )
         return self
 
     def resolved(self) -> ExperimentConfig:

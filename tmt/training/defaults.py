@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from tmt.errors import ConfigError
 from tmt.losses import DEFAULT_LOSS
 from tmt.training.config import ExperimentConfig
 
@@ -57,10 +56,7 @@ def resolve_config(config: ExperimentConfig) -> ExperimentConfig:
     from tmt.models import model_defaults
 
     backbone = config.model.backbone
-    try:
-        model_kwargs = model_defaults(backbone)
-    except KeyError as err:
-        raise ConfigError(f"model.backbone: {err.args[0]}") from None
+    model_kwargs = model_defaults(backbone)
     recipe = RECIPES.get(backbone, RECIPES["mixste"])
 
     model_updates = {

@@ -1,0 +1,22 @@
+"""Shared fixtures: the smoke synthetic Human3.6M-like set, generated once per test session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+# The test models are tiny: one thread avoids thread start-up and contention costs that dominate at this size.
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def smoke_data(tmp_path_factory):
+    """Folder holding the synthetic set (size ``smoke``, seed 0) in the VideoPose3D npz format."""
+    from h36m_fixtures import write_h36m_fixture
+
+    root = tmp_path_factory.mktemp("synthetic-smoke")
+    write_h36m_fixture(root, subjects=("S1", "S5", "S6", "S7", "S8", "S9", "S11"), frames=60)
+    return root

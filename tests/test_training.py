@@ -1,0 +1,175 @@
+"""The training engine on the smoke synthetic set: strategies, updates per batch, inference inputs, resume."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tmt.data.dataset import Sequence
+from tmt.skeleton import H36M
+from tmt.training import STRATEGIES, ExperimentConfig, TrainingFailed, get_strategy, run_experiment
+from tmt.training.evaluate import Predictor, evaluate_protocol
+from tmt.training.experiment import build_experiment_model, load_dataset, training_windows
+from tmt.training.trainer import Trainer
+
+TINY = {"backbone": "mixste", "frames": 9, "depth": 1, "dim": 16, "heads": 2}
+
+
+def tiny_config(root, strategy="tmt", epochs=1, **train) -> ExperimentConfig:
+    return ExperimentConfig.model_validate(
+        {
+            "data": {"root": str(root), "max_train_windows": 48, "validation_fraction": 0.1},
+            "model": TINY,
+            "optim": {"epochs": epochs, "batch_clips": 8, "lr": 1e-3},
+            "train": {"strategy": strategy, **train},
+            "eval": {"batch_clips": 256},
+        }
+    ).resolved()
+
+
+def make_trainer(config: ExperimentConfig, checkpoint=None) -> Trainer:
+    torch.manual_seed(config.train.seed)
+    dataset = load_dataset(config)
+    model = build_experiment_model(config)
+    bank = training_windows(config, dataset.train, dataset.skeleton, model.eval_protocol)
+    return Trainer(
+        model,
+        get_strategy(config.train.strategy),
+        bank,
+        config,
+        validate=lambda _m: 0.0,
+        checkpoint_path=checkpoint,
+        progress=False,
+    )
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_every_strategy_trains_and_its_loss_goes_down(smoke_data, strategy):
+    config = tiny_config(smoke_data, strategy, epochs=4)
+    trainer = make_trainer(config)
+    first = trainer.train_epoch(0)
+    for epoch in range(1, 4):
+        last = trainer.train_epoch(epoch)
+    for step in get_strategy(strategy).steps:
+        assert math.isfinite(last[step])
+        assert last[step] < first[step], (strategy, step, first, last)
+
+
+class InputSpy(torch.nn.Module):
+    """Wraps a backbone and records every input it sees."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.eval_protocol = model.eval_protocol
+        self.inputs: list[torch.Tensor] = []
+
+    def forward(self, x):
+        self.inputs.append(x.detach().clone())
+        return self.model(x)
+
+
+def test_tmt_makes_two_updates_per_batch_with_zeros_then_velocity(smoke_data):
+    config = tiny_config(smoke_data, "tmt")
+    trainer = make_trainer(config)
+    spy = InputSpy(trainer.model)
+    trainer.model = spy
+    steps = []
+    original_step = trainer.optimizer.step
+    trainer.optimizer.step = lambda *a, **k: (steps.append(len(spy.inputs)), original_step(*a, **k))[1]
+    trainer.train_epoch(0)
+
+    batches = math.ceil(2 * len(trainer.bank) / 8)  # flip augmentation doubles the windows
+    assert len(spy.inputs) == 2 * batches
+    assert steps == list(range(1, 2 * batches + 1))  # one optimizer step after every forward
+    for zeros_step, velocity_step in zip(spy.inputs[0::2], spy.inputs[1::2], strict=True):
+        assert zeros_step.shape[-1] == velocity_step.shape[-1] == 5
+        torch.testing.assert_close(zeros_step[..., :2], velocity_step[..., :2])  # same 2D, same batch
+        assert torch.count_nonzero(zeros_step[..., 2:]) == 0
+        assert torch.count_nonzero(velocity_step[..., 2:]) > 0
+        torch.testing.assert_close(velocity_step[:, 0, :, 2:], torch.zeros_like(velocity_step[:, 0, :, 2:]))
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_every_strategy_feeds_zeros_at_inference(smoke_data, strategy):
+    config = tiny_config(smoke_data, strategy)
+    dataset = load_dataset(config)
+    spy = InputSpy(build_experiment_model(config))
+    predictor = Predictor(spy, get_strategy(strategy), H36M, config.model.frames, flip_test=True)
+    evaluate_protocol(predictor, dataset.test[:2])
+    width = get_strategy(strategy).in_chans
+    assert spy.inputs and all(x.shape[-1] == width for x in spy.inputs)
+    assert all(torch.count_nonzero(x[..., 2:]) == 0 for x in spy.inputs)
+
+
+def test_resumed_run_ends_with_the_same_weights(smoke_data, tmp_path):
+    config = tiny_config(smoke_data, "tmt", epochs=2)
+    straight = make_trainer(config)
+    straight.fit()
+
+    interrupted = make_trainer(
+        config.model_copy(update={"optim": config.optim.model_copy(update={"epochs": 1})}),
+        tmp_path / "ckpt.pt",
+    )
+    interrupted.fit()
+    resumed = make_trainer(config, tmp_path / "ckpt.pt")
+    resumed.fit()
+    assert resumed.state.epoch == 2
+    for key, value in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_same_seed_same_numbers_and_another_seed_differs(smoke_data, tmp_path):
+    results = [
+        run_experiment(tiny_config(smoke_data, "tmt", seed=seed), tmp_path / f"run{i}", progress=False)
+        for i, seed in enumerate((0, 0, 1))
+    ]
+    assert results[0]["metrics"]["mpjpe"] == results[1]["metrics"]["mpjpe"]
+    assert results[0]["history"][0]["loss_step1"] == results[1]["history"][0]["loss_step1"]
+    assert results[0]["metrics"]["mpjpe"] != results[2]["metrics"]["mpjpe"]
+    assert results[0]["selection"]["rule"] == "best_val"
+
+
+def test_non_finite_loss_stops_with_a_clear_failure(smoke_data):
+    trainer = make_trainer(tiny_config(smoke_data, "baseline"))
+    trainer.model.register_forward_hook(lambda _m, _i, out: out * float("nan"))
+    with pytest.raises(TrainingFailed, match="non-finite loss"):
+        trainer.train_epoch(0)
+
+
+class Constant(torch.nn.Module):
+    """Predicts the all-zero pose for every frame: its MPJPE is the mean joint distance from the root."""
+
+    eval_protocol = "seq2seq"
+
+    def forward(self, x):
+        return torch.zeros(*x.shape[:3], 3)
+
+
+def _sequence(action: str, frames: int, radius: float) -> Sequence:
+    pose = np.zeros((frames, 17, 3), dtype=np.float32)
+    pose[:, 1:, 0] = radius
+    return Sequence(
+        "S9",
+        action,
+        action.split(" ")[0],
+        0,
+        np.zeros((frames, 17, 2), np.float32),
+        pose,
+        np.zeros((frames, 3), np.float32),
+        (1000, 1000),
+    )
+
+
+def test_per_action_aggregation_is_frame_weighted_within_and_unweighted_across_actions():
+    seqs = [_sequence("Walking", 10, 0.017), _sequence("Walking 1", 30, 0.034), _sequence("Eating", 5, 0.170)]
+    predictor = Predictor(Constant(), get_strategy("baseline"), H36M, frames=4, flip_test=False)
+    result = evaluate_protocol(predictor, seqs)
+    walking = (10 * 16 + 30 * 32) / 40  # mm: 16 of 17 joints at the radius, frame-weighted
+    eating = 160.0
+    assert result["per_action"]["mpjpe"]["Walking"] == pytest.approx(walking, rel=1e-5)
+    assert result["per_action"]["mpjpe"]["Eating"] == pytest.approx(eating, rel=1e-5)
+    assert result["mpjpe"] == pytest.approx((walking + eating) / 2, rel=1e-5)

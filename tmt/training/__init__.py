@@ -1,0 +1,17 @@
+"""Training and evaluation: strategies, the trainer, the evaluation protocol and the experiment runner."""
+
+from tmt.training.config import ExperimentConfig, load_config
+from tmt.training.experiment import run_experiment
+from tmt.training.strategies import STRATEGIES, Strategy, get_strategy
+from tmt.training.trainer import Callback, TrainingFailed
+
+__all__ = [
+    "STRATEGIES",
+    "Callback",
+    "ExperimentConfig",
+    "Strategy",
+    "TrainingFailed",
+    "get_strategy",
+    "load_config",
+    "run_experiment",
+]

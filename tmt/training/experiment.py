@@ -1,0 +1,198 @@
+"""One experiment end to end: data -> windows -> model -> training -> model selection -> test protocol.
+
+This is the single entry point that ``python -m tmt train`` and the benchmark suite both call.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tmt.data.dataset import PoseDataset
+from tmt.data.windows import WindowBank
+from tmt.errors import ConfigError
+from tmt.models import build_model
+from tmt.skeleton import Skeleton
+from tmt.training.config import ExperimentConfig
+from tmt.training.convergence import convergence_summary
+from tmt.training.evaluate import Predictor, evaluate_mpjpe, evaluate_protocol
+from tmt.training.strategies import get_strategy
+from tmt.training.trainer import Callback, Trainer
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def load_dataset(config: ExperimentConfig) -> PoseDataset:
+    """Read the configured dataset, generating the synthetic set first when it is selected and missing."""
+    data = config.data
+    if data.dataset == "mpi_inf_3dhp":
+        from tmt.data.mpi3dhp import load_mpi_inf_3dhp
+
+        return load_mpi_inf_3dhp(data.root)
+    from tmt.data.h36m import load_h36m
+
+    if data.synthetic is not None and not (data.root / "data_3d_h36m.npz").exists():
+        from tmt.data.synth import write_synthetic_h36m
+
+        write_synthetic_h36m(data.root, size=data.synthetic, seed=data.synthetic_seed)
+    kwargs: dict[str, Any] = {"mix_towards_gt": data.mix_towards_gt, "actions": data.actions}
+    if data.train_subjects is not None:
+        kwargs["train_subjects"] = data.train_subjects
+    if data.test_subjects is not None:
+        kwargs["test_subjects"] = data.test_subjects
+    return load_h36m(data.root, data.keypoints, **kwargs)
+
+
+def build_experiment_model(config: ExperimentConfig) -> torch.nn.Module:
+    """The backbone with the input width the strategy needs (2 + extra channels)."""
+    m = config.model
+    kwargs = {k: v for k, v in (("depth", m.depth), ("dim", m.dim), ("heads", m.heads)) if v is not None}
+    if m.drop_path is not None:
+        kwargs["drop_path"] = m.drop_path
+    return build_model(
+        m.backbone,
+        in_chans=get_strategy(config.train.strategy).in_chans,
+        frames=m.frames,
+        attention=m.attention,
+        **kwargs,
+        **m.extra,
+    )
+
+
+def training_windows(
+    config: ExperimentConfig, train: list, skeleton: Skeleton, eval_protocol: str
+) -> WindowBank:
+    """seq2seq backbones train on stride-T chunks, seq2frame ones on centred windows (stride 1 by default).
+
+    ``data.max_train_windows`` keeps an evenly spaced subset of the windows (the scaled-down profiles).
+    """
+    mode = "seq2seq" if eval_protocol == "seq2seq" else "seq2frame"
+    bank = WindowBank.from_sequences(
+        train, config.model.frames, mode, stride=config.data.train_stride, skeleton=skeleton
+    )
+    limit = config.data.max_train_windows
+    if limit is not None and limit < len(bank):
+        keep = np.unique(np.linspace(0, len(bank) - 1, limit).round().astype(np.int64))
+        bank.window_seq, bank.window_start = bank.window_seq[keep], bank.window_start[keep]
+    return bank
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def environment() -> dict[str, Any]:
+    return {
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    workdir: Path | None = None,
+    *,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train and evaluate one configuration; resumes from ``workdir/checkpoint.pt`` when present.
+
+    Returns a JSON-able result record (metrics in mm, per-epoch history, convergence, the selected epoch).
+    Bad configurations and data raise :class:`tmt.errors.TmtError` before any training starts; a non-finite
+    loss raises :class:`tmt.training.TrainingFailed`.
+    """
+    config = config.resolved()
+    if config.train.threads is not None:
+        torch.set_num_threads(config.train.threads)
+    strategy = get_strategy(config.train.strategy)
+    dataset = load_dataset(config)
+    fraction = config.data.validation_fraction
+    train, val = (
+        dataset.split_validation(fraction, seed=config.train.seed) if fraction > 0 else (dataset.train, [])
+    )
+    if not train:
+        raise ConfigError(f"data: no training sequences in {dataset.source}")
+    if not dataset.test:
+        raise ConfigError(f"data: no test sequences in {dataset.source}")
+
+    seed_everything(config.train.seed)
+    model = build_experiment_model(config).to(config.train.device)
+    bank = training_windows(config, train, dataset.skeleton, model.eval_protocol)
+    autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.train.precision)
+
+    def predictor(flip: bool) -> Predictor:
+        return Predictor(
+            model,
+            strategy,
+            dataset.skeleton,
+            config.model.frames,
+            flip_test=flip,
+            batch_clips=config.eval.batch_clips,
+            device=config.train.device,
+            autocast_dtype=autocast,
+        )
+
+    selection = config.eval.selection
+    validate_on = val if val else train
+    workdir = Path(workdir) if workdir is not None else None
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(
+        model,
+        strategy,
+        bank,
+        config,
+        validate=lambda _m: evaluate_mpjpe(predictor(config.eval.flip_test), validate_on),
+        test=(lambda _m: evaluate_mpjpe(predictor(config.eval.flip_test), dataset.test))
+        if selection == "best_test"
+        else None,
+        checkpoint_path=workdir / CHECKPOINT if workdir is not None else None,
+        callbacks=callbacks,
+        progress=progress,
+    )
+    state = trainer.fit()
+    selected_epoch = state.epoch
+    if selection == "best_val" and state.best_val_state is not None:
+        model.load_state_dict(state.best_val_state)
+        selected_epoch = state.best_val_epoch
+    elif selection == "best_test" and state.best_test_state is not None:
+        model.load_state_dict(state.best_test_state)
+        selected_epoch = state.best_test_epoch
+    t0 = time.perf_counter()
+    metrics = evaluate_protocol(predictor(config.eval.flip_test), dataset.test, dataset.name)
+    evaluation_time = time.perf_counter() - t0
+    return {
+        "metrics": metrics,
+        "history": state.history,
+        "convergence": convergence_summary(
+            state.history,
+            config.eval.target_mpjpe,
+            config.eval.plateau_patience,
+            config.eval.plateau_min_delta,
+        ),
+        "selection": {
+            "rule": selection,
+            "epoch": selected_epoch,
+            "validation": f"{len(val)} held-out training recordings" if val else "training set (no split)",
+        },
+        "num_parameters": sum(p.numel() for p in model.parameters()),
+        "train_windows": len(bank),
+        "train_time_s": state.wall_time_s,
+        "evaluation_time_s": evaluation_time,
+        "epochs_run": state.epoch,
+        "dataset": {"name": dataset.name, "keypoints": dataset.keypoints, "source": str(dataset.source)},
+        "config": config.model_dump(mode="json"),
+        "environment": environment(),
+    }

@@ -1,0 +1,288 @@
+"""The training loop: epochs of strategy steps, per-epoch validation, checkpoints and exact resume.
+
+Determinism: the data order of epoch ``e`` comes from a generator seeded with ``(seed, e)``, so it does not
+depend on where a run was resumed; the global torch RNG (drop path) is saved in every checkpoint and restored.
+A resumed run therefore ends with the same weights as an uninterrupted one (on the same machine and threads).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from tmt.data.windows import WindowBank
+from tmt.losses import build_loss
+from tmt.training.config import ExperimentConfig
+from tmt.training.strategies import Strategy
+
+
+class TrainingFailed(RuntimeError):
+    """Training stopped on a non-finite loss (or another numerical failure); ``reason`` says which."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Callback(Protocol):
+    def on_epoch_end(self, epoch: int, record: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class TrainState:
+    """Everything a checkpoint holds besides the weights."""
+
+    epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_val: float = math.inf
+    best_test: float = math.inf
+    best_val_epoch: int = 0
+    best_test_epoch: int = 0
+    best_val_state: dict[str, torch.Tensor] | None = None
+    best_test_state: dict[str, torch.Tensor] | None = None
+    wall_time_s: float = 0.0
+
+
+def make_optimizer(model: nn.Module, config: ExperimentConfig) -> torch.optim.Optimizer:
+    opt = config.optim
+    params = [p for p in model.parameters() if p.requires_grad]
+    if opt.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=opt.lr, weight_decay=opt.weight_decay, amsgrad=bool(opt.amsgrad))
+    return torch.optim.Adam(params, lr=opt.lr, weight_decay=opt.weight_decay, amsgrad=bool(opt.amsgrad))
+
+
+def learning_rate(config: ExperimentConfig, epoch: int) -> float:
+    """lr for (0-based) ``epoch``: lr x decay^epoch, additionally halved every ``lr_halve_every`` epochs."""
+    opt = config.optim
+    lr = opt.lr * opt.lr_decay**epoch
+    if opt.lr_halve_every:
+        lr *= 0.5 ** (epoch // opt.lr_halve_every)
+    return lr
+
+
+def batch_clips(config: ExperimentConfig) -> int:
+    opt = config.optim
+    if opt.batch_clips is not None:
+        return opt.batch_clips
+    return max(1, opt.batch_frames // config.model.frames)
+
+
+def epoch_order(num_windows: int, flip: bool, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffled window indices and flip flags of one epoch (every window seen plain and flipped with flip on)."""
+    rng = np.random.default_rng([seed, epoch])
+    index = np.arange(num_windows)
+    flips = np.zeros(num_windows, dtype=bool)
+    if flip:
+        index = np.concatenate([index, index])
+        flips = np.concatenate([flips, ~flips])
+    order = rng.permutation(len(index))
+    return index[order], flips[order]
+
+
+def _autocast(config: ExperimentConfig, device: torch.device):
+    precision = config.train.precision
+    if precision == "fp32":
+        return torch.autocast(device_type=device.type, enabled=False)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+class Trainer:
+    """Fits ``model`` on ``bank`` with ``strategy``; ``evaluate(model) -> dict`` scores it after each epoch."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        strategy: Strategy,
+        bank: WindowBank,
+        config: ExperimentConfig,
+        *,
+        validate: Callable[[nn.Module], float],
+        test: Callable[[nn.Module], float] | None = None,
+        checkpoint_path: Path | None = None,
+        callbacks: Sequence[Callback] = (),
+        progress: bool = True,
+    ):
+        self.model = model
+        self.strategy = strategy
+        self.bank = bank
+        self.config = config
+        self.validate = validate
+        self.test = test
+        self.checkpoint_path = checkpoint_path
+        self.callbacks = callbacks
+        self.progress = progress
+        self.device = torch.device(config.train.device)
+        self.loss_fn = build_loss(config.train.loss)
+        self.optimizer = make_optimizer(model, config)
+        self.state = TrainState()
+        if config.train.precision == "fp16" and self.device.type != "cuda":
+            from tmt.errors import ConfigError
+
+            raise ConfigError("train.precision: fp16 needs a CUDA device; use bf16 on CPU")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=config.train.precision == "fp16")
+        self.step_fn = self._compiled_step() if config.train.compile else self._step
+
+    # -- checkpoints -------------------------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        if self.checkpoint_path is None:
+            return
+        payload = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "state": self.state,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        }
+        tmp = self.checkpoint_path.with_suffix(".tmp")
+        torch.save(payload, tmp)
+        os.replace(tmp, self.checkpoint_path)
+
+    def load_checkpoint(self) -> bool:
+        """Resume from ``checkpoint_path`` if it exists; returns whether it did."""
+        if self.checkpoint_path is None or not self.checkpoint_path.exists():
+            return False
+        payload = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scaler.load_state_dict(payload["scaler"])
+        self.state = payload["state"]
+        torch.set_rng_state(payload["torch_rng"])
+        if payload["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(payload["cuda_rng"])
+        return True
+
+    # -- one optimisation step ---------------------------------------------------------------------------
+    def _step(self, inp: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        with _autocast(self.config, self.device):
+            pred = self.model(inp)
+        if pred.shape[1] == 1 and target.shape[1] != 1:
+            target = target[:, target.shape[1] // 2 : target.shape[1] // 2 + 1]
+        loss, _ = self.loss_fn(pred.float(), target)
+        return loss
+
+    def _compiled_step(self):
+        return torch.compile(self._step)
+
+    def _update(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.config.optim.scale_grad_by_loss:
+            self.scaler.scale(loss).backward(loss.detach())
+        else:
+            self.scaler.scale(loss).backward()
+        if self.config.optim.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """One epoch over every window (plain and flipped); returns the mean loss of each step kind."""
+        self.model.train()
+        lr = learning_rate(self.config, epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        index, flips = epoch_order(
+            len(self.bank), self.config.train.flip_augment, self.config.train.seed, epoch
+        )
+        size = batch_clips(self.config)
+        sums = dict.fromkeys(self.strategy.steps, 0.0)
+        count = 0
+        batches = range(0, len(index), size)
+        bar = _progress_bar(batches, epoch, self.config.optim.epochs) if self.progress else None
+        for start in batches:
+            batch = self.bank.batch(index[start : start + size], flips[start : start + size])
+            kp2d = batch.keypoints_2d.to(self.device, non_blocking=True)
+            target = batch.pose_3d.to(self.device, non_blocking=True)
+            velocity_source = target
+            if self.config.train.velocity == "absolute":
+                velocity_source = target + batch.root_3d.to(self.device)[:, :, None, :]
+            for step in self.strategy.steps:
+                inp = self.strategy.step_input(step, kp2d, velocity_source)
+                loss = self.step_fn(inp, target)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise TrainingFailed(
+                        f"non-finite loss ({value}) in epoch {epoch + 1}, step '{step}', batch {start // size}"
+                    )
+                self._update(loss)
+                sums[step] += value
+            count += 1
+            if bar is not None:
+                bar.advance(loss=value)
+        if bar is not None:
+            bar.close()
+        return {step: total / max(count, 1) for step, total in sums.items()} | {"lr": lr}
+
+    # -- the whole run -----------------------------------------------------------------------------------
+    def fit(self) -> TrainState:
+        self.load_checkpoint()
+        state = self.state
+        for epoch in range(state.epoch, self.config.optim.epochs):
+            t0 = time.perf_counter()
+            losses = self.train_epoch(epoch)
+            train_time = time.perf_counter() - t0
+            val = self.validate(self.model)
+            test = self.test(self.model) if self.test is not None else None
+            state.wall_time_s += time.perf_counter() - t0
+            record = {
+                "epoch": epoch + 1,
+                "loss_step1": losses.get("zeros"),
+                "loss_step2": losses.get("features"),
+                "val_mpjpe": val,
+                "test_mpjpe": test,
+                "lr": losses["lr"],
+                "epoch_time_s": train_time,
+                "wall_time_s": state.wall_time_s,
+            }
+            state.history.append(record)
+            if val < state.best_val:
+                state.best_val, state.best_val_epoch = val, epoch + 1
+                state.best_val_state = _cpu_copy(self.model)
+            if test is not None and test < state.best_test:
+                state.best_test, state.best_test_epoch = test, epoch + 1
+                state.best_test_state = _cpu_copy(self.model)
+            state.epoch = epoch + 1
+            self.save_checkpoint()
+            for callback in self.callbacks:
+                callback.on_epoch_end(epoch + 1, dict(record))
+        return state
+
+
+def _cpu_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in copy.copy(model.state_dict()).items()}
+
+
+class _progress_bar:
+    """A rich progress bar over the batches of one epoch (silent when stdout is not a terminal)."""
+
+    def __init__(self, batches: range, epoch: int, epochs: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn(f"epoch {epoch + 1}/{epochs}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            TimeRemainingColumn(),
+            transient=True,
+        )
+        self._task = self._progress.add_task("train", total=len(batches), loss=float("nan"))
+        self._progress.start()
+
+    def advance(self, loss: float) -> None:
+        self._progress.update(self._task, advance=1, loss=loss)
+
+    def close(self) -> None:
+        self._progress.stop()
