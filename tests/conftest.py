@@ -15,8 +15,8 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="session")
 def smoke_data(tmp_path_factory):
     """Folder holding the synthetic set (size ``smoke``, seed 0) in the VideoPose3D npz format."""
-    from h36m_fixtures import write_h36m_fixture
+    from tmt.training.experiment import ensure_synthetic
 
-    root = tmp_path_factory.mktemp("synthetic-smoke")
-    write_h36m_fixture(root, subjects=("S1", "S5", "S6", "S7", "S8", "S9", "S11"), frames=60)
+    root = tmp_path_factory.mktemp("data") / "synthetic-smoke"
+    ensure_synthetic(root, "smoke", seed=0)
     return root

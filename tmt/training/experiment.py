@@ -5,7 +5,10 @@ This is the single entry point that ``python -m tmt train`` and the benchmark su
 
 from __future__ import annotations
 
+import contextlib
+import os
 import platform
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,16 +19,17 @@ import torch
 
 from tmt.data.dataset import PoseDataset
 from tmt.data.windows import WindowBank
-from tmt.errors import ConfigError
+from tmt.errors import ConfigError, DataError
 from tmt.models import build_model
 from tmt.skeleton import Skeleton
 from tmt.training.config import ExperimentConfig
 from tmt.training.convergence import convergence_summary
 from tmt.training.evaluate import Predictor, evaluate_mpjpe, evaluate_protocol
-from tmt.training.strategies import get_strategy
+from tmt.training.strategies import Strategy, get_strategy
 from tmt.training.trainer import Callback, Trainer
 
 CHECKPOINT = "checkpoint.pt"
+MODEL_FILE = "model.pt"
 
 
 def load_dataset(config: ExperimentConfig) -> PoseDataset:
@@ -38,15 +42,33 @@ def load_dataset(config: ExperimentConfig) -> PoseDataset:
     from tmt.data.h36m import load_h36m
 
     if data.synthetic is not None and not (data.root / "data_3d_h36m.npz").exists():
-        from tmt.data.synth import write_synthetic_h36m
-
-        write_synthetic_h36m(data.root, size=data.synthetic, seed=data.synthetic_seed)
+        ensure_synthetic(data.root, data.synthetic, data.synthetic_seed)
     kwargs: dict[str, Any] = {"mix_towards_gt": data.mix_towards_gt, "actions": data.actions}
     if data.train_subjects is not None:
         kwargs["train_subjects"] = data.train_subjects
     if data.test_subjects is not None:
         kwargs["test_subjects"] = data.test_subjects
     return load_h36m(data.root, data.keypoints, **kwargs)
+
+
+def ensure_synthetic(root: Path, size: str, seed: int) -> None:
+    """Write the synthetic set into ``root`` once, safely when several processes ask at the same time.
+
+    It is generated into a private folder and renamed into place; a process that loses the race discards its copy.
+    """
+    from tmt.data.synth import write_synth
+
+    root = Path(root)
+    if (root / "data_3d_h36m.npz").exists():
+        return
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root.parent, prefix=f".{root.name}-") as tmp:
+        write_synth(tmp, size=size, seed=seed)
+        if root.exists() and not any(root.iterdir()):
+            root.rmdir()
+        with contextlib.suppress(OSError):  # another process renamed its copy first
+            os.rename(tmp, root)
+            os.mkdir(tmp)  # give TemporaryDirectory something to clean up
 
 
 def build_experiment_model(config: ExperimentConfig) -> torch.nn.Module:
@@ -83,6 +105,35 @@ def training_windows(
     return bank
 
 
+def save_trained_model(model: torch.nn.Module, config: ExperimentConfig, path: Path) -> None:
+    """The weights, the backbone's full constructor arguments and the experiment that produced them."""
+    spec = model.model_spec
+    payload = {
+        "format": "tmt-model/1",
+        "backbone": spec.name,
+        "kwargs": spec.kwargs,
+        "state_dict": model.state_dict(),
+        "experiment": config.model_dump(mode="json"),
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_trained_model(path: Path, device: str = "cpu") -> tuple[torch.nn.Module, ExperimentConfig, Strategy]:
+    """Rebuild a model saved by :func:`save_trained_model`, in eval mode, with its config and strategy."""
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # a truncated or foreign file: say which and why
+        raise DataError(f"{path}: not a readable model file ({err.__class__.__name__}: {err})") from None
+    if not isinstance(payload, dict) or payload.get("format") != "tmt-model/1":
+        raise DataError(f"{path}: not a model file written by `tmt train` (missing format tmt-model/1)")
+    config = ExperimentConfig.model_validate(payload["experiment"])
+    model = build_model(payload["backbone"], **payload["kwargs"]).to(device)
+    model.load_state_dict(payload["state_dict"])
+    return model.eval(), config, get_strategy(config.train.strategy)
+
+
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
@@ -106,8 +157,12 @@ def run_experiment(
     *,
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
+    save_model: bool = False,
 ) -> dict[str, Any]:
     """Train and evaluate one configuration; resumes from ``workdir/checkpoint.pt`` when present.
+
+    With ``save_model`` the evaluated weights go to ``workdir/model.pt`` with the resolved configuration
+    (read back by :func:`load_trained_model` and ``python -m tmt evaluate``).
 
     Returns a JSON-able result record (metrics in mm, per-epoch history, convergence, the selected epoch).
     Bad configurations and data raise :class:`tmt.errors.TmtError` before any training starts; a non-finite
@@ -170,6 +225,8 @@ def run_experiment(
     elif selection == "best_test" and state.best_test_state is not None:
         model.load_state_dict(state.best_test_state)
         selected_epoch = state.best_test_epoch
+    if save_model and workdir is not None:
+        save_trained_model(model, config, workdir / MODEL_FILE)
     t0 = time.perf_counter()
     metrics = evaluate_protocol(predictor(config.eval.flip_test), dataset.test, dataset.name)
     evaluation_time = time.perf_counter() - t0
