@@ -1,0 +1,247 @@
+"""The runner: skip done cells, resume a killed one, record failures and go on; the table7 smoke study end to end."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bench import runner
+from bench.cli import main
+from bench.store import Store
+from bench.study import expand_file
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLE7 = ROOT / "studies" / "table7.yaml"
+
+
+@pytest.fixture(scope="module")
+def synthetic_smoke(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One synthetic smoke set for the module (generated the way the runner does on first use)."""
+    from tmt.data.synth import write_synth
+
+    root = tmp_path_factory.mktemp("data") / "synthetic-smoke"
+    write_synth(root, size="smoke", seed=0, detector_name="synth_cpn")
+    return root
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, synthetic_smoke: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory whose data/synthetic-smoke is the module's set (so nothing is regenerated)."""
+    (tmp_path / "data").mkdir()
+    os.symlink(synthetic_smoke, tmp_path / "data" / "synthetic-smoke")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    return tmp_path
+
+
+def tiny_study(path: Path, epochs: int = 1, strategies: tuple[str, ...] = ("tmt1", "tmt")) -> Path:
+    """Table 7's shape at the smallest size: depth 4 / 8, the given strategies, one walking action."""
+    data = yaml.safe_load(TABLE7.read_text())
+    data["grid"] = [
+        {
+            "axes": {
+                "model.depth": [4, 8],
+                "model.dim": [64],
+                "model.frames": [27],
+                "train.strategy": list(strategies),
+            }
+        }
+    ]
+    smoke = data["profiles"]["smoke"]
+    smoke["set"].update({"optim.epochs": epochs, "data.max_train_windows": 24, "data.actions": ["Walking"]})
+    smoke["scale"] = {
+        "model.depth": {"map": {4: 1, 8: 2}},
+        "model.dim": {"map": {64: 8}},
+        "model.frames": {"map": {27: 9}},
+    }
+    data["profiles"]["smoke"] = smoke
+    data["claims"] = [c for c in data["claims"] if set(c.get("order", [])) <= set(strategies)]
+    names = data["layout"]["paper_values"]["train.strategy"]
+    data["layout"]["paper_values"]["train.strategy"] = {k: v for k, v in names.items() if k in strategies}
+    out = path / "table7.yaml"
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return out
+
+
+def fake_result(mpjpe: float = 42.0) -> dict:
+    return {"metrics": {"mpjpe": mpjpe}, "history": [], "train_time_s": 0.1, "epochs_run": 1}
+
+
+def test_done_cells_are_skipped_and_force_reruns_them(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def execute(cell, folder, callbacks):
+        calls.append(cell.id)
+        for callback in callbacks:
+            callback.on_epoch_end(1, {"val_mpjpe": 50.0})
+        return fake_result()
+
+    monkeypatch.setattr(runner, "execute", execute)
+    expansion = expand_file(tiny_study(workdir), "smoke")
+    store = Store(workdir / "runs")
+    first = runner.run_cells(expansion, store)
+    assert first.count("done") == 4 and len(calls) == 4
+    second = runner.run_cells(expansion, store)
+    assert second.count("skipped") == 4 and len(calls) == 4
+    assert store.history(expansion.cells[0].id) == [{"epoch": 1, "val_mpjpe": 50.0}]
+    third = runner.run_cells(expansion, store, force=True)
+    assert third.count("done") == 4 and len(calls) == 8
+    assert len(store.history(expansion.cells[0].id)) == 1  # --force starts the cell from scratch
+
+
+def test_failed_cell_is_recorded_and_the_study_goes_on(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expansion = expand_file(tiny_study(workdir), "smoke")
+    bad, nan = expansion.cells[1].id, expansion.cells[2].id
+
+    def execute(cell, folder, callbacks):
+        if cell.id == bad:
+            raise RuntimeError("the loader exploded")
+        return fake_result(math.nan if cell.id == nan else 40.0)
+
+    monkeypatch.setattr(runner, "execute", execute)
+    store = Store(workdir / "runs")
+    summary = runner.run_cells(expansion, store)
+    assert [o.status for o in summary.outcomes] == ["done", "failed", "failed", "done"]
+    failure = store.read_failure(bad)
+    assert failure["reason"] == "RuntimeError: the loader exploded" and "Traceback" in failure["traceback"]
+    assert "non-finite result metric(s): mpjpe" in store.read_failure(nan)["reason"]
+    frame = store.results(expansion.cells)
+    assert list(frame["status"]) == ["done", "failed", "failed", "done"]
+    assert frame.loc[frame.cell_id == bad, "failure"].item() == "RuntimeError: the loader exploded"
+    # a rerun retries the failed cells only
+    monkeypatch.setattr(runner, "execute", lambda cell, folder, callbacks: fake_result())
+    again = runner.run_cells(expansion, store)
+    assert [o.status for o in again.outcomes] == ["skipped", "done", "done", "skipped"]
+    assert store.read_failure(bad) is None
+
+
+def test_run_command_reports_failures_with_exit_status_1(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def execute(cell, folder, callbacks):
+        from tmt.training import TrainingFailed
+
+        if cell.labels["train.strategy"] == "tmt":
+            raise TrainingFailed("non-finite loss (nan) at epoch 1, step 3")
+        return fake_result()
+
+    monkeypatch.setattr(runner, "execute", execute)
+    study = tiny_study(workdir)
+    assert main(["run", str(study), "--profile", "smoke", "--no-report"]) == 1
+    out = capsys.readouterr().out
+    assert "2 done, 2 failed" in out and out.count("non-finite loss (nan) at epoch 1, step 3") >= 2
+
+
+def test_dry_run_lists_cells_and_cost_without_running(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(runner, "execute", lambda *a: pytest.fail("a dry run must not run cells"))
+    assert main(["run", str(TABLE7), "--profile", "cpu", "--dry-run", "--seeds", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "24 cells" in out and out.count("missing") == 24 and "estimated time" in out
+    assert not (workdir / "runs").exists()
+
+
+def test_missing_real_data_stops_before_any_work(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(runner, "execute", lambda *a: pytest.fail("no cell may start without its data"))
+    assert main(["run", str(TABLE7), "--profile", "paper", "--no-report"]) == 2
+    err = capsys.readouterr().err
+    assert "data/h36m/data_3d_h36m.npz" in err and "--data synthetic" in err and "Traceback" not in err
+    assert not [p for p in (workdir / "runs").glob("*/result.json")]
+
+
+def test_synthetic_set_is_generated_on_first_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    written: list[Path] = []
+
+    def write_synth(root, size, seed, detector_name):
+        Path(root).mkdir(parents=True)
+        (Path(root) / "data_3d_h36m.npz").write_bytes(b"")
+        written.append(Path(root))
+
+    import tmt.data.synth
+
+    monkeypatch.setattr(tmt.data.synth, "write_synth", write_synth)
+    monkeypatch.chdir(tmp_path)
+    expansion = expand_file(TABLE7, "smoke")
+    runner.ensure_data(expansion, log=lambda text: None)
+    runner.ensure_data(expansion, log=lambda text: None)
+    assert len(written) == 1 and (tmp_path / "data" / "synthetic-smoke" / "data_3d_h36m.npz").exists()
+    assert not list((tmp_path / "data").glob(".*.tmp"))
+
+
+def test_killed_cell_resumes_with_no_lost_or_duplicated_cells(workdir: Path) -> None:
+    """SIGKILL a real run in the middle of a cell's training, then run again: every cell ends done once."""
+    study = tiny_study(workdir, epochs=2, strategies=("tmt1",))
+    expansion = expand_file(study, "smoke")
+    store = Store(workdir / "runs")
+    first, second = expansion.cells
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", "run", str(study), "--profile", "smoke", "--no-report"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(store.history(second.id)) < 1:  # the second cell has finished one of its two epochs
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                "the run ended before it could be killed"
+            )
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert store.status(first.id) == "done" and store.status(second.id) == "missing"
+    assert store.has_checkpoint(second.id)
+    first_result = (store.path(first.id) / "result.json").stat().st_mtime_ns
+
+    summary = runner.run_cells(expansion, store)
+    assert [o.status for o in summary.outcomes] == ["skipped", "done"]
+    assert (store.path(first.id) / "result.json").stat().st_mtime_ns == first_result
+    result = store.read_result(second.id)
+    assert [h["epoch"] for h in result["history"]] == [1, 2] and result["epochs_run"] == 2
+    assert [h["epoch"] for h in store.history(second.id)] == [1, 2]
+    assert sorted(p.name for p in store.root.iterdir()) == sorted(c.id for c in expansion.cells)
+
+
+def test_table7_smoke_end_to_end(
+    tmp_path: Path, synthetic_smoke: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m bench run studies/table7.yaml --profile smoke``: 4 rows x 3 strategies, all done, report written."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    shutil.copytree(synthetic_smoke, tmp_path / "data" / "synthetic-smoke")
+    t0 = time.monotonic()
+    status = main(
+        ["run", str(TABLE7), "--profile", "smoke", "--wandb", "disabled", "--out", str(tmp_path / "reports")]
+    )
+    elapsed = time.monotonic() - t0
+    expansion = expand_file(TABLE7, "smoke")
+    frame = Store(tmp_path / "runs").results(expansion.cells)
+    assert list(frame["status"]) == ["done"] * 12, frame[["status", "failure"]]
+    assert status == 0
+    assert frame.groupby(["model.depth", "model.dim"]).size().to_dict() == {
+        (4, 64): 3,
+        (6, 64): 3,
+        (8, 64): 3,
+        (8, 128): 3,
+    }
+    assert set(frame["train.strategy"]) == {"tmt1", "tmt2", "tmt"}
+    assert frame["mpjpe"].map(math.isfinite).all() and (frame["mpjpe"] > 0).all()
+    assert frame["epochs_run"].eq(1).all()
+    print(f"table7 smoke: {elapsed:.1f} s")

@@ -1,0 +1,184 @@
+"""The plain-file store: atomic results, failures, history, locks that die with their process, results frame."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.cells import Cell
+from bench.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_cell(seed: int = 0, study: str = "table7", strategy: str = "tmt", depth: int = 4) -> Cell:
+    config = {
+        "data": {"root": "data/synthetic-smoke", "synthetic": "smoke"},
+        "model": {"backbone": "mixste", "depth": depth, "dim": 16, "frames": 9},
+        "optim": {"epochs": 2},
+        "train": {"strategy": strategy, "seed": seed},
+    }
+    labels = {"model.depth": depth, "train.strategy": strategy}
+    return Cell(study=study, profile="smoke", kind="train", labels=labels, config=config, seed=seed)
+
+
+def fake_result(mpjpe: float = 40.0) -> dict:
+    return {
+        "metrics": {
+            "mpjpe": mpjpe,
+            "p_mpjpe": mpjpe * 0.8,
+            "mpjve": 2.5,
+            "per_action": {"mpjpe": {"Walking": mpjpe - 1, "Eating": mpjpe + 1}},
+            "per_joint_mpjpe": [1.0] * 17,
+            "per_joint_speed": [2.0] * 17,
+        },
+        "history": [{"epoch": 1, "val_mpjpe": 50.0}, {"epoch": 2, "val_mpjpe": 45.0}],
+        "convergence": {"time_to_target_s": 12.5, "epochs_to_target": None},
+        "num_parameters": 1234,
+        "train_time_s": 3.0,
+        "epochs_run": 2,
+        "environment": {"torch": "x"},
+    }
+
+
+def test_done_iff_result_written_atomically(tmp_path: Path) -> None:
+    store, cell = Store(tmp_path), make_cell()
+    assert store.status(cell.id) == "missing"
+    store.prepare(cell)
+    assert store.status(cell.id) == "missing" and not store.is_done(cell.id)
+    store.write_result(cell.id, fake_result())
+    assert store.status(cell.id) == "done"
+    assert sorted(p.name for p in store.path(cell.id).iterdir()) == ["config.json", "result.json"]
+    assert store.read_result(cell.id)["metrics"]["mpjpe"] == 40.0
+
+
+def test_failure_is_recorded_and_cleared_by_a_later_result(tmp_path: Path) -> None:
+    store, cell = Store(tmp_path), make_cell()
+    store.prepare(cell)
+    store.write_failure(cell.id, "TrainingFailed: non-finite loss at epoch 1", "Traceback ...")
+    assert store.status(cell.id) == "failed"
+    assert store.read_failure(cell.id)["reason"].startswith("TrainingFailed")
+    store.write_result(cell.id, fake_result())
+    assert store.status(cell.id) == "done" and store.read_failure(cell.id) is None
+
+
+def test_clear_forgets_outcome_and_progress(tmp_path: Path) -> None:
+    store, cell = Store(tmp_path), make_cell()
+    folder = store.prepare(cell)
+    (folder / "checkpoint.pt").write_bytes(b"x")
+    store.append_history(cell.id, {"epoch": 1})
+    store.write_result(cell.id, fake_result())
+    store.clear(cell.id)
+    assert (
+        store.status(cell.id) == "missing"
+        and not store.has_checkpoint(cell.id)
+        and store.history(cell.id) == []
+    )
+    assert (folder / "config.json").exists()
+
+
+def test_config_json_keeps_labels_of_every_study(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    a, b = make_cell(study="table6"), make_cell(study="table7")
+    assert a.id == b.id
+    store.prepare(a)
+    store.prepare(b)
+    record = store.read_config(a.id)
+    assert set(record["studies"]) == {"table6", "table7"}
+    assert record["config"] == a.config and record["cell_id"] == a.id
+
+
+def test_history_keeps_one_record_per_epoch_and_skips_a_cut_line(tmp_path: Path) -> None:
+    store, cell = Store(tmp_path), make_cell()
+    store.prepare(cell)
+    for epoch, val in [(1, 9.0), (2, 8.0), (2, 7.5), (3, 7.0)]:  # epoch 2 replayed after a resume
+        store.append_history(cell.id, {"epoch": epoch, "val_mpjpe": val})
+    with open(store.path(cell.id) / "history.jsonl", "a") as handle:
+        handle.write('{"epoch": 4, "val_')  # killed mid-write
+    history = store.history(cell.id)
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[1]["val_mpjpe"] == 7.5
+
+
+def test_results_frame_has_labels_status_and_flattened_metrics(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    done, failed, missing = make_cell(0), make_cell(1), make_cell(2)
+    for cell in (done, failed):
+        store.prepare(cell)
+    store.write_result(done.id, fake_result(41.0))
+    store.write_failure(failed.id, "FloatingPointError: non-finite result metric(s): mpjpe")
+    frame = store.results([done, failed, missing])
+    assert list(frame["status"]) == ["done", "failed", "missing"]
+    assert list(frame["cell_id"]) == [done.id, failed.id, missing.id]
+    assert list(frame["seed"]) == [0, 1, 2]
+    assert set(frame["train.strategy"]) == {"tmt"} and set(frame["model.depth"]) == {4}
+    row = frame.iloc[0]
+    assert row["mpjpe"] == 41.0 and row["per_action.mpjpe.Walking"] == 40.0
+    assert row["convergence.time_to_target_s"] == 12.5 and row["num_parameters"] == 1234
+    assert row["per_joint_mpjpe"] == [1.0] * 17 and len(row["history"]) == 2
+    assert frame.iloc[1]["failure"].startswith("FloatingPointError")
+    assert math.isnan(frame.iloc[1]["mpjpe"]) and math.isnan(frame.iloc[2]["mpjpe"])
+    assert {"study", "profile", "kind"} <= set(frame.columns)
+
+
+def test_results_of_no_cells_is_an_empty_frame_with_the_columns(tmp_path: Path) -> None:
+    frame = Store(tmp_path).results([])
+    assert frame.empty and "status" in frame.columns
+
+
+def test_lock_is_exclusive(tmp_path: Path) -> None:
+    store, cell = Store(tmp_path), make_cell()
+    with store.lock(cell.id) as first:
+        assert first
+        assert store.is_locked(cell.id)
+        with store.lock(cell.id) as second:
+            assert not second
+    assert not store.is_locked(cell.id)
+    with store.lock(cell.id) as again:
+        assert again
+
+
+def test_lock_of_a_killed_process_does_not_block(tmp_path: Path) -> None:
+    store, cell = Store(tmp_path), make_cell()
+    code = (
+        "import sys, time; from bench.store import Store; "
+        f"ctx = Store({str(tmp_path)!r}).lock({cell.id!r}); held = ctx.__enter__(); "
+        "print(held, flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "True"
+        assert store.is_locked(cell.id)
+        with store.lock(cell.id) as held:
+            assert not held
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    deadline = time.monotonic() + 5
+    while store.is_locked(cell.id) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with store.lock(cell.id) as held:
+        assert held
+
+
+def test_store_root_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("BENCH_STORE", str(tmp_path / "elsewhere"))
+    assert Store().root == tmp_path / "elsewhere"
+    monkeypatch.delenv("BENCH_STORE")
+    assert Store().root == Path("runs")
+
+
+def test_result_json_is_plain_json(tmp_path: Path) -> None:
+    store, cell = Store(tmp_path), make_cell()
+    store.prepare(cell)
+    store.write_result(cell.id, fake_result())
+    json.loads((store.path(cell.id) / "result.json").read_text())
+    assert not [p for p in store.path(cell.id).iterdir() if p.name.endswith(".tmp")]

@@ -1,0 +1,180 @@
+"""Expanding studies into cells: ids, seeds, profiles (set / scale / overrides), data choice and labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bench.cells import canonical_json, cell_id
+from bench.runner import ensure_data
+from bench.schema import ScaleRule, StudyError, parse_study
+from bench.study import estimate_seconds, expand, scale_value
+from tmt.errors import DataError
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLE7 = ROOT / "studies" / "table7.yaml"
+
+
+def table7() -> dict:
+    return yaml.safe_load(TABLE7.read_text())
+
+
+def cells_of(data: dict, profile: str = "cpu", **kwargs):
+    return expand(parse_study(data, "table7.yaml"), "table7.yaml", profile, **kwargs).cells
+
+
+def reorder(value):
+    """The same data with every mapping's keys in reverse order."""
+    if isinstance(value, dict):
+        return {k: reorder(value[k]) for k in reversed(list(value))}
+    if isinstance(value, list):
+        return [reorder(v) for v in value]
+    return value
+
+
+def test_cell_id_does_not_depend_on_key_order() -> None:
+    config = {"model": {"dim": 64, "depth": 4}, "train": {"seed": 0, "strategy": "tmt"}}
+    assert cell_id(config, "cpu", "train") == cell_id(reorder(config), "cpu", "train")
+    assert canonical_json(config) == canonical_json(reorder(config))
+    assert cell_id(config, "cpu", "train") != cell_id(config, "smoke", "train")
+    assert cell_id(config, "cpu", "train") != cell_id(config, "cpu", "complexity")
+    assert len(cell_id(config, "cpu", "train")) == 16
+
+
+def test_study_with_reordered_keys_gives_the_same_cells() -> None:
+    data = table7()
+    assert reorder(data) != list(data) and list(reorder(data)) == list(data)[::-1]
+    assert sorted(c.id for c in cells_of(reorder(data))) == sorted(c.id for c in cells_of(data))
+
+
+def test_cell_ids_are_stable_across_processes(tmp_path: Path) -> None:
+    """The id is a pure function of the file: recomputing it in a fresh interpreter gives the same digests."""
+    import subprocess
+    import sys
+
+    code = (
+        "import json,sys; from bench.study import expand_file; "
+        f"print(json.dumps([c.id for c in expand_file({str(TABLE7)!r}, 'smoke').cells]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [c.id for c in cells_of(table7(), "smoke")]
+
+
+def test_seeds_and_data_location() -> None:
+    cells = cells_of(table7(), "cpu")
+    assert len(cells) == 12 * 3
+    assert sorted({c.seed for c in cells}) == [0, 1, 2]
+    assert all(c.config["train"]["seed"] == c.seed for c in cells)
+    assert len({c.id for c in cells}) == 36
+    assert len(cells_of(table7(), "cpu", seeds=5)) == 60
+    with pytest.raises(StudyError, match="--seeds"):
+        cells_of(table7(), "cpu", seeds=0)
+    # where the data lies is not part of the experiment
+    cell = cells[0]
+    moved = json.loads(json.dumps(cell.config))
+    moved["data"]["root"] = "/elsewhere"
+    assert cell_id(moved, cell.profile, cell.kind) == cell.id
+
+
+def test_labels_are_nominal_and_configs_are_scaled() -> None:
+    cells = cells_of(table7(), "smoke")
+    assert len(cells) == 12
+    by_label = {
+        (c.labels["model.depth"], c.labels["model.dim"], c.labels["train.strategy"]): c for c in cells
+    }
+    big = by_label[(8, 128, "tmt")].config["model"]
+    assert (big["depth"], big["dim"], big["frames"], big["heads"]) == (3, 24, 9, 2)
+    small = by_label[(4, 64, "tmt1")].config["model"]
+    assert (small["depth"], small["dim"]) == (1, 16)
+    paper = {(c.labels["model.depth"], c.labels["model.dim"]): c.config for c in cells_of(table7(), "paper")}
+    assert paper[(8, 128)]["model"]["dim"] == 128 and paper[(8, 128)]["optim"]["epochs"] == 120
+    # the resolved config states the backbone's defaults
+    assert paper[(8, 128)]["optim"]["lr"] == pytest.approx(4e-5)
+    assert paper[(8, 128)]["train"]["loss"] == {"wmpjpe": 1.0, "tc": 0.5, "mpjve": 2.0}
+
+
+@pytest.mark.parametrize(
+    ("value", "rule", "nominal", "expected"),
+    [
+        (512, 0.125, 512, 64),
+        (600, ScaleRule(factor=0.125, multiple_of=8), 600, 72),
+        (243, ScaleRule(cap=27), 243, 27),
+        (9, ScaleRule(cap=27), 9, 9),
+        (4, ScaleRule(factor=0.1, min=2), 4, 2),
+        (243, ScaleRule(map={"243": 27, "81": 15}), 243, 27),
+        (30, ScaleRule(map={"243": 27}, factor=0.5), 243, 27),
+        (0.001, 0.5, 0.001, 0.0005),
+        (None, 0.5, None, None),
+    ],
+)
+def test_scale_value(value, rule, nominal, expected) -> None:
+    out = scale_value(value, rule, nominal)
+    assert out == pytest.approx(expected) if expected is not None else out is None
+    assert type(out) is type(expected)
+
+
+def test_scaling_that_merges_rows_is_an_error() -> None:
+    data = table7()
+    data["profiles"]["cpu"]["scale"] = {"model.depth": {"cap": 4}}
+    with pytest.raises(StudyError, match="become the same experiment after scaling"):
+        cells_of(data, "cpu")
+
+
+def test_overrides_apply_to_matching_cells_only() -> None:
+    data = table7()
+    data["grid"].append(
+        {"axes": {"model.backbone": ["poseformer"], "model.frames": [27], "train.strategy": ["tmt"]}}
+    )
+    data["profiles"]["cpu"]["overrides"] = [
+        {"when": {"model.backbone": "poseformer"}, "set": {"model.heads": 8}, "scale": {"model.dim": 0.5}}
+    ]
+    cells = cells_of(data, "cpu", seeds=1)
+    pose = [c for c in cells if c.labels.get("model.backbone") == "poseformer"]
+    mix = [c for c in cells if "model.backbone" not in c.labels]
+    assert pose and all(c.config["model"]["dim"] == 16 and c.config["model"]["heads"] == 8 for c in pose)
+    assert all(c.config["model"]["heads"] == 4 for c in mix)
+
+
+def test_label_axes_apply_their_settings() -> None:
+    data = table7()
+    data["labels"] = {"loss": {"plain": {"train.loss": {"mpjpe": 1.0}}, "ours": {}}}
+    data["grid"] = [{"axes": {"loss": ["plain", "ours"], "train.strategy": ["tmt"]}}]
+    data["layout"] = {"rows": ["loss"], "columns": "train.strategy", "metric": "mpjpe"}
+    data["claims"] = []
+    cells = {c.labels["loss"]: c for c in cells_of(data, "cpu", seeds=1)}
+    assert cells["plain"].config["train"]["loss"] == {"mpjpe": 1.0}
+    assert cells["ours"].config["train"]["loss"] == {"wmpjpe": 1.0, "tc": 0.5, "mpjve": 2.0}
+
+
+def test_synthetic_and_real_data_choice(tmp_path: Path) -> None:
+    data = table7()
+    data["base"]["data"] = {"keypoints": "cpn_ft_h36m_dbb"}
+    synthetic = cells_of(data, "cpu", seeds=1)
+    assert {c.config["data"]["root"] for c in synthetic} == {"data/synthetic-small"}
+    assert {c.config["data"]["keypoints"] for c in synthetic} == {"synth_cpn"}
+    data["base"]["data"]["root"] = str(tmp_path / "h36m")
+    study = parse_study(data, "table7.yaml")
+    real = expand(study, "table7.yaml", "cpu", seeds=1, data="real")
+    assert {c.config["data"]["keypoints"] for c in real.cells} == {"cpn_ft_h36m_dbb"}
+    missing = real.missing_data()
+    assert {Path(p).name for p in missing} == {"data_3d_h36m.npz", "data_2d_h36m_cpn_ft_h36m_dbb.npz"}
+    with pytest.raises(DataError, match="--data synthetic") as info:
+        ensure_data(real)
+    assert "data_3d_h36m.npz" in str(info.value) and "table7.yaml" in str(info.value)
+
+
+def test_paper_profile_runs_on_real_data_by_default() -> None:
+    expansion = expand(parse_study(table7(), "table7.yaml"), "table7.yaml", "paper")
+    assert expansion.data == "real"
+    assert {c.config["data"]["root"] for c in expansion.cells} == {"data/h36m"}
+    assert {c.config["data"]["synthetic"] for c in expansion.cells} == {None}
+
+
+def test_cost_estimate_orders_profiles() -> None:
+    smoke = sum(estimate_seconds(c) for c in cells_of(table7(), "smoke"))
+    cpu = sum(estimate_seconds(c) for c in cells_of(table7(), "cpu"))
+    paper = sum(estimate_seconds(c) for c in cells_of(table7(), "paper"))
+    assert 0 < smoke < cpu < paper
