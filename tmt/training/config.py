@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tmt.errors import ConfigError
+from tmt.losses import LOSS_TERMS
 from tmt.training.strategies import STRATEGIES
 
 STRATEGY_NAMES = tuple(STRATEGIES)
@@ -129,10 +130,15 @@ class ExperimentConfig(StrictModel):
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
     @model_validator(mode="after")
-    def _known_strategy(self) -> ExperimentConfig:
+    def _known_names(self) -> ExperimentConfig:
         if self.train.strategy not in STRATEGY_NAMES:
             raise ValueError(
-                f"train.strategy: unknown strategy {self.train.strategy!r}; allowed: {STRATEGY_NAMES}"
+                f"train.strategy: unknown strategy {self.train.strategy!r}; allowed: {', '.join(STRATEGY_NAMES)}"
+            )
+        unknown = sorted(set(self.train.loss or ()) - set(LOSS_TERMS))
+        if unknown:
+            raise ValueError(
+                f"train.loss: unknown term(s) {', '.join(unknown)}; allowed: {', '.join(LOSS_TERMS)}"
             )
         return self
 
@@ -151,5 +157,9 @@ def load_config(data: dict[str, Any], source: str = "config") -> ExperimentConfi
         return ExperimentConfig.model_validate(data)
     except ValidationError as err:
         first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ConfigError(f"{source}: {where}: {first['msg']}") from None
+        message = first["msg"].removeprefix("Value error, ")
+        if first["loc"]:
+            message = f"{'.'.join(str(p) for p in first['loc'])}: {message}"
+        if "input" in first and first["type"] not in ("extra_forbidden", "value_error", "missing"):
+            message += f" (got {first['input']!r})"
+        raise ConfigError(f"{source}: {message}") from None

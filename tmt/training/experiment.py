@@ -21,6 +21,7 @@ from tmt.data.dataset import PoseDataset
 from tmt.data.windows import WindowBank
 from tmt.errors import ConfigError, DataError
 from tmt.models import build_model
+from tmt.models.checkpoint import model_from_checkpoint, save_model
 from tmt.skeleton import Skeleton
 from tmt.training.config import ExperimentConfig
 from tmt.training.convergence import convergence_summary
@@ -106,31 +107,20 @@ def training_windows(
 
 
 def save_trained_model(model: torch.nn.Module, config: ExperimentConfig, path: Path) -> None:
-    """The weights, the backbone's full constructor arguments and the experiment that produced them."""
-    spec = model.model_spec
-    payload = {
-        "format": "tmt-model/1",
-        "backbone": spec.name,
-        "kwargs": spec.kwargs,
-        "state_dict": model.state_dict(),
-        "experiment": config.model_dump(mode="json"),
-    }
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    """The model checkpoint (backbone, constructor arguments, weights) plus the experiment that produced it."""
+    save_model(model, path, experiment=config.model_dump(mode="json"))
 
 
 def load_trained_model(path: Path, device: str = "cpu") -> tuple[torch.nn.Module, ExperimentConfig, Strategy]:
     """Rebuild a model saved by :func:`save_trained_model`, in eval mode, with its config and strategy."""
     try:
-        payload = torch.load(path, map_location=device, weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated or foreign file: say which and why
         raise DataError(f"{path}: not a readable model file ({err.__class__.__name__}: {err})") from None
-    if not isinstance(payload, dict) or payload.get("format") != "tmt-model/1":
-        raise DataError(f"{path}: not a model file written by `tmt train` (missing format tmt-model/1)")
+    if not isinstance(payload, dict) or "experiment" not in payload:
+        raise DataError(f"{path}: not a model file written by `tmt train` (no 'experiment' entry)")
     config = ExperimentConfig.model_validate(payload["experiment"])
-    model = build_model(payload["backbone"], **payload["kwargs"]).to(device)
-    model.load_state_dict(payload["state_dict"])
+    model = model_from_checkpoint(payload, str(path)).to(device)
     return model.eval(), config, get_strategy(config.train.strategy)
 
 
