@@ -27,7 +27,19 @@ def check_positive(model: str, **sizes: int) -> None:
     """Reject sizes that are not positive integers, naming the model and the field."""
     for field, value in sizes.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{model}: {field} must be a positive integer, got {value!r}")
+            raise ConfigError(
+                f"{model}: {field} must be a positive integer, got {value!r} ({type(value).__name__})"
+            )
+
+
+def mlp_hidden(model: str, dim: int, mlp_ratio: float) -> int:
+    """Hidden width of the MLP, int(dim * mlp_ratio) as in the references; at least one unit."""
+    hidden = int(dim * mlp_ratio) if isinstance(mlp_ratio, (int, float)) else 0
+    if hidden < 1:
+        raise ConfigError(
+            f"{model}: mlp_ratio={mlp_ratio!r} leaves the MLP of width {dim} without hidden units"
+        )
+    return hidden
 
 
 def check_divisible(model: str, field: str, value: int, heads_field: str, heads: int) -> None:
@@ -146,7 +158,7 @@ class Block(nn.Module):
         self,
         dim: int,
         heads: int,
-        mlp_hidden: int,
+        hidden: int,
         qkv_bias: bool = True,
         drop: float = 0.0,
         attn_drop: float = 0.0,
@@ -158,7 +170,7 @@ class Block(nn.Module):
         self.attn = Attention(dim, heads, qkv_bias, attn_drop, drop, attention)
         self.drop_path = drop_path(drop_path_rate)
         self.norm2 = nn.LayerNorm(dim, eps=BLOCK_EPS)
-        self.mlp = Mlp(dim, mlp_hidden, drop=drop)
+        self.mlp = Mlp(dim, hidden, drop=drop)
 
     def forward(self, x: Tensor) -> Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x)))

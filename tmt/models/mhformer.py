@@ -31,6 +31,7 @@ from tmt.models.layers import (
     drop_path,
     drop_path_schedule,
     dropout,
+    mlp_hidden,
 )
 from tmt.models.registry import register_model
 
@@ -224,7 +225,7 @@ class MHFormer(nn.Module):
                 )
             self.add_module(f"embedding_{i}", conv)
         self.Transformer_hypothesis = HypothesisTransformer(
-            dim, frames, depth, heads, int(dim * mlp_ratio), drop, drop_path, attention
+            dim, frames, depth, heads, mlp_hidden("mhformer", dim, mlp_ratio), drop, drop_path, attention
         )
         self.regression = nn.Sequential(
             nn.BatchNorm1d(3 * dim, momentum=0.1), nn.Conv1d(3 * dim, 3 * num_joints, kernel_size=1)

@@ -18,6 +18,7 @@ from tmt.models.layers import (
     check_positive,
     check_rate,
     drop_path_schedule,
+    mlp_hidden,
 )
 from tmt.models.registry import register_model
 
@@ -56,7 +57,7 @@ class MixSTE(nn.Module):
         check_rate("mixste", drop_path=drop_path, drop=drop)
         check_attention(attention)
         self.in_chans, self.num_joints, self.frames, self.dim = in_chans, num_joints, frames, dim
-        hidden = int(dim * mlp_ratio)
+        hidden = mlp_hidden("mixste", dim, mlp_ratio)
 
         self.Spatial_patch_to_embedding = nn.Linear(in_chans, dim)
         self.Spatial_pos_embed = nn.Parameter(torch.zeros(1, num_joints, dim))

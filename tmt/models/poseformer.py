@@ -19,6 +19,7 @@ from tmt.models.layers import (
     check_positive,
     check_rate,
     drop_path_schedule,
+    mlp_hidden,
 )
 from tmt.models.registry import register_model
 
@@ -56,13 +57,16 @@ class PoseFormer(nn.Module):
         self.Spatial_patch_to_embedding = nn.Linear(in_chans, dim)
         self.Spatial_pos_embed = nn.Parameter(torch.zeros(1, num_joints, dim))
         self.Temporal_pos_embed = nn.Parameter(torch.zeros(1, frames, wide))
+        narrow_mlp, wide_mlp = (
+            mlp_hidden("poseformer", dim, mlp_ratio),
+            mlp_hidden("poseformer", wide, mlp_ratio),
+        )
         self.Spatial_blocks = nn.ModuleList(
-            Block(dim, heads, int(dim * mlp_ratio), qkv_bias, drop, drop_path_rate=r, attention=attention)
+            Block(dim, heads, narrow_mlp, qkv_bias, drop, drop_path_rate=r, attention=attention)
             for r in rates
         )
         self.blocks = nn.ModuleList(
-            Block(wide, heads, int(wide * mlp_ratio), qkv_bias, drop, drop_path_rate=r, attention=attention)
-            for r in rates
+            Block(wide, heads, wide_mlp, qkv_bias, drop, drop_path_rate=r, attention=attention) for r in rates
         )
         self.Spatial_norm = nn.LayerNorm(dim, eps=BLOCK_EPS)
         self.Temporal_norm = nn.LayerNorm(wide, eps=BLOCK_EPS)
