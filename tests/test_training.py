@@ -173,3 +173,29 @@ def test_per_action_aggregation_is_frame_weighted_within_and_unweighted_across_a
     assert result["per_action"]["mpjpe"]["Walking"] == pytest.approx(walking, rel=1e-5)
     assert result["per_action"]["mpjpe"]["Eating"] == pytest.approx(eating, rel=1e-5)
     assert result["mpjpe"] == pytest.approx((walking + eating) / 2, rel=1e-5)
+
+
+def test_mpi_inf_3dhp_run_reports_pck_and_auc_on_valid_frames_only(tmp_path):
+    from h36m_fixtures import write_mpi_inf_3dhp_fixture
+
+    root = write_mpi_inf_3dhp_fixture(tmp_path / "3dhp", frames=30)
+    config = ExperimentConfig.model_validate(
+        {
+            "data": {"dataset": "mpi_inf_3dhp", "root": str(root), "validation_fraction": 0.0},
+            "model": TINY,
+            "optim": {"epochs": 1, "batch_clips": 8},
+        }
+    )
+    result = run_experiment(config, progress=False)
+    metrics = result["metrics"]
+    assert 0.0 <= metrics["pck"] <= 100.0 and 0.0 <= metrics["auc"] <= metrics["pck"]
+    assert set(metrics["per_action"]["mpjpe"]) == {"TS1", "TS5"}
+
+    dataset = load_dataset(config)
+    predictor = Predictor(build_experiment_model(config.resolved()), get_strategy("tmt"), dataset.skeleton, 9)
+    scored = evaluate_protocol(predictor, dataset.test, "mpi_inf_3dhp")
+    for seq in dataset.test:  # corrupting the invalid frames must not change any number
+        seq.pose_3d[~seq.valid] += 10.0
+    assert evaluate_protocol(predictor, dataset.test, "mpi_inf_3dhp")["mpjpe"] == pytest.approx(
+        scored["mpjpe"]
+    )
