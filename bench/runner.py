@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import math
 import os
+import shutil
 import time
 import traceback
 from collections.abc import Iterator, Sequence
@@ -20,7 +21,7 @@ from typing import Any
 from bench.cells import Cell
 from bench.progress import RunProgress
 from bench.store import Store
-from bench.study import Expansion
+from bench.study import SYNTHETIC_DETECTOR, Expansion
 from bench.tracking import Tracker
 from tmt.errors import DataError
 
@@ -55,15 +56,16 @@ def non_finite_metrics(result: dict[str, Any]) -> list[str]:
 def complexity_result(config: dict[str, Any]) -> dict[str, Any]:
     """Parameters and FLOPs of the evaluation model of ``config`` on one clip; no data, no training."""
     import torch
-    from tmt.complexity import count_parameters, full_flops, paper_flops
 
+    from tmt.complexity import count_parameters, full_flops, paper_flops
     from tmt.training.config import ExperimentConfig
     from tmt.training.experiment import build_experiment_model, environment
     from tmt.training.strategies import get_strategy
 
     cfg = ExperimentConfig.model_validate(config)
-    model = build_experiment_model(cfg).eval()
-    clip = torch.zeros(1, cfg.model.frames, 17, get_strategy(cfg.train.strategy).in_chans)
+    with torch.device("meta"):  # counting runs a forward pass; meta tensors need no memory or arithmetic
+        model = build_experiment_model(cfg).eval()
+        clip = torch.zeros(1, cfg.model.frames, 17, get_strategy(cfg.train.strategy).in_chans)
     t0 = time.perf_counter()
     metrics = {
         "num_parameters": count_parameters(model),
@@ -172,7 +174,7 @@ def ensure_data(expansion: Expansion, log: Any = print) -> None:
             f"the synthetic stand-in: python -m bench run {expansion.source} --profile {expansion.profile} "
             "--data synthetic (the cpu and smoke profiles use synthetic data by default)"
         )
-    if expansion.data != "synthetic":
+    if expansion.data != "synthetic" or expansion.study.kind == "complexity":
         return
     seen: set[tuple[str, str, int]] = set()
     for cell in expansion.cells:
@@ -185,10 +187,17 @@ def ensure_data(expansion: Expansion, log: Any = print) -> None:
         with _file_lock(root.parent / f".{root.name}.lock"):
             if (root / "data_3d_h36m.npz").exists():
                 continue
-            from tmt.data.synth import write_synthetic_h36m
+            from tmt.data.synth import write_synth
 
             log(f"generating the synthetic {data['synthetic']} set in {root} (first use)")
-            write_synthetic_h36m(root, size=data["synthetic"], seed=data["synthetic_seed"])
+            tmp = root.with_name(f".{root.name}.{os.getpid()}.tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            write_synth(
+                tmp, size=data["synthetic"], seed=data["synthetic_seed"], detector_name=SYNTHETIC_DETECTOR
+            )
+            if root.exists():  # an empty or partial folder left by a killed writer
+                shutil.rmtree(root)
+            os.replace(tmp, root)
 
 
 # ------------------------------------------------------------------------------------------------------ study

@@ -140,13 +140,20 @@ class Layout(Strict):
     name: str | None = None
     paper: str | None = Field(None, description="paper CSV stem; default: the study's `paper`")
     rows: list[str] = Field(min_length=1)
-    columns: str | None = Field(None, description="axis spread over columns; None with a per_action metric")
+    columns: str | None = Field(
+        None, description="axis spread over columns; None: one column (per action with a per_action metric)"
+    )
     metric: str
     paper_columns: dict[str, str] = Field(default_factory=dict)
     paper_values: dict[str, dict[str, str]] = Field(default_factory=dict)
     paper_rows: list[PaperRow] = Field(default_factory=list)
     paper_filter: dict[str, str] = Field(default_factory=dict)
     paper_metric: str | None = None
+    paper_scale: float = Field(
+        1.0,
+        gt=0,
+        description="reproduced value x this = the paper's unit (1e-6: parameters in M, 1/60: s in min)",
+    )
 
     _metric = field_validator("metric")(_check_metric)
 
@@ -360,8 +367,6 @@ def _check_cross_fields(study: Study) -> list[tuple[str, str]]:
             for axis, value in row.labels.items():
                 check_axis(f"{where}.paper_rows.{j}.labels", axis)
                 check_values(f"{where}.paper_rows.{j}.labels.{axis}", axis, [value])
-        if layout.columns is None and not layout.metric.startswith("per_action."):
-            errors.append((f"{where}.columns", "needed unless the metric is per_action.<metric>"))
     for i, claim in enumerate(study.claims):
         where = f"claims.{i} ({claim.id})"
         check_axis(f"{where}.over", claim.over)

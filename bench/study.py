@@ -24,6 +24,10 @@ from bench.schema import ScaleRule, Study, StudyError, load_study_file
 REAL_DATA_ROOTS = {"h36m": "data/h36m", "mpi_inf_3dhp": "data/mpi_inf_3dhp"}
 """Default data folders for the real datasets (relative to the working directory)."""
 
+SYNTHETIC_DETECTOR = "synth_cpn"
+SYNTHETIC_KEYPOINTS = {"cpn_ft_h36m_dbb": SYNTHETIC_DETECTOR}
+"""On synthetic data the CPN detections are stood in for by the synthetic detector-like keypoints."""
+
 REAL_DATA_FILES = {"mpi_inf_3dhp": ("data_train_3dhp.npz", "data_test_3dhp.npz")}
 
 
@@ -43,7 +47,7 @@ class Expansion:
 
     def missing_data(self) -> list[str]:
         """Files the real-data cells need that are not on disk (empty for synthetic data)."""
-        if self.data != "real":
+        if self.data != "real" or self.study.kind == "complexity":
             return []
         missing: list[str] = []
         for cell in self.cells:
@@ -187,6 +191,8 @@ class _Expander:
             size = data.get("synthetic") or self.profile.synthetic
             data["synthetic"] = size
             data["dataset"] = "h36m"  # the synthetic set is Human3.6M-like; it stands in for 3DHP too
+            keypoints = data.get("keypoints", "gt")
+            data["keypoints"] = SYNTHETIC_KEYPOINTS.get(keypoints, keypoints)
             data.setdefault("root", synthetic_root(size))
         else:
             data["synthetic"] = None
@@ -266,6 +272,8 @@ class _Expander:
 
     def expand(self, seeds: int | None) -> list[Cell]:
         n_seeds = seeds if seeds is not None else self.profile.seeds
+        if self.study.kind == "complexity":
+            n_seeds = 1  # counting parameters and FLOPs is deterministic: one cell per grid point
         if n_seeds < 1:
             raise StudyError(f"{self.source}: --seeds: must be at least 1, got {n_seeds}")
         cells: list[Cell] = []

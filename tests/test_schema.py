@@ -46,9 +46,10 @@ def test_shipped_studies_validate_with_every_profile(path: Path) -> None:
         cells = expand(study, str(path), name).cells
         assert cells, f"{path.name} [{name}] has no cells"
         assert len({c.id for c in cells}) == len(cells)
-    assert len(expand(study, str(path), "cpu").cells) >= 3 * len(
-        expand(study, str(path), "cpu", seeds=1).cells
-    )
+    if study.kind == "train":  # complexity counts are deterministic: one cell per grid point
+        cpu = expand(study, str(path), "cpu").cells
+        assert len(cpu) >= 3 * len(expand(study, str(path), "cpu", seeds=1).cells)
+        assert {c.config["data"]["synthetic"] for c in cpu} == {"small"}
 
 
 def test_every_paper_table_has_a_study() -> None:
@@ -107,7 +108,7 @@ def test_unknown_loss_term(tmp_path: Path) -> None:
     data = table7()
     data["base"]["train"] = {"loss": {"l1": 1.0}}
     message = error_of(tmp_path, data)
-    assert "train.loss" in message and "'l1'" in message and "wmpjpe" in message
+    assert "train.loss" in message and "l1" in message and "wmpjpe" in message
 
 
 def test_mhformer_frames_not_divisible_by_nine_fails_before_training(tmp_path: Path) -> None:
