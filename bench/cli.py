@@ -65,6 +65,14 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="W&B mirror mode (default: $WANDB_MODE, else offline)",
     )
+    p.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a config field in every cell, e.g. train.device=cuda (repeatable; part of the cell id)",
+    )
     p.add_argument("--no-report", action="store_true", help="do not write the report afterwards")
     p.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports)")
     _store_arg(p)
@@ -100,6 +108,9 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--data", choices=DATA_CHOICES, default=None, help="as given to run (default: the profile's)"
+    )
+    p.add_argument(
+        "--set", dest="settings", action="append", default=[], metavar="PATH=VALUE", help="as given to run"
     )
     p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: reports)")
     _store_arg(p)
@@ -145,6 +156,19 @@ def _store(args: argparse.Namespace):
     return Store(args.store)
 
 
+def parse_settings(items: Sequence[str]) -> dict[str, object]:
+    """``["train.device=cuda", "optim.epochs=3"]`` -> ``{"train.device": "cuda", "optim.epochs": 3}``."""
+    import yaml
+
+    settings: dict[str, object] = {}
+    for item in items:
+        path, sep, text = item.partition("=")
+        if not sep or not path:
+            raise TmtError(f"--set: expected PATH=VALUE (e.g. train.device=cuda), got {item!r}")
+        settings[path.strip()] = yaml.safe_load(text)
+    return settings
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from bench.study import estimate_seconds, expand, format_seconds, load_study
 
@@ -166,7 +190,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.tracking import default_mode
 
     study = load_study(args.study)
-    expansion = expand(study, str(args.study), args.profile, seeds=args.seeds, data=args.data)
+    settings = parse_settings(args.settings)
+    expansion = expand(
+        study, str(args.study), args.profile, seeds=args.seeds, data=args.data, settings=settings
+    )
     store = _store(args)
     if args.dry_run:
         _dry_run(expansion, store)
@@ -185,6 +212,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             + (["--store", str(args.store)] if args.store else [])
             + (["--seeds", str(args.seeds)] if args.seeds else [])
             + (["--data", args.data] if args.data else [])
+            + [arg for item in args.settings for arg in ("--set", item)]
         )
         status = max(status, _report(report_args))
     return status

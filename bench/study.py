@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bench.cells import Cell
-from bench.schema import ScaleRule, Study, StudyError, load_study_file
+from bench.schema import ScaleRule, Study, StudyError, config_path_error, load_study_file
 
 REAL_DATA_ROOTS = {"h36m": "data/h36m", "mpi_inf_3dhp": "data/mpi_inf_3dhp"}
 """Default data folders for the real datasets (relative to the working directory)."""
@@ -140,7 +140,15 @@ def _validation_message(err: ValidationError) -> tuple[str, str]:
 
 
 class _Expander:
-    def __init__(self, study: Study, source: str, profile: str, data: str | None, check_models: bool):
+    def __init__(
+        self,
+        study: Study,
+        source: str,
+        profile: str,
+        data: str | None,
+        check_models: bool,
+        settings: dict[str, Any] | None = None,
+    ):
         from tmt.training.config import ExperimentConfig
 
         if profile not in study.profiles:
@@ -153,6 +161,11 @@ class _Expander:
         if self.data not in ("real", "synthetic"):
             raise StudyError(f"{source}: --data: {self.data!r}; allowed: real, synthetic")
         self.check_models = check_models
+        self.settings = dict(settings or {})
+        for path in self.settings:
+            why = config_path_error(path)
+            if why:
+                raise StudyError(f"{source}: --set {path}: {why}")
         self.config_cls = ExperimentConfig
         self._built: dict[str, None] = {}
 
@@ -176,6 +189,7 @@ class _Expander:
             else:
                 set_path(tree, axis, value)
         merge(tree, self.profile.set)
+        merge(tree, self.settings)
         for override in self.overrides(tree):
             merge(tree, override.set)
         self.apply_data(tree)
@@ -206,6 +220,8 @@ class _Expander:
             return f"grid.{block_index}.axes.{path}"
         if path in self.study.grid[block_index].set:
             return f"grid.{block_index}.set.{path}"
+        if path in self.settings:
+            return f"--set {path}"
         if path in self.profile.set or path in self.profile.scale:
             return f"profiles.{self.profile_name}.{path}"
         return f"base.{path}" if path != "(top level)" else "base"
@@ -318,9 +334,14 @@ def expand(
     seeds: int | None = None,
     data: str | None = None,
     check_models: bool = True,
+    settings: dict[str, Any] | None = None,
 ) -> Expansion:
-    """All cells of ``study`` under ``profile``; ``data`` ("real" / "synthetic") overrides the profile's."""
-    expander = _Expander(study, source, profile, data, check_models)
+    """All cells of ``study`` under ``profile``.
+
+    ``data`` ("real" / "synthetic") overrides the profile's choice; ``settings`` (dotted path -> value, from
+    ``--set``) apply to every cell after the profile's ``set`` and become part of each cell's identity.
+    """
+    expander = _Expander(study, source, profile, data, check_models, settings)
     cells = expander.expand(seeds)
     return Expansion(study=study, source=source, profile=profile, data=expander.data, cells=cells)
 
@@ -331,37 +352,67 @@ def expand_file(path: str | Path, profile: str, **kwargs: Any) -> Expansion:
 
 # ------------------------------------------------------------------------------------------------------- cost
 
-SECONDS_PER_UNIT = 20.0 / (2000 * 2 * 27 * 4 * (64 * 64 + 256 * 64))
-"""Calibration: one epoch of MixSTE d_m 64, depth 4, T 27 over 2000 windows (plain and flipped), one update
-per batch, ~20 s on 2 CPU cores. Re-measure and change this one number to re-tune every estimate."""
+SECONDS_PER_MAC = 1.0e-10
+"""Calibration of every estimate: seconds per multiply-accumulate of training / inference on 2 CPU cores
+(measured on a MixSTE d_m 32, depth 4, T 27 cell). Re-measure on new hardware and change this one number."""
 
-WINDOWS_GUESS = {"smoke": 300, "small": 3000, "full": 30000, "h36m": 1_559_752, "mpi_inf_3dhp": 1_000_000}
-"""Training frames per data set (windows for stride-1 seq2frame; frames / T chunks for seq2seq)."""
+STARTUP_SECONDS = 5.0
+"""Per cell: loading the data, building the model, writing the result."""
+
+DATA_FRAMES = {
+    # (training frames, test frames) over all cameras
+    "smoke": (600 * 150, 232 * 150),
+    "small": (600 * 450, 232 * 450),
+    "full": (600 * 2500, 232 * 2500),
+    "h36m": (1_559_752, 543_344),
+    "mpi_inf_3dhp": (1_031_701, 2_929),
+}
+"""Frames of each data set (the synthetic sizes: 600 training / 232 test sequences of the mean length)."""
+
+
+def frame_macs(model: dict[str, Any]) -> float:
+    """Multiply-accumulates of one forward pass per input frame (matmuls only; rough, per backbone)."""
+    d, depth, T = model.get("dim") or 512, model.get("depth") or 8, model["frames"]
+    if model["backbone"] == "poseformer":
+        return depth * (17 * 8 * d * d + 8 * (17 * d) ** 2)
+    if model["backbone"] == "mhformer":
+        return depth * 36 * d * d + 12 * 34 * 8 * T * T
+    return 17 * depth * (16 * d * d + 2 * d * (17 + T))  # MixSTE: spatial + temporal block per layer
 
 
 def estimate_seconds(cell: Cell) -> float:
     """A rough cost of one cell (seconds on 2 CPU cores), for ``--dry-run`` and profile tuning.
 
-    Work per epoch ~ windows x flips x T x depth x (d_m^2 + 256 d_m), doubled for two-step strategies;
-    evaluation is counted as half an epoch plus a fixed start-up. Complexity cells cost a fixed second.
+    Training: windows x flips x updates per batch x epochs x T frames x 3 (forward + backward); validation
+    (every epoch) and the final test: frames x 2 (flip test), x T for seq2frame backbones (one window per
+    frame). Complexity cells cost a fixed second.
     """
     if cell.kind == "complexity":
         return 1.0
-    cfg = cell.config
-    data, model, optim = cfg["data"], cfg["model"], cfg["optim"]
-    frames = WINDOWS_GUESS.get(data["synthetic"] or data["dataset"], 30000)
-    T = model["frames"]
-    seq2seq = model["backbone"] == "mixste"
-    windows = max(1, frames // T) if seq2seq else frames
-    if data.get("max_train_windows"):
-        windows = min(windows, data["max_train_windows"])
-    dim, depth = model.get("dim") or 512, model.get("depth") or 8
     from tmt.training.strategies import get_strategy
 
-    updates = get_strategy(cfg["train"]["strategy"]).updates_per_batch
-    flips = 2 if cfg["train"].get("flip_augment", True) else 1
-    per_epoch = windows * flips * T * depth * (dim * dim + 256 * dim) * SECONDS_PER_UNIT * updates
-    return per_epoch * optim["epochs"] + per_epoch / 2 + 2.0
+    cfg = cell.config
+    data, model, optim, train = cfg["data"], cfg["model"], cfg["optim"], cfg["train"]
+    train_frames, test_frames = DATA_FRAMES.get(data["synthetic"] or data["dataset"], DATA_FRAMES["h36m"])
+    if data.get("actions"):
+        share = len(data["actions"]) / 15
+        train_frames, test_frames = train_frames * share, test_frames * share
+    if data.get("test_subjects"):
+        test_frames *= len(data["test_subjects"]) / 2
+    val_frames = train_frames * data.get("validation_fraction", 0.1)
+    train_frames -= val_frames
+    T = model["frames"]
+    seq2seq = model["backbone"] == "mixste"
+    windows = train_frames / T if seq2seq else train_frames / (data.get("train_stride") or 1)
+    if data.get("max_train_windows"):
+        windows = min(windows, data["max_train_windows"])
+    flips = 2 if train.get("flip_augment", True) else 1
+    updates = get_strategy(train["strategy"]).updates_per_batch
+    per_frame = frame_macs(model)
+    training = windows * flips * updates * optim["epochs"] * T * per_frame * 3
+    eval_cost = 2 * per_frame * (1 if seq2seq else T)
+    evaluation = (val_frames * optim["epochs"] + test_frames) * eval_cost
+    return (training + evaluation) * SECONDS_PER_MAC + STARTUP_SECONDS
 
 
 def format_seconds(seconds: float) -> str:
