@@ -290,14 +290,14 @@ def arm_jitter(rng: np.random.Generator, n: int, amp: float, freq=(0.15, 0.6)) -
 class Motion:
     """Angles (degrees) over time, body heading (degrees) and a horizontal track (metres, world).
 
-    With ``planted`` the track is where the feet stand (the pelvis follows the legs); otherwise it is the
-    pelvis itself (walking).
+    ``planted`` (scalar or per frame) says what the track holds still: 1 the feet (standing: the pelvis moves
+    over them), 0 the pelvis (walking; sitting: the chair does not move when the legs do); in between blends.
     """
 
     angles: dict[str, np.ndarray]
     heading: np.ndarray
     xy: np.ndarray
-    planted: bool = True
+    planted: float | np.ndarray = 1.0
 
 
 def standing(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
@@ -341,11 +341,13 @@ def crouch(a: dict[str, np.ndarray], depth: np.ndarray) -> None:
     a["pelvis_pitch"] = a.get("pelvis_pitch", 0.0) + 0.4 * depth
 
 
-def stay(rng: np.random.Generator, n: int, radius: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
-    """Heading and feet track of an action done in place: random spot and facing, slow turns and drift."""
+def stay(
+    rng: np.random.Generator, n: int, radius: float = 0.6, drift: float = 0.06, turn: float = 15.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Heading and track of an action done in place: random spot and facing, slow turns and drift."""
     centre = _AREA_CENTRE + radius * np.sqrt(rng.uniform()) * _unit_vector(rng.uniform(0, 2 * np.pi))
-    heading = rng.uniform(0, 360) + wobble(rng, n, 15, (0.02, 0.1))
-    xy = centre + np.stack([wobble(rng, n, 0.06, (0.02, 0.1)), wobble(rng, n, 0.06, (0.02, 0.1))], axis=1)
+    heading = rng.uniform(0, 360) + wobble(rng, n, turn, (0.02, 0.1))
+    xy = centre + np.stack([wobble(rng, n, drift, (0.02, 0.1)), wobble(rng, n, drift, (0.02, 0.1))], axis=1)
     return heading, xy
 
 
@@ -435,7 +437,7 @@ def _walk(
 def walking(rng: np.random.Generator, n: int, body: Body) -> Motion:
     speed = rng.uniform(1.1, 1.5) + wobble(rng, n, 0.06, (0.05, 0.2))
     a, xy, heading = _walk(rng, n, body, speed, rng.uniform(0.5, 1.0))
-    return Motion(a, heading, xy, planted=False)
+    return Motion(a, heading, xy, planted=0.0)
 
 
 def walk_together(rng: np.random.Generator, n: int, body: Body) -> Motion:
@@ -443,7 +445,7 @@ def walk_together(rng: np.random.Generator, n: int, body: Body) -> Motion:
     speed = rng.uniform(0.8, 1.1) + wobble(rng, n, 0.06, (0.05, 0.2))
     a, xy, heading = _walk(rng, n, body, speed, rng.uniform(0.2, 0.5))
     a["neck_twist"] = a["neck_twist"] + rng.choice([-1, 1]) * (20 + wobble(rng, n, 10, (0.05, 0.3)))
-    return Motion(a, heading, xy, planted=False)
+    return Motion(a, heading, xy, planted=0.0)
 
 
 def walk_dog(rng: np.random.Generator, n: int, body: Body) -> Motion:
@@ -454,7 +456,7 @@ def walk_dog(rng: np.random.Generator, n: int, body: Body) -> Motion:
     set_arm(a, side, arm(n, "leash") + arm_jitter(rng, n, 8, (0.3, 1.0)))
     a["spine_flex"] = a["spine_flex"] + 8
     a["neck_flex"] = a["neck_flex"] + 15 + wobble(rng, n, 8)
-    return Motion(a, heading, xy, planted=False)
+    return Motion(a, heading, xy, planted=0.0)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -502,14 +504,14 @@ def eating(rng: np.random.Generator, n: int, body: Body) -> Motion:
     """Seated at a table, bringing one hand or the other to the mouth now and then, looking down at the plate."""
     a = standing(rng, n)
     seated(rng, n, a, np.ones(n))
-    heading, xy = stay(rng, n)
+    heading, xy = stay(rng, n, drift=0.01, turn=5.0)
     bite = events(rng, n, 2, rest_s=(2.0, 5.0), event_s=(0.4, 1.0))
     for i, side in enumerate("lr"):
         table = arm(n, "table") + arm_jitter(rng, n, 6, (0.2, 0.8))
         set_arm(a, side, blend(table, arm(n, "mouth"), bite[:, i]))
     a["neck_flex"] = a["neck_flex"] + 15 * (1 - bite.sum(axis=1))
     a["spine_flex"] = a["spine_flex"] + 10
-    return Motion(a, heading, xy)
+    return Motion(a, heading, xy, planted=0.0)
 
 
 def greeting(rng: np.random.Generator, n: int, body: Body) -> Motion:
@@ -621,7 +623,7 @@ def sitting(rng: np.random.Generator, n: int, body: Body) -> Motion:
     """Seated on a chair throughout; trunk leaning and twisting, arms moving between resting and busy postures."""
     a = standing(rng, n)
     seated(rng, n, a, np.ones(n))
-    heading, xy = stay(rng, n)
+    heading, xy = stay(rng, n, drift=0.01, turn=8.0)
     for side in "lr":
         poses = ("lap", "table", "crossed", "gesture", "ear", "hip")
         set_arm(a, side, arm_choices(rng, n, poses, (3.0, 8.0)) + arm_jitter(rng, n, 5))
@@ -629,7 +631,7 @@ def sitting(rng: np.random.Generator, n: int, body: Body) -> Motion:
     a["spine_lat"] = a["spine_lat"] + wobble(rng, n, 5, (0.03, 0.2))
     a["chest_flex"] = a["chest_flex"] + wobble(rng, n, 6, (0.05, 0.3))
     a["neck_twist"] = a["neck_twist"] + wobble(rng, n, 15, (0.05, 0.3))
-    return Motion(a, heading, xy)
+    return Motion(a, heading, xy, planted=0.0)
 
 
 def sitting_down(rng: np.random.Generator, n: int, body: Body) -> Motion:
@@ -643,8 +645,8 @@ def sitting_down(rng: np.random.Generator, n: int, body: Body) -> Motion:
     for side in "lr":
         a[f"{side}_sh_flex"] = a[f"{side}_sh_flex"] + 35 * transit
         a[f"{side}_elbow"] = a[f"{side}_elbow"] + 20 * level
-    heading, xy = stay(rng, n)
-    return Motion(a, heading, xy)
+    heading, xy = stay(rng, n, drift=0.02)
+    return Motion(a, heading, xy, planted=1.0 - level)
 
 
 def smoking(rng: np.random.Generator, n: int, body: Body) -> Motion:
@@ -715,13 +717,20 @@ ACTION_PROGRAMS = {
 def place(motion: Motion, body: Body) -> tuple[np.ndarray, np.ndarray]:
     """World joints (N, 17, 3) in metres and bone frames: pose, then horizontal track, then feet on the floor.
 
-    In-place actions keep the midpoint of the feet on the track (the pelvis moves over the feet); walking puts
-    the pelvis on it. The root height is set per frame so that the lower foot touches z = 0.
+    Where ``motion.planted`` is 1 the midpoint of the feet stays on the track; where it is 0 the pelvis does,
+    at the mean offset from the feet it has in those frames (in the body's heading frame), so that blending
+    the two (sitting down) moves the pelvis continuously. The root height is set per frame so that the lower
+    foot touches z = 0.
     """
     rel, frames = forward_kinematics(motion.angles, motion.heading, body)
     feet = rel[:, [L_FOOT, R_FOOT]]
-    root_xy = motion.xy - feet[:, :, :2].mean(axis=1) if motion.planted else motion.xy
-    root = np.column_stack([root_xy, -feet[:, :, 2].min(axis=1)])
+    turn = rotation(2, motion.heading)[:, :2, :2]
+    feet_body = np.einsum("nji,nj->ni", turn, feet[:, :, :2].mean(axis=1))  # feet midpoint, heading frame
+    planted = np.broadcast_to(np.asarray(motion.planted, dtype=np.float64), (len(rel),))[:, None]
+    free = planted[:, 0] < 0.5
+    pelvis_fixed = feet_body[free].mean(axis=0) if free.any() else np.zeros(2)
+    offset = np.einsum("nij,nj->ni", turn, planted * feet_body + (1.0 - planted) * pelvis_fixed)
+    root = np.column_stack([motion.xy - offset, -feet[:, :, 2].min(axis=1)])
     return rel + root[:, None], frames
 
 
