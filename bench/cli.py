@@ -73,6 +73,13 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         metavar="PATH=VALUE",
         help="override a config field in every cell, e.g. train.device=cuda (repeatable; part of the cell id)",
     )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N cells at a time in worker processes (default 1: in this process, epochs shown live)",
+    )
     p.add_argument("--no-report", action="store_true", help="do not write the report afterwards")
     p.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports)")
     _store_arg(p)
@@ -198,7 +205,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         _dry_run(expansion, store)
         return 0
-    summary = run_cells(expansion, store, force=args.force, wandb_mode=args.wandb or default_mode())
+    if args.jobs < 1:
+        raise TmtError(f"--jobs: must be at least 1, got {args.jobs}")
+    summary = run_cells(
+        expansion, store, force=args.force, wandb_mode=args.wandb or default_mode(), jobs=args.jobs
+    )
     counts = ", ".join(
         f"{summary.count(s)} {s}" for s in ("done", "skipped", "failed", "busy") if summary.count(s)
     )

@@ -222,26 +222,62 @@ def run_cells(
     force: bool = False,
     wandb_mode: str = "disabled",
     live: bool | None = None,
+    jobs: int = 1,
 ) -> RunSummary:
-    """Run every cell of an expansion in this process, in order; a failed cell never stops the others."""
+    """Run every cell of an expansion; a failed cell never stops the others.
+
+    ``jobs`` = 1 runs the cells in this process, in order, with the epoch shown live; ``jobs`` > 1 hands them
+    to that many worker processes (each cell's lock keeps workers, and other runs, off each other's cells).
+    """
     cells = expansion.cells
     done_before = 0 if force else sum(store.is_done(c.id) for c in cells)
-    outcomes: list[CellOutcome] = []
+    outcomes: dict[str, CellOutcome] = {}
     title = f"{expansion.study.study} [{expansion.profile}]"
     with RunProgress(len(cells), done_before, title=title, live=live) as progress:
         progress.print(f"{title}: {len(cells)} cells, {done_before} already done, store {store.root}")
         ensure_data(expansion, progress.print)
+        pending = []
         for cell in cells:
             if not force and store.is_done(cell.id):
-                outcomes.append(CellOutcome(cell.id, "skipped", "already done"))
+                outcomes[cell.id] = CellOutcome(cell.id, "skipped", "already done")
                 with store.lock(cell.id) as held:
                     if held:
                         store.prepare(cell)
-                continue
-            outcome = run_cell(cell, store, force=force, wandb_mode=wandb_mode, progress=progress)
-            outcomes.append(outcome)
+            else:
+                pending.append(cell)
+
+        def report(cell: Cell, outcome: CellOutcome) -> None:
+            outcomes[cell.id] = outcome
             if outcome.status == "busy":
                 progress.print(f"    {cell.id} {cell.describe()}: skipped, {outcome.detail}")
             else:
                 progress.cell_finished(cell, outcome.status, outcome.detail)
-    return RunSummary(outcomes)
+
+        if jobs <= 1:
+            for cell in pending:
+                report(cell, run_cell(cell, store, force=force, wandb_mode=wandb_mode, progress=progress))
+        else:
+            _run_pool(pending, store, jobs, report, force=force, wandb_mode=wandb_mode)
+    return RunSummary([outcomes[c.id] for c in cells])
+
+
+def _run_pool(cells: list[Cell], store: Store, jobs: int, report: Any, **options: Any) -> None:
+    """Run ``cells`` in ``jobs`` worker processes (spawned: no forked torch state), reporting as they end."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(run_cell, cell, store, **options): cell for cell in cells}
+        try:
+            for future in as_completed(futures):
+                cell = futures[future]
+                try:
+                    outcome = future.result()
+                except Exception as err:  # the worker died (killed, out of memory): the cell resumes next run
+                    outcome = CellOutcome(
+                        cell.id, "failed", f"worker process failed: {type(err).__name__}: {err}"
+                    )
+                report(cell, outcome)
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise

@@ -219,6 +219,18 @@ def test_killed_cell_resumes_with_no_lost_or_duplicated_cells(workdir: Path) -> 
     assert sorted(p.name for p in store.root.iterdir()) == sorted(c.id for c in expansion.cells)
 
 
+@pytest.mark.slow  # two spawned workers import torch: ~20 s on 2 cores
+def test_worker_processes_run_every_cell_once(workdir: Path) -> None:
+    """``--jobs 2``: two spawned workers share the cells through the store's locks; a rerun skips them all."""
+    study = tiny_study(workdir, epochs=1, strategies=("tmt",))
+    expansion = expand_file(study, "smoke")
+    store = Store(workdir / "runs")
+    summary = runner.run_cells(expansion, store, jobs=2)
+    assert [o.status for o in summary.outcomes] == ["done", "done"]
+    assert all(len(store.history(c.id)) == 1 for c in expansion.cells)
+    assert [o.status for o in runner.run_cells(expansion, store, jobs=2).outcomes] == ["skipped", "skipped"]
+
+
 def test_table7_smoke_end_to_end(
     tmp_path: Path, synthetic_smoke: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
