@@ -270,7 +270,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from bench.search import run as search_run
+    try:
+        from bench.search import run as search_run
+    except ModuleNotFoundError as err:
+        if err.name != "bench.search":
+            raise
+        raise TmtError("search: bench.search is not available in this checkout") from None
 
     return int(search_run(args) or 0)
 

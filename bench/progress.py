@@ -12,6 +12,13 @@ from typing import Any, TextIO
 from bench.cells import Cell
 
 
+def _escape(text: str) -> str:
+    """Text shown verbatim by rich (study titles contain ``[profile]``, which rich would read as markup)."""
+    from rich.markup import escape
+
+    return escape(text)
+
+
 class RunProgress:
     """Progress of one study run; also an ``on_epoch_end`` callback for the current cell."""
 
@@ -47,7 +54,7 @@ class RunProgress:
                 transient=False,
             )
             self._cells_task = self._progress.add_task(
-                f"{self.title} cells", total=self.total, completed=self.done
+                _escape(f"{self.title} cells"), total=self.total, completed=self.done
             )
             self._epoch_task = self._progress.add_task("epoch", total=1, visible=False)
             self._progress.start()
@@ -72,7 +79,7 @@ class RunProgress:
         if self._progress is not None:
             self._progress.update(
                 self._epoch_task,
-                description=f"{cell.id} {cell.describe()}",
+                description=_escape(f"{cell.id} {cell.describe()}"),
                 total=cell.epochs,
                 completed=0,
                 visible=True,

@@ -43,7 +43,9 @@ def workdir(tmp_path: Path, synthetic_smoke: Path, monkeypatch: pytest.MonkeyPat
     return tmp_path
 
 
-def tiny_study(path: Path, epochs: int = 1, strategies: tuple[str, ...] = ("tmt1", "tmt")) -> Path:
+def tiny_study(
+    path: Path, epochs: int = 1, strategies: tuple[str, ...] = ("tmt1", "tmt"), windows: int = 24
+) -> Path:
     """Table 7's shape at the smallest size: depth 4 / 8, the given strategies, one walking action."""
     data = yaml.safe_load(TABLE7.read_text())
     data["grid"] = [
@@ -57,7 +59,9 @@ def tiny_study(path: Path, epochs: int = 1, strategies: tuple[str, ...] = ("tmt1
         }
     ]
     smoke = data["profiles"]["smoke"]
-    smoke["set"].update({"optim.epochs": epochs, "data.max_train_windows": 24, "data.actions": ["Walking"]})
+    smoke["set"].update(
+        {"optim.epochs": epochs, "data.max_train_windows": windows, "data.actions": ["Walking"]}
+    )
     smoke["scale"] = {
         "model.depth": {"map": {4: 1, 8: 2}},
         "model.dim": {"map": {64: 8}},
@@ -184,7 +188,8 @@ def test_synthetic_set_is_generated_on_first_use(tmp_path: Path, monkeypatch: py
 
 def test_killed_cell_resumes_with_no_lost_or_duplicated_cells(workdir: Path) -> None:
     """SIGKILL a real run in the middle of a cell's training, then run again: every cell ends done once."""
-    study = tiny_study(workdir, epochs=2, strategies=("tmt1",))
+    # 4 epochs of 96 clips: the kill after epoch 1 leaves the cell seconds of work, so it lands mid-training
+    study = tiny_study(workdir, epochs=4, strategies=("tmt1",), windows=96)
     expansion = expand_file(study, "smoke")
     store = Store(workdir / "runs")
     first, second = expansion.cells
@@ -198,7 +203,7 @@ def test_killed_cell_resumes_with_no_lost_or_duplicated_cells(workdir: Path) -> 
     )
     try:
         deadline = time.monotonic() + 120
-        while len(store.history(second.id)) < 1:  # the second cell has finished one of its two epochs
+        while len(store.history(second.id)) < 1:  # the second cell has finished one of its four epochs
             assert proc.poll() is None and time.monotonic() < deadline, (
                 "the run ended before it could be killed"
             )
@@ -214,8 +219,8 @@ def test_killed_cell_resumes_with_no_lost_or_duplicated_cells(workdir: Path) -> 
     assert [o.status for o in summary.outcomes] == ["skipped", "done"]
     assert (store.path(first.id) / "result.json").stat().st_mtime_ns == first_result
     result = store.read_result(second.id)
-    assert [h["epoch"] for h in result["history"]] == [1, 2] and result["epochs_run"] == 2
-    assert [h["epoch"] for h in store.history(second.id)] == [1, 2]
+    assert [h["epoch"] for h in result["history"]] == [1, 2, 3, 4] and result["epochs_run"] == 4
+    assert [h["epoch"] for h in store.history(second.id)] == [1, 2, 3, 4]
     assert sorted(p.name for p in store.root.iterdir()) == sorted(c.id for c in expansion.cells)
 
 
