@@ -100,23 +100,22 @@ def generate(size: str = "small", seed: int = 0, subjects: Iterable[str] = SUBJE
         s = SUBJECTS.index(subject)
         body = sample_body(_rng(seed, _BODY, s))
         data.bodies[subject] = body
-        takes = sequence_names(subject)
+        streams = {
+            take: (s, H36M_ACTIONS.index(action), int(take != action))
+            for action, take in sequence_names(subject)
+        }
         world = {}
-        for action, take in takes:
-            rng = _rng(seed, _MOTION, s, H36M_ACTIONS.index(action), int(take != action))
+        for take, key in streams.items():
+            rng = _rng(seed, _MOTION, *key)
             n = int(rng.integers(lo, hi + 1))
-            pos, frames = place(ACTION_PROGRAMS[action](rng, n, body), body)
+            pos, frames = place(ACTION_PROGRAMS[take.split(" ")[0]](rng, n, body), body)
             world[take] = to_mocap32(pos, frames, body).astype(np.float32)
         gt = _project_subject(data, subject, world)
         data.positions_3d[subject] = world
         data.positions_2d_gt[subject] = {take: list(views) for take, views in gt.items()}
         data.positions_2d_detected[subject] = {
-            take: list(
-                detect(
-                    gt[take], _rng(seed, _DETECTOR, s, H36M_ACTIONS.index(action), int(take != action)), model
-                )
-            )
-            for action, take in takes
+            take: list(detect(views, _rng(seed, _DETECTOR, *streams[take]), model))
+            for take, views in gt.items()
         }
     return data
 
