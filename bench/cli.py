@@ -289,6 +289,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TmtError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into head & co.: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(
             "interrupted: finished cells are in the store; a cut cell resumes from its checkpoint",

@@ -352,9 +352,14 @@ def expand_file(path: str | Path, profile: str, **kwargs: Any) -> Expansion:
 
 # ------------------------------------------------------------------------------------------------------- cost
 
-SECONDS_PER_MAC = 1.0e-10
-"""Calibration of every estimate: seconds per multiply-accumulate of training / inference on 2 CPU cores
-(measured on a MixSTE d_m 32, depth 4, T 27 cell). Re-measure on new hardware and change this one number."""
+SECONDS_PER_MAC = 4.5e-11
+TRAIN_SECONDS_PER_FRAME = 3.2e-4
+EVAL_SECONDS_PER_FRAME = 1.6e-4
+"""The calibration of every estimate: seconds per multiply-accumulate, plus a fixed cost per frame of every
+training update (data, element-wise ops, optimiser) and per frame of every evaluation forward pass (chunking,
+flip, metrics). Fitted on MixSTE cells (d_m 16 / 32, depth 2 / 4, T 27) run with one torch thread on a shared
+2-core machine under a load of about 6, so they are conservative: a quiet 2-core machine is 2-3x faster, and
+``--jobs 2`` about halves a study again. Re-measure on new hardware and change these numbers."""
 
 STARTUP_SECONDS = 5.0
 """Per cell: loading the data, building the model, writing the result."""
@@ -375,17 +380,17 @@ def frame_macs(model: dict[str, Any]) -> float:
     d, depth, T = model.get("dim") or 512, model.get("depth") or 8, model["frames"]
     if model["backbone"] == "poseformer":
         return depth * (17 * 8 * d * d + 8 * (17 * d) ** 2)
-    if model["backbone"] == "mhformer":
-        return depth * 36 * d * d + 12 * 34 * 8 * T * T
+    if model["backbone"] == "mhformer":  # hypothesis blocks per frame + the generator's 34 tokens of width T
+        return depth * 36 * d * d + 3264 * T
     return 17 * depth * (16 * d * d + 2 * d * (17 + T))  # MixSTE: spatial + temporal block per layer
 
 
 def estimate_seconds(cell: Cell) -> float:
     """A rough cost of one cell (seconds on 2 CPU cores), for ``--dry-run`` and profile tuning.
 
-    Training: windows x flips x updates per batch x epochs x T frames x 3 (forward + backward); validation
-    (every epoch) and the final test: frames x 2 (flip test), x T for seq2frame backbones (one window per
-    frame). Complexity cells cost a fixed second.
+    Training: windows x flips x updates per batch x epochs x T frames, each 3 forward passes' MACs plus a
+    fixed cost; validation (every epoch) and the final test: frames x 2 (flip test), each a fixed cost plus
+    its forward MACs (x T for seq2frame backbones, which run one clip per frame). Complexity cells: 1 s.
     """
     if cell.kind == "complexity":
         return 1.0
@@ -409,10 +414,12 @@ def estimate_seconds(cell: Cell) -> float:
     flips = 2 if train.get("flip_augment", True) else 1
     updates = get_strategy(train["strategy"]).updates_per_batch
     per_frame = frame_macs(model)
-    training = windows * flips * updates * optim["epochs"] * T * per_frame * 3
-    eval_cost = 2 * per_frame * (1 if seq2seq else T)
-    evaluation = (val_frames * optim["epochs"] + test_frames) * eval_cost
-    return (training + evaluation) * SECONDS_PER_MAC + STARTUP_SECONDS
+    train_frames_seen = windows * flips * updates * optim["epochs"] * T
+    training = train_frames_seen * (3 * per_frame * SECONDS_PER_MAC + TRAIN_SECONDS_PER_FRAME)
+    eval_frames = 2 * (val_frames * optim["epochs"] + test_frames)  # x2: flip test
+    clip_frames = 1 if seq2seq else T  # seq2frame backbones run one whole clip per evaluated frame
+    evaluation = eval_frames * (clip_frames * per_frame * SECONDS_PER_MAC + EVAL_SECONDS_PER_FRAME)
+    return training + evaluation + STARTUP_SECONDS
 
 
 def format_seconds(seconds: float) -> str:
