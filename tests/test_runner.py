@@ -142,9 +142,11 @@ def test_run_command_reports_failures_with_exit_status_1(
 
     monkeypatch.setattr(runner, "execute", execute)
     study = tiny_study(workdir)
-    assert main(["run", str(study), "--profile", "smoke", "--no-report"]) == 1
+    assert main(["run", str(study), "--profile", "smoke", "--out", str(workdir / "reports")]) == 1
     out = capsys.readouterr().out
     assert "2 done, 2 failed" in out and out.count("non-finite loss (nan) at epoch 1, step 3") >= 2
+    report = (workdir / "reports" / "table7.smoke.md").read_text()
+    assert "non-finite loss (nan) at epoch 1, step 3" in report
 
 
 def test_dry_run_lists_cells_and_cost_without_running(
