@@ -264,3 +264,20 @@ def test_table7_smoke_end_to_end(
     assert frame["mpjpe"].map(math.isfinite).all() and (frame["mpjpe"] > 0).all()
     assert frame["epochs_run"].eq(1).all()
     print(f"table7 smoke: {elapsed:.1f} s")
+
+
+def test_set_overrides_every_cell_and_changes_its_identity(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def ids(*extra: str) -> list[str]:
+        assert main(["run", str(TABLE7), "--profile", "smoke", "--dry-run", *extra]) == 0
+        return [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:13]]
+
+    plain, gpu = ids(), ids("--set", "train.device=cuda", "--set", "optim.epochs=2")
+    assert len(set(plain)) == len(set(gpu)) == 12 and not set(plain) & set(gpu)
+    settings = {"train.device": "cuda", "optim.epochs": 2}
+    cells = expand_file(TABLE7, "smoke", settings=settings).cells
+    assert [c.id for c in cells] == gpu
+    assert {(c.config["train"]["device"], c.config["optim"]["epochs"]) for c in cells} == {("cuda", 2)}
+    assert main(["run", str(TABLE7), "--dry-run", "--set", "train.gpu=1"]) == 2
+    assert "--set train.gpu" in capsys.readouterr().err
