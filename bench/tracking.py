@@ -84,7 +84,7 @@ class Tracker:
         run, self.run = self.run, None
         if run is not None:
             try:
-                run.finish(exit_code=1, quiet=True)
+                run.finish(exit_code=1)
             except Exception:  # already failing; nothing more to do
                 log.debug("W&B finish after an error failed", exc_info=True)
 
@@ -119,7 +119,7 @@ class Tracker:
 
         def done() -> None:
             self.run.summary.update(summary_metrics(result))
-            self.run.finish(quiet=True)
+            self.run.finish()
             self.run = None
 
         self._guard("finish", done)
@@ -130,7 +130,7 @@ class Tracker:
 
         def failed() -> None:
             self.run.summary.update({"failure": reason})
-            self.run.finish(exit_code=1, quiet=True)
+            self.run.finish(exit_code=1)
             self.run = None
 
         self._guard("fail", failed)

@@ -71,7 +71,9 @@ def test_summary_metrics_are_flat_numbers() -> None:
     assert "per_joint_mpjpe" not in summary
 
 
-def test_offline_run_is_written_per_cell(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_offline_run_is_written_per_cell(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wb"))
     monkeypatch.setenv("WANDB_SILENT", "true")
     (tmp_path / "wb").mkdir()
@@ -82,6 +84,7 @@ def test_offline_run_is_written_per_cell(monkeypatch: pytest.MonkeyPatch, tmp_pa
     runs = list((tmp_path / "wb" / "wandb").glob(f"offline-run-*-{cell.id}"))
     assert len(runs) == 1
     assert (runs[0] / f"run-{cell.id}.wandb").stat().st_size > 0
+    assert not [r for r in caplog.records if "W&B" in r.getMessage()]  # init, log and finish all worked
 
 
 class _BrokenRun:
