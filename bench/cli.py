@@ -16,6 +16,8 @@ from tmt.errors import TmtError
 DEFAULT_PROFILE = "cpu"
 DATA_CHOICES = ("real", "synthetic")
 WANDB_CHOICES = ("online", "offline", "disabled")
+EXECUTOR_CHOICES = ("local", "pool", "slurm")
+PRUNER_CHOICES = ("median", "hyperband", "none")
 
 EPILOG = """examples:
   python -m bench run studies/table7.yaml                  # cpu profile: synthetic data, 3 seeds, < 1 h
@@ -23,6 +25,7 @@ EPILOG = """examples:
   python -m bench run studies/table7.yaml --dry-run        # list the cells and their estimated cost
   python -m bench validate studies/*.yaml
   python -m bench report studies/table7.yaml --profile cpu
+  python -m bench search studies/search_dl_dm_T.yaml --profile smoke --trials 4
 the store defaults to ./runs (or $BENCH_STORE); W&B runs offline unless --wandb says otherwise."""
 
 
@@ -78,7 +81,29 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="run N cells at a time in worker processes (default 1: in this process, epochs shown live)",
+        help="run N cells at a time in worker processes (default 1: in this process, epochs shown live); "
+        "with --executor slurm: at most N jobs running at once",
+    )
+    p.add_argument(
+        "--executor",
+        choices=EXECUTOR_CHOICES,
+        default=None,
+        help="where cells run: local (this process), pool (--jobs worker processes, each with cores/N "
+        "threads) or slurm (one job per cell through submitit); default: pool if --jobs > 1, else local",
+    )
+    slurm = p.add_argument_group("Slurm (--executor slurm; these override the study's slurm: section)")
+    slurm.add_argument("--slurm-partition", default=None, metavar="NAME", help="partition")
+    slurm.add_argument("--slurm-time", default=None, metavar="TIME", help="time limit: minutes or HH:MM:SS")
+    slurm.add_argument("--slurm-gpus", type=int, default=None, metavar="N", help="GPUs per job")
+    slurm.add_argument(
+        "--slurm-cpus", type=int, default=None, metavar="N", help="CPUs per job (= torch threads)"
+    )
+    slurm.add_argument("--slurm-mem", default=None, metavar="SIZE", help="memory per job, e.g. 32G")
+    slurm.add_argument(
+        "--slurm-cluster",
+        choices=("slurm", "local"),
+        default="slurm",
+        help="local: run the jobs as local processes through submitit (no Slurm needed)",
     )
     p.add_argument("--no-report", action="store_true", help="do not write the report afterwards")
     p.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports)")
@@ -128,15 +153,44 @@ def _add_search(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "search",
         help="hyper-parameter search (Optuna) over a search file",
-        description="Optuna search over the axes of a search file; trials are cells in the store.",
+        description="Optuna search (seeded TPE, pruning on per-epoch validation MPJPE) over the search: "
+        "section of a study file; every trial is a cell of the store. A rerun continues the search; run the "
+        "same command several times at once to add workers. See docs/search.md.",
     )
-    p.add_argument("spec", metavar="SEARCH", type=Path, help="search file, e.g. studies/search_mixste.yaml")
-    p.add_argument("--trials", type=int, default=None, help="number of trials (default: the file's)")
-    p.add_argument("--storage", default=None, help="Optuna storage URL (default: a SQLite file in the store)")
+    p.add_argument("spec", metavar="SEARCH", type=Path, help="search file, e.g. studies/search_dl_dm_T.yaml")
     p.add_argument(
         "--profile", default=DEFAULT_PROFILE, help=f"profile of every trial (default: {DEFAULT_PROFILE})"
     )
+    p.add_argument(
+        "--trials",
+        type=int,
+        default=None,
+        metavar="N",
+        help="trials the search holds when done, over all workers and reruns (default: the file's)",
+    )
+    p.add_argument(
+        "--storage",
+        default=None,
+        metavar="URL",
+        help="postgresql://... for workers on several machines, or a journal file path (default: the "
+        "journal file STORE/optuna/<study-name>.journal)",
+    )
+    p.add_argument(
+        "--study-name", default=None, metavar="NAME", help="Optuna study name (default: <search>.<profile>)"
+    )
+    p.add_argument("--pruner", choices=PRUNER_CHOICES, default=None, help="override the file's pruner type")
+    p.add_argument("--data", choices=DATA_CHOICES, default=None, help="real data or the synthetic stand-in")
+    p.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a config field in every trial (repeatable; part of the cell ids)",
+    )
     p.add_argument("--wandb", choices=WANDB_CHOICES, default=None, help="W&B mirror mode")
+    p.add_argument("--no-report", action="store_true", help="do not write the search report")
+    p.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports)")
     _store_arg(p)
     p.set_defaults(func=cmd_search)
 
@@ -187,6 +241,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
             cells = expand(study, str(path), name).cells
             cost = sum(estimate_seconds(c) for c in cells)
             parts.append(f"{name}: {len(cells)} cells ~{format_seconds(cost)}")
+        if study.search is not None:
+            from bench.search.spec import parse_search
+
+            parts.append(f"search over {', '.join(parse_search(study, str(path)).section.space)}")
+        if study.slurm:
+            from bench.executors import slurm_options
+
+            slurm_options(study.slurm, str(path))
         print(f"ok  {path}  ({'; '.join(parts)})")
     return 0
 
@@ -207,8 +269,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     if args.jobs < 1:
         raise TmtError(f"--jobs: must be at least 1, got {args.jobs}")
+    from bench.executors import executor_from_args
+
+    executor = executor_from_args(args, study, str(args.study))
     summary = run_cells(
-        expansion, store, force=args.force, wandb_mode=args.wandb or default_mode(), jobs=args.jobs
+        expansion, store, force=args.force, wandb_mode=args.wandb or default_mode(), executor=executor
     )
     counts = ", ".join(
         f"{summary.count(s)} {s}" for s in ("done", "skipped", "failed", "busy") if summary.count(s)

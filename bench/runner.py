@@ -1,7 +1,8 @@
 """Running cells into the store: skip what is done, resume what was cut, record what failed, go on.
 
 ``run_cell`` is a top-level function of picklable arguments (a :class:`Cell`, a :class:`Store`, plain
-options), so a process-pool or Slurm executor can hand cells to it as the in-process ``run_cells`` does.
+options), so the executors of :mod:`bench.executors` (in-process, a local process pool, Slurm jobs) all hand
+cells to it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cells import Cell
+from bench.executors import Executor, make_executor
 from bench.progress import RunProgress
 from bench.store import Store
 from bench.study import SYNTHETIC_DETECTOR, Expansion
@@ -26,10 +28,17 @@ from bench.tracking import Tracker
 from tmt.errors import DataError
 
 
+class CellStopped(Exception):
+    """Raised by a callback to end a cell early on purpose (a pruned search trial).
+
+    The cell keeps its checkpoint and history and records neither a result nor a failure: it stays resumable.
+    """
+
+
 @dataclass(frozen=True)
 class CellOutcome:
     cell_id: str
-    status: str  # done | failed | skipped (already done) | busy (another process holds it)
+    status: str  # done | failed | skipped (already done) | busy (another process holds it) | stopped
     detail: str = ""
     seconds: float = 0.0
 
@@ -101,8 +110,12 @@ def run_cell(
     force: bool = False,
     wandb_mode: str = "disabled",
     progress: RunProgress | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> CellOutcome:
-    """Run one cell unless it is done (or running elsewhere); record its result or its failure."""
+    """Run one cell unless it is done (or running elsewhere); record its result or its failure.
+
+    ``callbacks`` get every epoch after the history is written; one may raise :class:`CellStopped`.
+    """
     with store.lock(cell.id) as held:
         if not held:
             return CellOutcome(cell.id, "busy", "another process is running it")
@@ -116,15 +129,19 @@ def run_cell(
         if progress is not None:
             progress.cell_started(cell, resumed)
         tracker = Tracker(cell, wandb_mode)
-        callbacks: list[Any] = [HistoryWriter(store, cell.id), tracker]
+        epoch_callbacks: list[Any] = [HistoryWriter(store, cell.id), tracker]
         if progress is not None:
-            callbacks.append(progress)
+            epoch_callbacks.append(progress)
+        epoch_callbacks.extend(callbacks)
         t0 = time.perf_counter()
         try:
-            result = execute(cell, workdir, callbacks)
+            result = execute(cell, workdir, epoch_callbacks)
             bad = non_finite_metrics(result)
             if bad:
                 raise FloatingPointError(f"non-finite result metric(s): {', '.join(bad)}")
+        except CellStopped as stop:
+            tracker.fail(f"stopped: {stop}")
+            return CellOutcome(cell.id, "stopped", str(stop), time.perf_counter() - t0)
         except Exception as err:  # recorded, and the study goes on (KeyboardInterrupt is not caught)
             reason = getattr(err, "reason", None) or f"{type(err).__name__}: {err}"
             store.write_failure(cell.id, reason, traceback.format_exc())
@@ -223,11 +240,13 @@ def run_cells(
     wandb_mode: str = "disabled",
     live: bool | None = None,
     jobs: int = 1,
+    executor: Executor | None = None,
 ) -> RunSummary:
     """Run every cell of an expansion; a failed cell never stops the others.
 
-    ``jobs`` = 1 runs the cells in this process, in order, with the epoch shown live; ``jobs`` > 1 hands them
-    to that many worker processes (each cell's lock keeps workers, and other runs, off each other's cells).
+    ``executor`` (:mod:`bench.executors`) decides where the cells run. By default ``jobs`` = 1 runs them in this
+    process, in order, with the epoch shown live, and ``jobs`` > 1 hands them to that many worker processes
+    (each cell's lock keeps workers, and other runs, off each other's cells).
     """
     cells = expansion.cells
     done_before = 0 if force else sum(store.is_done(c.id) for c in cells)
@@ -253,31 +272,6 @@ def run_cells(
             else:
                 progress.cell_finished(cell, outcome.status, outcome.detail)
 
-        if jobs <= 1:
-            for cell in pending:
-                report(cell, run_cell(cell, store, force=force, wandb_mode=wandb_mode, progress=progress))
-        else:
-            _run_pool(pending, store, jobs, report, force=force, wandb_mode=wandb_mode)
+        chosen = executor if executor is not None else make_executor(jobs=jobs)
+        chosen.run(pending, store, report, progress=progress, force=force, wandb_mode=wandb_mode)
     return RunSummary([outcomes[c.id] for c in cells])
-
-
-def _run_pool(cells: list[Cell], store: Store, jobs: int, report: Any, **options: Any) -> None:
-    """Run ``cells`` in ``jobs`` worker processes (spawned: no forked torch state), reporting as they end."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(run_cell, cell, store, **options): cell for cell in cells}
-        try:
-            for future in as_completed(futures):
-                cell = futures[future]
-                try:
-                    outcome = future.result()
-                except Exception as err:  # the worker died (killed, out of memory): the cell resumes next run
-                    outcome = CellOutcome(
-                        cell.id, "failed", f"worker process failed: {type(err).__name__}: {err}"
-                    )
-                report(cell, outcome)
-        except KeyboardInterrupt:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise

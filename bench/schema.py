@@ -239,6 +239,12 @@ class Study(Strict):
     profiles: dict[str, Profile]
     layout: Layout | list[Layout]
     claims: list[Claim] = Field(default_factory=list)
+    search: dict[str, Any] | None = Field(
+        None, description="a hyper-parameter search over config fields (bench search; docs/search.md)"
+    )
+    slurm: dict[str, Any] = Field(
+        default_factory=dict, description="Slurm job settings for run --executor slurm (docs/search.md)"
+    )
 
     @field_validator("labels", mode="before")
     @classmethod

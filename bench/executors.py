@@ -1,0 +1,412 @@
+"""Where a study's cells run: in this process, in a pool of local worker processes, or as Slurm jobs.
+
+Every executor hands each cell to :func:`bench.runner.run_cell` against the same store, so they are
+interchangeable: the store's per-cell lock keeps two workers off one cell, and a rerun skips every finished
+cell whichever executor ran it. Worker processes get a share of the cores (``max(1, cores // jobs)`` torch and
+BLAS threads, unless the cell sets ``train.threads``) so that N workers never oversubscribe the machine.
+
+This module imports neither torch nor the runner at import time: a spawned worker unpickles its entry point
+from here and limits its threads before the numerical libraries load.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tmt.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bench.cells import Cell
+    from bench.progress import RunProgress
+    from bench.runner import CellOutcome
+    from bench.store import Store
+
+EXECUTORS = ("local", "pool", "slurm")
+SLURM_CLUSTERS = ("slurm", "local")
+"""``local`` runs the "Slurm" jobs as local processes through submitit (tests, or a machine without Slurm)."""
+
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+Report = Callable[["Cell", "CellOutcome"], None]
+
+
+class Executor(Protocol):
+    def run(
+        self,
+        cells: Sequence[Cell],
+        store: Store,
+        report: Report,
+        *,
+        progress: RunProgress | None = None,
+        **options: Any,
+    ) -> None:
+        """Run every cell, calling ``report(cell, outcome)`` as each ends; ``options`` go to ``run_cell``."""
+
+
+# ------------------------------------------------------------------------------------------------- threads
+
+
+def available_cores() -> int:
+    """Cores this process may use (its CPU affinity, which Slurm and taskset restrict), at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def worker_threads(jobs: int, cores: int | None = None) -> int:
+    """Threads per worker when ``jobs`` workers share ``cores`` cores."""
+    return max(1, (cores or available_cores()) // max(1, jobs))
+
+
+def limit_threads(threads: int) -> None:
+    """Set torch's intra-op threads and the BLAS / OpenMP variables read by libraries loaded later."""
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _set_thread_variables(threads: int) -> None:
+    """Pool-worker initializer: runs before the worker imports numpy or torch."""
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+
+
+def run_cell_job(
+    cell: Cell, store: Store, threads: int | None, cwd: str, options: dict[str, Any]
+) -> CellOutcome:
+    """A cell in a worker process or a Slurm job: the submitter's working directory, a bounded thread count.
+
+    ``threads`` None means all the cores the job was given. The cell's own ``train.threads`` wins.
+    """
+    os.chdir(cwd)  # relative data roots and stores resolve as they did where the cells were submitted
+    limit_threads(cell.config["train"].get("threads") or threads or available_cores())
+    from bench.runner import run_cell
+
+    return run_cell(cell, store, **options)
+
+
+def _absolute(store: Store) -> Store:
+    from bench.store import Store
+
+    return Store(store.root.resolve())
+
+
+# ----------------------------------------------------------------------------------------------- executors
+
+
+class LocalExecutor:
+    """One cell at a time in this process, the epoch shown live."""
+
+    name = "local"
+
+    def run(
+        self,
+        cells: Sequence[Cell],
+        store: Store,
+        report: Report,
+        *,
+        progress: RunProgress | None = None,
+        **options: Any,
+    ) -> None:
+        from bench.runner import run_cell
+
+        for cell in cells:
+            report(cell, run_cell(cell, store, progress=progress, **options))
+
+
+class PoolExecutor:
+    """``jobs`` spawned worker processes (no forked torch state), each with ``cores // jobs`` threads."""
+
+    name = "pool"
+
+    def __init__(self, jobs: int, cores: int | None = None):
+        if jobs < 1:
+            raise ConfigError(f"--jobs: must be at least 1, got {jobs}")
+        self.jobs = jobs
+        self.threads = worker_threads(jobs, cores)
+
+    def run(
+        self,
+        cells: Sequence[Cell],
+        store: Store,
+        report: Report,
+        *,
+        progress: RunProgress | None = None,
+        **options: Any,
+    ) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        from bench.runner import CellOutcome
+
+        if not cells:
+            return
+        store, cwd = _absolute(store), os.getcwd()
+        with ProcessPoolExecutor(
+            max_workers=min(self.jobs, len(cells)),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_set_thread_variables,
+            initargs=(self.threads,),
+        ) as pool:
+            futures = {
+                pool.submit(run_cell_job, cell, store, self.threads, cwd, options): cell for cell in cells
+            }
+            try:
+                for future in as_completed(futures):
+                    cell = futures[future]
+                    try:
+                        outcome = future.result()
+                    except (
+                        Exception
+                    ) as err:  # the worker died (killed, out of memory): the cell resumes next run
+                        outcome = CellOutcome(
+                            cell.id, "failed", f"worker process failed: {type(err).__name__}: {err}"
+                        )
+                    report(cell, outcome)
+            except KeyboardInterrupt:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+
+
+class SlurmOptions(BaseModel):
+    """Slurm settings of a study (its ``slurm:`` section) or of the command line (``--slurm-*``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    partition: str | None = None
+    time: str | int | None = Field(None, description="time limit: minutes, or HH:MM:SS, D-HH:MM, ...")
+    gpus: int | None = Field(None, ge=0, description="GPUs per job")
+    cpus: int | None = Field(None, ge=1, description="CPUs per job (= the cell's torch threads)")
+    mem: str | int | None = Field(None, description="memory per job: GB, or a number with M / G / T")
+    setup: list[str] = Field(default_factory=list, description="shell lines run before each job")
+    additional: dict[str, Any] = Field(
+        default_factory=dict, description="further sbatch options, e.g. {account: ..., qos: ...}"
+    )
+
+    def merged(self, overrides: dict[str, Any]) -> SlurmOptions:
+        """These settings with the non-None ``overrides`` (the command line) on top."""
+        return self.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+    def check(self, where: Callable[[str], str]) -> None:
+        """Parse the time and memory formats now rather than at submission; ``where(field)`` names a field."""
+        if self.time is not None:
+            parse_minutes(self.time, where("time"))
+        if self.mem is not None:
+            parse_gigabytes(self.mem, where("mem"))
+
+    def parameters(self, name: str, parallelism: int | None = None) -> dict[str, Any]:
+        """submitit ``AutoExecutor.update_parameters`` keywords (generic ones, then ``slurm_*`` ones)."""
+        params: dict[str, Any] = {"name": name}
+        if self.time is not None:
+            params["timeout_min"] = parse_minutes(self.time, "slurm time")
+        if self.mem is not None:
+            params["mem_gb"] = parse_gigabytes(self.mem, "slurm mem")
+        if self.gpus is not None:
+            params["gpus_per_node"] = self.gpus
+        if self.cpus is not None:
+            params["cpus_per_task"] = self.cpus
+        if self.partition:
+            params["slurm_partition"] = self.partition
+        if self.setup:
+            params["slurm_setup"] = list(self.setup)
+        if self.additional:
+            params["slurm_additional_parameters"] = dict(self.additional)
+        if parallelism:
+            params["slurm_array_parallelism"] = parallelism
+        return params
+
+
+def parse_minutes(value: str | int, where: str = "slurm time") -> int:
+    """Slurm's time formats -> minutes (seconds round up): ``90``, ``"MM:SS"``, ``"HH:MM:SS"``,
+    ``"D-HH"``, ``"D-HH:MM"``, ``"D-HH:MM:SS"``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ConfigError(f"{where}: must be at least 1 minute, got {value}")
+        return value
+    match = re.fullmatch(r"(?:(\d+)-)?(\d+(?::\d+){0,2})", str(value).strip())
+    if not match:
+        raise ConfigError(
+            f"{where}: expected minutes or a Slurm time such as 01:30:00 or 2-00:00, got {value!r}"
+        )
+    days, clock = match.group(1), [int(part) for part in match.group(2).split(":")]
+    if days is None:
+        if len(clock) == 3:
+            hours, minutes, seconds = clock
+        else:
+            hours, minutes, seconds = 0, clock[0], clock[1] if len(clock) == 2 else 0
+    else:
+        hours, minutes, seconds = [*clock, 0, 0][:3]
+    total = int(days or 0) * 1440 + hours * 60 + minutes + (1 if seconds else 0)
+    if total < 1:
+        raise ConfigError(f"{where}: must be at least 1 minute, got {value!r}")
+    return total
+
+
+def parse_gigabytes(value: str | int | float, where: str = "slurm mem") -> float:
+    """``32``, ``"32G"``, ``"32GB"``, ``"16000M"``, ``"1T"`` -> gigabytes."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        amount, unit = float(value), "G"
+    else:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([MGT]?)B?\s*", str(value), flags=re.IGNORECASE)
+        if not match:
+            raise ConfigError(f"{where}: expected a size such as 32G or 16000M, got {value!r}")
+        amount, unit = float(match.group(1)), (match.group(2) or "G").upper()
+    gigabytes = amount * {"M": 1 / 1024, "G": 1.0, "T": 1024.0}[unit]
+    if gigabytes <= 0:
+        raise ConfigError(f"{where}: must be positive, got {value!r}")
+    return gigabytes
+
+
+def slurm_options(section: dict[str, Any], source: str) -> SlurmOptions:
+    """A study's ``slurm:`` section, validated; errors name the file and the key."""
+    try:
+        options = SlurmOptions.model_validate(section or {})
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        if first["type"] == "extra_forbidden":
+            why = f"unknown key; allowed: {', '.join(SlurmOptions.model_fields)}"
+        else:
+            why = first["msg"]
+        raise ConfigError(f"{source}: slurm.{where}: {why}") from None
+    options.check(lambda name: f"{source}: slurm.{name}")
+    return options
+
+
+class SlurmExecutor:
+    """One job per cell through submitit (a job array); the submitting process waits and reports each one.
+
+    The store (and the data) must be on a filesystem the compute nodes share. A job that is killed (time
+    limit, preemption) leaves its cell's checkpoint: the next run resumes it. Interrupting the waiting process
+    cancels the jobs that are not finished.
+    """
+
+    name = "slurm"
+
+    def __init__(
+        self,
+        options: SlurmOptions,
+        *,
+        cluster: str = "slurm",
+        parallelism: int | None = None,
+        folder: Path | None = None,
+        poll_s: float | None = None,
+    ):
+        if cluster not in SLURM_CLUSTERS:
+            raise ConfigError(f"--slurm-cluster: {cluster!r}; allowed: {', '.join(SLURM_CLUSTERS)}")
+        if cluster == "slurm" and shutil.which("sbatch") is None:
+            raise ConfigError(
+                "--executor slurm: sbatch is not on PATH (no Slurm here); run on a Slurm login node, or use "
+                "--slurm-cluster local to run the jobs as local processes"
+            )
+        self.options, self.cluster, self.parallelism = options, cluster, parallelism
+        self.folder = folder
+        self.poll_s = poll_s if poll_s is not None else (1.0 if cluster == "local" else 15.0)
+
+    def run(
+        self,
+        cells: Sequence[Cell],
+        store: Store,
+        report: Report,
+        *,
+        progress: RunProgress | None = None,
+        **options: Any,
+    ) -> None:
+        import submitit
+
+        from bench.runner import CellOutcome
+
+        if not cells:
+            return
+        store, cwd = _absolute(store), os.getcwd()
+        folder = (self.folder or store.root / ".slurm" / cells[0].study).resolve()
+        executor = submitit.AutoExecutor(folder=folder / "%j", cluster=self.cluster)
+        params = self.options.parameters(f"bench-{cells[0].study}", self.parallelism)
+        if self.cluster == "local":
+            params = {k: v for k, v in params.items() if not k.startswith("slurm_")}
+            params.setdefault("timeout_min", 7 * 24 * 60)  # submitit's local default is a few minutes
+        executor.update_parameters(**params)
+        threads = self.options.cpus  # None: every core the job was given
+        with executor.batch():
+            submitted = [
+                (cell, executor.submit(run_cell_job, cell, store, threads, cwd, options)) for cell in cells
+            ]
+        jobs = {id(job): cell for cell, job in submitted}
+        try:
+            for job in submitit.helpers.as_completed(
+                [job for _, job in submitted], poll_frequency=self.poll_s
+            ):
+                cell = jobs[id(job)]
+                try:
+                    outcome = job.result()
+                except Exception as err:  # the job failed outside run_cell (killed, time limit, node failure)
+                    first = str(err).strip().splitlines()[:1]
+                    outcome = CellOutcome(
+                        cell.id,
+                        "failed",
+                        f"Slurm job {job.job_id} failed: {type(err).__name__}: {''.join(first)}",
+                    )
+                report(cell, outcome)
+        except KeyboardInterrupt:
+            for _, job in submitted:
+                if not job.done():
+                    job.cancel(check=False)
+            raise
+
+
+def make_executor(
+    name: str | None = None,
+    *,
+    jobs: int = 1,
+    slurm: SlurmOptions | None = None,
+    cluster: str = "slurm",
+) -> Executor:
+    """The executor called ``name`` (None: ``pool`` when ``jobs`` > 1, else ``local``)."""
+    if jobs < 1:
+        raise ConfigError(f"--jobs: must be at least 1, got {jobs}")
+    name = name or ("pool" if jobs > 1 else "local")
+    if name == "local":
+        if jobs > 1:
+            raise ConfigError(
+                f"--executor local runs one cell at a time in this process; "
+                f"--jobs {jobs} needs --executor pool"
+            )
+        return LocalExecutor()
+    if name == "pool":
+        return PoolExecutor(jobs)
+    if name == "slurm":
+        return SlurmExecutor(slurm or SlurmOptions(), cluster=cluster, parallelism=jobs if jobs > 1 else None)
+    raise ConfigError(f"--executor: {name!r}; allowed: {', '.join(EXECUTORS)}")
+
+
+def executor_from_args(args: Any, study: Any, source: str) -> Executor:
+    """The executor asked for on the ``run`` command line; Slurm settings: the study's, then ``--slurm-*``."""
+    slurm = None
+    if args.executor == "slurm":
+        flags = {
+            "partition": args.slurm_partition,
+            "time": args.slurm_time,
+            "gpus": args.slurm_gpus,
+            "cpus": args.slurm_cpus,
+            "mem": args.slurm_mem,
+        }
+        SlurmOptions.model_validate({k: v for k, v in flags.items() if v is not None}).check(
+            lambda name: f"--slurm-{name}"
+        )
+        slurm = slurm_options(getattr(study, "slurm", None) or {}, source).merged(flags)
+    return make_executor(args.executor, jobs=args.jobs, slurm=slurm, cluster=args.slurm_cluster)

@@ -1,0 +1,394 @@
+"""The report of a search: best trials, parameter importances, the optimisation history as a plot, and the
+best configuration next to the search file's reference point (its grid: the paper's choice, e.g. Table 6's
+d_l 8, d_m 512, T 243), written to ``<out>/search_<name>.<profile>.md`` and ``.png``.
+
+Values are read from the Optuna study; the reference point's value from the store (the cell ``bench run``
+trains for the search file's grid at seed 0), and the paper's number from the paper's table.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from optuna.trial import FrozenTrial, TrialState
+
+from bench.cells import Cell
+from bench.search.sampling import describe_pruner
+from bench.search.spec import SearchSpec, objective_value
+from bench.store import Store
+from bench.study import get_path, merge
+
+BEST_ROWS = 10
+ALL_TRIALS_MAX = 100
+METRIC_TEXT = {
+    "val_mpjpe": "validation MPJPE of the selected epoch (mm)",
+    "mpjpe": "test MPJPE (mm)",
+    "p_mpjpe": "test P-MPJPE (mm)",
+    "n_mpjpe": "test N-MPJPE (mm)",
+    "mpjve": "test MPJVE (mm)",
+    "pck": "PCK (%)",
+    "auc": "AUC (%)",
+}
+
+
+def report_stem(study_name: str, profile: str) -> str:
+    """``search_<name>.<profile>`` (the study name without a leading ``search_`` or a trailing profile)."""
+    name = study_name.removeprefix("search_").removesuffix(f".{profile}")
+    return f"search_{name}.{profile}"
+
+
+def _num(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 0.01 else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _param_names(spec: SearchSpec) -> dict[str, str]:
+    """Column names: the config path, and the paper's symbol where a layout has one: ``model.depth (d_l)``."""
+    symbols: dict[str, str] = {}
+    for layout in spec.study.layouts:
+        symbols.update(layout.paper_columns)
+    return {p: f"{p} ({symbols[p]})" if p in symbols else p for p in spec.section.space}
+
+
+def _last_intermediate(trial: FrozenTrial) -> tuple[int, float] | None:
+    if not trial.intermediate_values:
+        return None
+    step = max(trial.intermediate_values)
+    return step, trial.intermediate_values[step]
+
+
+def paper_value(spec: SearchSpec, labels: dict[str, Any]) -> tuple[str, float] | None:
+    """The paper's number for the reference point: (table, value) from the first layout that has one."""
+    from bench.paper import load_paper_table
+
+    for layout in spec.study.layouts:
+        table_name = layout.paper or spec.study.paper
+        if not table_name or not layout.paper_metric:
+            continue
+        table = load_paper_table(table_name)
+        mask = table.index == table.index
+        for column, value in layout.paper_filter.items():
+            mask &= table[column] == value
+        for axis, column in layout.paper_columns.items():
+            if axis in labels:
+                value = layout.paper_values.get(axis, {}).get(str(labels[axis]), str(labels[axis]))
+                mask &= table[column].map(_same_number(value))
+        rows = table[mask]
+        if len(rows) == 1 and rows.iloc[0][layout.paper_metric] != "":
+            return table_name, float(rows.iloc[0][layout.paper_metric])
+    return None
+
+
+def _same_number(value: str) -> Any:
+    def same(text: str) -> bool:
+        try:
+            return float(text) == float(value)
+        except ValueError:
+            return text == value
+
+    return same
+
+
+def history_figure(
+    trials: Sequence[FrozenTrial], direction: str, metric: str, reference: float | None, path: Path
+) -> Path | None:
+    """Every trial's value by trial number, pruned trials at their last reported epoch, the best so far."""
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    pruned = [(t.number, _last_intermediate(t)) for t in trials if t.state == TrialState.PRUNED]
+    pruned = [(n, last[1]) for n, last in pruned if last is not None]
+    if not complete and not pruned:
+        return None
+    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    with sns.axes_style("whitegrid"):
+        ax = fig.subplots()
+    if complete:
+        ax.scatter([t.number for t in complete], [t.value for t in complete], color="C0", label="complete")
+        best, steps = None, []
+        for t in sorted(complete, key=lambda t: t.number):
+            better = best is None or (t.value < best if direction == "minimize" else t.value > best)
+            best = t.value if better else best
+            steps.append((t.number, best))
+        last = max(t.number for t in trials)
+        steps.append((last, steps[-1][1]))
+        ax.step([s[0] for s in steps], [s[1] for s in steps], where="post", color="C0", label="best so far")
+    if pruned:
+        ax.scatter(
+            [n for n, _ in pruned],
+            [v for _, v in pruned],
+            marker="x",
+            color="0.5",
+            label="pruned (last epoch)",
+        )
+    if reference is not None and math.isfinite(reference):
+        ax.axhline(reference, linestyle="--", color="C3", label="reference point (this profile)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("trial")
+    ax.set_ylabel(METRIC_TEXT.get(metric, metric))
+    ax.set_title("Optimisation history")
+    ax.legend(loc="best", fontsize="small")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def importances(study: optuna.Study) -> dict[str, float] | str:
+    """PED-ANOVA importances of the parameters (Optuna's own, deterministic, no scikit-learn), or why there
+    are none yet."""
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    if len(complete) < 2:
+        return f"needs at least 2 complete trials ({len(complete)} so far)"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+            return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
+    except (RuntimeError, ValueError) as err:
+        return f"not computable yet ({err})"
+
+
+def _nominal_defaults(spec: SearchSpec) -> dict[str, Any]:
+    """The search file's base, resolved (backbone defaults filled) and unscaled: the nominal value of a field
+    the reference point does not set (e.g. the paper's learning rate)."""
+    from tmt.training.config import ExperimentConfig
+
+    tree: dict[str, Any] = {}
+    merge(tree, spec.study.base)
+    merge(tree, spec.study.grid[0].set)
+    merge(
+        tree,
+        {
+            axis: values[0]
+            for axis, values in spec.study.grid[0].axes.items()
+            if axis not in spec.study.labels
+        },
+    )
+    try:
+        return ExperimentConfig.model_validate(tree).resolved().model_dump(mode="json")
+    except (ValueError, TypeError):
+        return {}
+
+
+def _reference(
+    spec: SearchSpec, profile: str, store: Store, data: str | None, settings: dict[str, Any]
+) -> tuple[Cell, float | None, dict[str, Any] | None]:
+    cell = spec.reference(profile, data=data, settings=settings).cells[0]
+    result = store.read_result(cell.id)
+    value = objective_value(result, spec.section.metric) if result else None
+    return cell, value, result
+
+
+def render(
+    study: optuna.Study,
+    spec: SearchSpec,
+    profile: str,
+    store: Store,
+    *,
+    storage: str,
+    figure: str | None,
+    data: str | None = None,
+    settings: dict[str, Any] | None = None,
+) -> str:
+    settings = dict(settings or {})
+    ref_cell, ref_value, ref_result = _reference(spec, profile, store, data, settings)
+    trials = study.get_trials(deepcopy=False)
+    states = {s: sum(t.state == s for t in trials) for s in TrialState}
+    section, names = spec.section, _param_names(spec)
+    metric = METRIC_TEXT.get(section.metric, section.metric)
+    sampler = section.sampler
+    out = [
+        f"# Search: {spec.study.title} [{profile}]",
+        "",
+        f"Optuna study `{study.study_name}` in `{storage}`: {len(trials)} trials "
+        f"({states[TrialState.COMPLETE]} complete, {states[TrialState.PRUNED]} pruned, "
+        f"{states[TrialState.FAIL]} failed, {states[TrialState.RUNNING] + states[TrialState.WAITING]} "
+        "running or waiting).",
+        f"Objective: {metric}, {section.direction}d. Sampler: {sampler.type.upper()} (seed {sampler.seed}"
+        + (f", {sampler.n_startup_trials} random start-up trials" if sampler.type == "tpe" else "")
+        + f"). Pruner: {describe_pruner(section.pruner, ref_cell.epochs)}. Every trial is one cell of the "
+        "store (seed 0) at the "
+        f"`{profile}` profile" + (f", settings {settings}" if settings else "") + ".",
+        "",
+    ]
+    complete = sorted(
+        (t for t in trials if t.state == TrialState.COMPLETE and t.value is not None),
+        key=lambda t: t.value if section.direction == "minimize" else -t.value,
+    )
+    header = ["rank", "trial", *names.values(), section.metric, "test MPJPE (mm)", "epochs", "cell"]
+    out += ["## Best trials", ""]
+    if complete:
+        rows = [
+            [
+                rank,
+                t.number,
+                *(_num(t.params.get(p)) for p in names),
+                _num(t.value),
+                _num(t.user_attrs.get("test_mpjpe")),
+                _num(t.user_attrs.get("epochs_run")),
+                f"`{t.user_attrs.get('cell_id', '-')}`",
+            ]
+            for rank, t in enumerate(complete[:BEST_ROWS], start=1)
+        ]
+        out += [_table(header, rows), ""]
+    else:
+        out += ["No trial has completed yet.", ""]
+
+    out += _comparison(
+        spec, profile, names, complete[0] if complete else None, ref_cell, ref_value, ref_result, store
+    )
+
+    out += ["## Parameter importances", ""]
+    found = importances(study)
+    if isinstance(found, str):
+        out += [f"Not available: {found}.", ""]
+    else:
+        rows = [[names.get(p, p), f"{v:.3f}"] for p, v in found.items()]
+        out += [
+            "PED-ANOVA (Optuna): how much each parameter separates the best 10 % of the complete trials "
+            "from all of them.",
+            "",
+            _table(["parameter", "importance"], rows),
+            "",
+        ]
+
+    out += ["## Optimisation history", ""]
+    out += [f"![optimisation history]({figure})", ""] if figure else ["No finished trial to plot yet.", ""]
+    finished = [t for t in trials if t.state != TrialState.WAITING]
+    if finished and len(finished) <= ALL_TRIALS_MAX:
+        rows = []
+        for t in finished:
+            last = _last_intermediate(t)
+            note = t.user_attrs.get("failure") or ""
+            if t.state == TrialState.PRUNED and last:
+                note = f"pruned after epoch {last[0]}"
+            rows.append(
+                [t.number, t.state.name.lower(), *(_num(t.params.get(p)) for p in names), _num(t.value), note]
+            )
+        out += [_table(["trial", "state", *names.values(), section.metric, "note"], rows), ""]
+    return "\n".join(out)
+
+
+def _comparison(
+    spec: SearchSpec,
+    profile: str,
+    names: dict[str, str],
+    best: FrozenTrial | None,
+    ref_cell: Cell,
+    ref_value: float | None,
+    ref_result: dict[str, Any] | None,
+    store: Store,
+) -> list[str]:
+    """Best configuration vs the reference point, nominal and as run at this profile."""
+    labels = ref_cell.labels
+    defaults = _nominal_defaults(spec)
+    best_config = (
+        (store.read_config(best.user_attrs.get("cell_id", "")) or {}).get("config") if best else None
+    )
+    rows = []
+    for path, name in names.items():
+        rows.append(
+            [
+                name,
+                _num(best.params.get(path)) if best else "-",
+                _num(labels[path]) if path in labels else f"{_num(get_path(defaults, path))} (default)",
+                _num(get_path(best_config, path)) if best_config else "-",
+                _num(get_path(ref_cell.config, path)),
+            ]
+        )
+    metric = spec.section.metric
+    rows.append([f"**{metric}** (this profile)", _num(best.value) if best else "-", "", "", _num(ref_value)])
+    rows.append(
+        [
+            "test MPJPE (mm, this profile)",
+            _num(best.user_attrs.get("test_mpjpe")) if best else "-",
+            "",
+            "",
+            _num((ref_result or {}).get("metrics", {}).get("mpjpe")),
+        ]
+    )
+    paper = paper_value(spec, labels)
+    point = ", ".join(f"{k} {v}" for k, v in labels.items())
+    lines = [
+        "## Best configuration vs the paper's choice",
+        "",
+        f"Reference point: the search file's grid ({point}), the configuration the paper chose"
+        + (f"; the paper reports {paper[1]:g} mm for it ({paper[0]}, real data)." if paper else "."),
+        "Nominal values are the paper's units; 'as run' values are what the profile scaled them to.",
+        "",
+        _table(
+            [
+                "parameter",
+                "best (nominal)",
+                "paper's choice (nominal)",
+                "best (as run)",
+                "paper's choice (as run)",
+            ],
+            rows,
+        ),
+        "",
+    ]
+    if ref_value is None:
+        lines += [
+            f"The reference point has no result in the store at this profile yet: "
+            f"`python -m bench run {spec.source} --profile {profile} --seeds 1` trains it.",
+            "",
+        ]
+    return lines
+
+
+def write_search_report(
+    study: optuna.Study,
+    spec: SearchSpec,
+    profile: str,
+    store: Store,
+    out_dir: Path,
+    *,
+    storage: str,
+    data: str | None = None,
+    settings: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``search_<name>.<profile>.md`` and its ``.png`` history plot into ``out_dir``; returns the md."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = report_stem(study.study_name, profile)
+    _, ref_value, _ = _reference(spec, profile, store, data, dict(settings or {}))
+    png = history_figure(
+        study.get_trials(deepcopy=False),
+        spec.section.direction,
+        spec.section.metric,
+        ref_value,
+        out_dir / f"{stem}.png",
+    )
+    text = render(
+        study,
+        spec,
+        profile,
+        store,
+        storage=storage,
+        figure=png.name if png else None,
+        data=data,
+        settings=settings,
+    )
+    path = out_dir / f"{stem}.md"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
