@@ -232,7 +232,7 @@ def run_experiment(
         "selection": {
             "rule": selection,
             "epoch": selected_epoch,
-            "validation": f"{len(val)} held-out training recordings" if val else "training set (no split)",
+            "validation": f"{len(val)} held-out training sequences" if val else "training set (no split)",
         },
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "train_windows": len(bank),
