@@ -83,11 +83,35 @@ def open_storage(url: str | None, store: Store, study_name: str) -> SearchStorag
     from optuna.storages.journal import JournalFileBackend
 
     return SearchStorage(
-        storage=JournalStorage(JournalFileBackend(str(path))),
+        storage=JournalStorage(JournalFileBackend(str(path), lock_obj=FlockJournalLock(f"{path}.lock"))),
         description=str(path),
         journal=True,
         locks=path.with_name(f"{path.name}.running"),
     )
+
+
+class FlockJournalLock:
+    """The journal's write lock as an ``flock``: the kernel drops it when its holder dies.
+
+    Optuna's default symlink lock stays behind when a worker is killed while appending, and its stale-lock
+    check stats the symlink's (missing) target, so every later worker would wait forever.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
 
 
 def _redact(url: str) -> str:
