@@ -1,0 +1,184 @@
+"""The fast paths compute what the plain ones do: packed attention, bf16 autocast, the fused optimizer,
+torch.compile; and full-size MixSTE trains at T 243 within 8 GiB."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from tmt.models import build_model
+from tmt.models import layers as layers_module
+from tmt.models.layers import attention_path, packed_attention
+from tmt.training import ExperimentConfig
+from tmt.training.trainer import make_optimizer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def textbook(qkv: torch.Tensor, heads: int) -> torch.Tensor:
+    """softmax(QK^T / sqrt(d)) V from a packed (N, L, 3 * dim) projection, in float64."""
+    n, length, width = qkv.shape
+    d = width // 3 // heads
+    q, k, v = qkv.double().view(n, length, 3, heads, d).permute(2, 0, 3, 1, 4)
+    out = torch.softmax(q @ k.transpose(-1, -2) / d**0.5, -1) @ v
+    return out.transpose(1, 2).reshape(n, length, heads * d)
+
+
+@pytest.mark.parametrize("chunk_bytes", [64, 2**22], ids=["one-sequence-chunks", "default-chunks"])
+def test_packed_attention_matches_the_formula_and_its_gradient(monkeypatch, chunk_bytes):
+    monkeypatch.setattr(layers_module, "CHUNK_SCORE_BYTES", chunk_bytes)
+    torch.manual_seed(0)
+    qkv = (3 * torch.randn(7, 11, 3 * 12, dtype=torch.float64)).requires_grad_()
+    grad = torch.randn(7, 11, 12, dtype=torch.float64)
+    want = textbook(qkv, 3)
+    (want_grad,) = torch.autograd.grad(want, qkv, grad)
+    got = packed_attention(qkv, 3)
+    (got_grad,) = torch.autograd.grad(got, qkv, grad)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got_grad, want_grad, rtol=1e-10, atol=1e-10)
+    with torch.no_grad():  # evaluation runs without the autograd node and keeps nothing
+        torch.testing.assert_close(packed_attention(qkv, 3), want, rtol=1e-12, atol=1e-12)
+
+
+def test_packed_attention_in_bf16_stays_close_to_float64():
+    torch.manual_seed(0)
+    qkv = torch.randn(64, 27, 3 * 64)
+    want = textbook(qkv, 4)
+    got = packed_attention(qkv.bfloat16(), 4)
+    assert got.dtype == torch.bfloat16
+    assert (got.double() - want).abs().max() < 0.02 * want.abs().max()
+
+
+def test_fused_attention_picks_the_packed_kernel_only_for_short_cpu_sequences():
+    short, long = torch.zeros(2, 27, 24), torch.zeros(2, layers_module.PACKED_MAX_LENGTH + 1, 24)
+    assert attention_path(short, "fused", 0.0) == "packed"
+    assert attention_path(long, "fused", 0.0) == "sdpa"
+    assert attention_path(short, "fused", 0.1) == "sdpa"  # attention dropout: SDPA applies it
+    assert attention_path(short, "math", 0.0) == "math"
+    with torch.device("meta"):
+        assert attention_path(torch.zeros(2, 27, 24), "fused", 0.0) == "sdpa"
+
+
+def test_mixste_trains_the_same_with_packed_and_textbook_attention():
+    torch.manual_seed(0)
+    kwargs = {"frames": 9, "dim": 32, "depth": 2, "heads": 4, "in_chans": 5, "drop_path": 0.0}
+    fused = build_model("mixste", attention="fused", **kwargs).double()
+    math = build_model("mixste", attention="math", **kwargs).double()
+    math.load_state_dict(fused.state_dict())
+    x = torch.randn(3, 9, 17, 5, dtype=torch.float64)
+    target = torch.randn(3, 9, 17, 3, dtype=torch.float64)
+    for model in (fused, math):
+        (model(x) - target).square().mean().backward()
+    for (name, a), b in zip(fused.named_parameters(), math.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-12, msg=name)
+
+
+def _config(**train) -> ExperimentConfig:
+    return ExperimentConfig.model_validate(
+        {
+            "model": {"backbone": "mixste", "frames": 9, "depth": 2, "dim": 32, "heads": 4},
+            "optim": {"batch_clips": 8, "lr": 1e-3},
+            "train": {"strategy": "baseline", **train},
+        }
+    ).resolved()
+
+
+def _train_losses(precision: str, steps: int = 6, compile: bool = False) -> list[float]:
+    from tmt.data.windows import Batch
+    from tmt.training.experiment import build_experiment_model
+    from tmt.training.strategies import get_strategy
+    from tmt.training.trainer import Trainer
+
+    config = _config(precision=precision, compile=compile)
+    torch.manual_seed(0)
+    model = build_experiment_model(config)
+    trainer = Trainer(model, get_strategy("baseline"), None, config, validate=lambda _m: 0.0, progress=False)
+    generator = torch.Generator().manual_seed(1)
+    kp = torch.randn(8, 9, 17, 2, generator=generator)
+    pose = torch.randn(8, 9, 17, 3, generator=generator) * 0.1
+    batch = Batch(kp, pose, torch.zeros(8, 9, 3))
+    return [trainer.train_batch(batch)["zeros"] for _ in range(steps)]
+
+
+def test_bf16_autocast_training_follows_fp32():
+    fp32, bf16 = _train_losses("fp32"), _train_losses("bf16")
+    assert bf16[-1] < bf16[0]  # it learns
+    for a, b in zip(fp32, bf16, strict=True):
+        assert b == pytest.approx(a, rel=0.02)
+
+
+def test_the_fused_optimizer_takes_the_same_steps_as_the_reference_loop():
+    torch.manual_seed(0)
+    config = _config()
+    size = {"frames": 9, "dim": 32, "depth": 2, "heads": 4, "drop_path": 0.0}  # no randomness in the steps
+    model, reference = build_model("mixste", **size), build_model("mixste", **size)
+    reference.load_state_dict(model.state_dict())
+    fused = make_optimizer(model, config)
+    assert fused.defaults["fused"] is True
+    loop = torch.optim.AdamW(
+        reference.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay, foreach=False
+    )
+    x = torch.randn(2, 9, 17, 2)
+    for _ in range(3):
+        for net, optimizer in ((model, fused), (reference, loop)):
+            optimizer.zero_grad()
+            net(x).square().mean().backward()
+            optimizer.step()
+    # Adam moves every weight by about lr per step whatever its gradient's size, so rounding differences in
+    # near-zero gradients show up at a small fraction of lr
+    for a, b in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=0.02 * config.optim.lr)
+
+
+@pytest.mark.slow
+def test_compiled_training_follows_eager():
+    eager, compiled = _train_losses("fp32", steps=3), _train_losses("fp32", steps=3, compile=True)
+    assert compiled == pytest.approx(eager, rel=1e-3)
+
+
+MEMORY_PROBE = textwrap.dedent(
+    """
+    import json, sys
+    import torch
+    sys.path.insert(0, sys.argv[1])
+    from tmt.data.windows import Batch
+    from tmt.training import ExperimentConfig
+    from tmt.training.experiment import build_experiment_model
+    from tmt.training.strategies import get_strategy
+    from tmt.training.trainer import Trainer
+
+    config = ExperimentConfig.model_validate({
+        "model": {"backbone": "mixste", "frames": 243, "depth": 8, "dim": 512},
+        "optim": {"batch_clips": 1},
+        "train": {"strategy": "baseline", "precision": sys.argv[2]},
+    }).resolved()
+    model = build_experiment_model(config)
+    trainer = Trainer(model, get_strategy("baseline"), None, config, validate=lambda _m: 0.0, progress=False)
+    batch = Batch(torch.randn(1, 243, 17, 2), torch.randn(1, 243, 17, 3) * 0.1, torch.zeros(1, 243, 3))
+    losses = [trainer.train_batch(batch)["zeros"] for _ in range(2)]
+    peak = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+    print(json.dumps({"peak_bytes": peak, "losses": losses}))
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak resident set from /proc")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_full_size_mixste_trains_on_one_t243_clip_within_8_gib(precision):
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(ROOT), precision],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=900,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert all(map(torch.isfinite, torch.tensor(result["losses"])))
+    assert result["peak_bytes"] < 8 * 2**30, result
