@@ -55,10 +55,11 @@ def test_packed_attention_in_bf16_stays_close_to_float64():
     assert (got.double() - want).abs().max() < 0.02 * want.abs().max()
 
 
-def test_fused_attention_picks_the_packed_kernel_only_for_short_cpu_sequences():
+def test_fused_attention_picks_the_packed_kernel_for_short_or_low_precision_cpu_sequences():
     short, long = torch.zeros(2, 27, 24), torch.zeros(2, layers_module.PACKED_MAX_LENGTH + 1, 24)
     assert attention_path(short, "fused", 0.0) == "packed"
     assert attention_path(long, "fused", 0.0) == "sdpa"
+    assert attention_path(long.bfloat16(), "fused", 0.0) == "packed"
     assert attention_path(short, "fused", 0.1) == "sdpa"  # attention dropout: SDPA applies it
     assert attention_path(short, "math", 0.0) == "math"
     with torch.device("meta"):

@@ -16,8 +16,9 @@ from tmt.errors import ConfigError
 ATTENTION_KINDS = ("fused", "math")
 BLOCK_EPS = 1e-6  # the references build every transformer LayerNorm with eps 1e-6
 PACKED_MAX_LENGTH = 64
-"""Longest sequence that fused attention on the CPU runs through :class:`PackedAttention` rather than torch's
-flash kernel (which is faster only once sequences are long enough to fill its blocks; see docs/performance.md)."""
+"""Longest float32 sequence that fused attention on the CPU runs through :class:`PackedAttention` rather than
+torch's flash kernel, which is faster only once sequences are long enough to fill its blocks (bfloat16 and
+float16 always take the packed path; see docs/performance.md)."""
 CHUNK_SCORE_BYTES = 4 * 2**20
 """Attention scores per chunk of :class:`PackedAttention`: small enough to stay in a CPU core's cache."""
 
@@ -177,16 +178,18 @@ def _chunks(n: int, scores_per_sequence: int) -> list[tuple[int, int]]:
     return [(a, min(n, a + rows)) for a in range(0, n, rows)]
 
 
-def attention_path(x: Tensor, kind: str, dropout_p: float) -> str:
-    """Which implementation runs attention over tokens ``x`` (N, L, C): "packed", "sdpa" or "math".
+def attention_path(qkv: Tensor, kind: str, dropout_p: float) -> str:
+    """Which implementation runs attention on ``qkv`` (N, L, 3 * dim): "packed", "sdpa" or "math".
 
-    Fused attention on the CPU over short sequences is :class:`PackedAttention`; under torch.compile it is the
-    textbook formula instead, which the compiler fuses itself (its lowering of SDPA calls the flash kernel).
-    Everywhere else fused attention is torch's SDPA.
+    Fused attention on the CPU is :class:`PackedAttention` for short sequences and for low-precision inputs
+    (where torch's flash kernel is slow at any length); under torch.compile it is the textbook formula
+    instead, which the compiler fuses itself (its lowering of SDPA calls the flash kernel). Everywhere else
+    fused attention is torch's SDPA.
     """
     if kind == "math":
         return "math"
-    if x.device.type == "cpu" and dropout_p == 0 and x.shape[1] <= PACKED_MAX_LENGTH:
+    short = qkv.shape[1] <= PACKED_MAX_LENGTH or qkv.dtype in (torch.bfloat16, torch.float16)
+    if qkv.device.type == "cpu" and dropout_p == 0 and short:
         return "math" if torch.compiler.is_compiling() else "packed"
     return "sdpa"
 
@@ -259,8 +262,8 @@ class Attention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         n, length, dim = x.shape
         dropout_p = self.attn_drop if self.training else 0.0
-        path = attention_path(x, self.attention, dropout_p)
         qkv = self.qkv(x)
+        path = attention_path(qkv, self.attention, dropout_p)
         if path == "packed":
             return self.proj_drop(self.proj(packed_attention(qkv, self.heads)))
         # (N, L, 3, h, d) -> (3, N, h, L, d): q, k, v are strided views, no copy
