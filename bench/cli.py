@@ -76,6 +76,7 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         metavar="PATH=VALUE",
         help="override a config field in every cell, e.g. train.device=cuda (repeatable; part of the cell id)",
     )
+    _only_arg(p)
     p.add_argument(
         "--jobs",
         type=int,
@@ -144,6 +145,7 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--set", dest="settings", action="append", default=[], metavar="PATH=VALUE", help="as given to run"
     )
+    _only_arg(p)
     p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: reports)")
     _store_arg(p)
     p.set_defaults(func=cmd_report)
@@ -217,6 +219,29 @@ def _store(args: argparse.Namespace):
     return Store(args.store)
 
 
+def _only_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="AXIS=V1,V2",
+        help="run (or report) only these values of a grid axis, e.g. model.depth=4 (repeatable)",
+    )
+
+
+def parse_only(items: Sequence[str]) -> dict[str, list[object]]:
+    """``["model.depth=4,6"]`` -> ``{"model.depth": [4, 6]}`` (values parsed as YAML scalars)."""
+    import yaml
+
+    only: dict[str, list[object]] = {}
+    for item in items:
+        axis, sep, text = item.partition("=")
+        if not sep or not axis.strip() or not text.strip():
+            raise TmtError(f"--only: expected AXIS=V1,V2 (e.g. model.depth=4,6), got {item!r}")
+        only[axis.strip()] = [yaml.safe_load(v) for v in text.split(",")]
+    return only
+
+
 def parse_settings(items: Sequence[str]) -> dict[str, object]:
     """``["train.device=cuda", "optim.epochs=3"]`` -> ``{"train.device": "cuda", "optim.epochs": 3}``."""
     import yaml
@@ -261,7 +286,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     study = load_study(args.study)
     settings = parse_settings(args.settings)
     expansion = expand(
-        study, str(args.study), args.profile, seeds=args.seeds, data=args.data, settings=settings
+        study,
+        str(args.study),
+        args.profile,
+        seeds=args.seeds,
+        data=args.data,
+        settings=settings,
+        only=parse_only(args.only),
     )
     store = _store(args)
     if args.dry_run:
@@ -289,6 +320,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             + (["--seeds", str(args.seeds)] if args.seeds else [])
             + (["--data", args.data] if args.data else [])
             + [arg for item in args.settings for arg in ("--set", item)]
+            + [arg for item in args.only for arg in ("--only", item)]
         )
         status = max(status, _report(report_args))
     return status

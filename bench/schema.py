@@ -105,6 +105,10 @@ class Profile(Strict):
     synthetic: Literal["smoke", "small", "full"] = Field(
         "small", description="size of the synthetic set used when the data is synthetic"
     )
+    axes: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="run only these values of some grid axes (a subset of the grid's: a cheaper sweep)",
+    )
     set: dict[str, Any] = Field(default_factory=dict)
     scale: dict[str, float | ScaleRule] = Field(default_factory=dict)
     overrides: list[Override] = Field(default_factory=list)
@@ -339,6 +343,11 @@ def _check_cross_fields(study: Study) -> list[tuple[str, str]]:
             for path in settings:
                 check_path(f"labels.{axis}.{value}.{path}", path)
     for name, profile in study.profiles.items():
+        for axis, values in profile.axes.items():
+            check_axis(f"profiles.{name}.axes", axis)
+            check_values(f"profiles.{name}.axes.{axis}", axis, values)
+            if not values:
+                errors.append((f"profiles.{name}.axes.{axis}", "no values: name at least one"))
         for path in [*profile.set, *profile.scale]:
             check_path(f"profiles.{name}.{path}", path)
         for j, override in enumerate(profile.overrides):

@@ -148,6 +148,7 @@ class _Expander:
         data: str | None,
         check_models: bool,
         settings: dict[str, Any] | None = None,
+        only: dict[str, list[Any]] | None = None,
     ):
         from tmt.training.config import ExperimentConfig
 
@@ -166,8 +167,33 @@ class _Expander:
             why = config_path_error(path)
             if why:
                 raise StudyError(f"{source}: --set {path}: {why}")
+        self.only = self._restriction(dict(only or {}))
         self.config_cls = ExperimentConfig
         self._built: dict[str, None] = {}
+
+    def _restriction(self, only: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        """The grid values to run: the profile's ``axes``, narrowed by ``--only`` (checked against the grid)."""
+        axes = self.study.axes
+        for axis, values in only.items():
+            if axis not in axes:
+                raise StudyError(f"{self.source}: --only {axis}: not a grid axis; allowed: {', '.join(axes)}")
+            unknown = [v for v in values if v not in axes[axis]]
+            if unknown or not values:
+                allowed = ", ".join(map(str, axes[axis]))
+                raise StudyError(
+                    f"{self.source}: --only {axis}: {unknown or 'no values'} not values of the axis; "
+                    f"allowed: {allowed}"
+                )
+        restriction = {axis: list(values) for axis, values in self.profile.axes.items()}
+        for axis, values in only.items():
+            restriction[axis] = [v for v in restriction.get(axis, values) if v in values]
+            if not restriction[axis]:
+                raise StudyError(
+                    f"{self.source}: --only {axis}: none of {values} is run by profile "
+                    f"{self.profile_name!r} (profiles.{self.profile_name}.axes.{axis}: "
+                    f"{self.profile.axes[axis]})"
+                )
+        return restriction
 
     def fail(self, where: str, why: str, labels: dict[str, Any] | None = None) -> StudyError:
         at = f" (cell {', '.join(f'{k}={v}' for k, v in labels.items())})" if labels else ""
@@ -176,7 +202,8 @@ class _Expander:
     def points(self) -> Iterable[tuple[int, dict[str, Any]]]:
         for i, block in enumerate(self.study.grid):
             names = list(block.axes)
-            for values in itertools.product(*(block.axes[n] for n in names)):
+            kept = [[v for v in block.axes[n] if n not in self.only or v in self.only[n]] for n in names]
+            for values in itertools.product(*kept):
                 yield i, dict(zip(names, values, strict=True))
 
     def raw_config(self, block_index: int, labels: dict[str, Any]) -> dict[str, Any]:
@@ -335,14 +362,19 @@ def expand(
     data: str | None = None,
     check_models: bool = True,
     settings: dict[str, Any] | None = None,
+    only: dict[str, list[Any]] | None = None,
 ) -> Expansion:
     """All cells of ``study`` under ``profile``.
 
     ``data`` ("real" / "synthetic") overrides the profile's choice; ``settings`` (dotted path -> value, from
-    ``--set``) apply to every cell after the profile's ``set`` and become part of each cell's identity.
+    ``--set``) apply to every cell after the profile's ``set`` and become part of each cell's identity;
+    ``only`` (axis -> values, from ``--only``) keeps the grid points with those values, within the profile's
+    own ``axes``.
     """
-    expander = _Expander(study, source, profile, data, check_models, settings)
+    expander = _Expander(study, source, profile, data, check_models, settings, only)
     cells = expander.expand(seeds)
+    if not cells:
+        raise StudyError(f"{source}: no cells to run under profile {profile!r} with --only {only}")
     return Expansion(study=study, source=source, profile=profile, data=expander.data, cells=cells)
 
 

@@ -639,3 +639,35 @@ def test_cli_reports_a_study_from_the_store(tmp_path: Path, capsys):
     assert verdicts == ["**inconclusive**", "**inconclusive**"]  # one seed: no claim can be decided
     assert (out / "table7.smoke.csv").exists() and "table7" in (out / "README.md").read_text()
     assert "table7 [smoke]" in capsys.readouterr().out
+
+
+def test_cli_report_of_set_and_only_cells_is_a_separate_report(tmp_path: Path):
+    """Cells run with --set / --only get their own report; the profile's report is never overwritten."""
+    study_mod = pytest.importorskip("bench.study")
+    from bench.cli import main
+    from bench.store import Store
+
+    source = Path(__file__).resolve().parents[1] / "studies" / "table7.yaml"
+    study = study_mod.load_study(source)
+    settings = {"train.precision": "bf16"}
+    only = {"model.depth": [4]}
+    cells = study_mod.expand(
+        study, str(source), "smoke", check_models=False, settings=settings, only=only
+    ).cells
+    assert {c.labels["model.depth"] for c in cells} == {4}
+    assert all(c.config["train"]["precision"] == "bf16" for c in cells)
+    store = Store(tmp_path / "runs")
+    for c in cells:
+        store.prepare(c)
+        value = table7_value(4, c.labels["model.dim"], c.labels["train.strategy"], 0)
+        store.write_result(c.id, {"metrics": {"mpjpe": value}, "history": [], "environment": {"threads": 1}})
+    out = tmp_path / "reports"
+    args = ["report", str(source), "--profile", "smoke", "--store", str(tmp_path / "runs"), "--out", str(out)]
+    assert main([*args, "--set", "train.precision=bf16", "--only", "model.depth=4"]) == 0
+    stem = "table7.smoke+train.precision=bf16+model.depth=4"
+    md = (out / f"{stem}.md").read_text()
+    assert "**Cells:** 3 (3 done, 0 failed, 0 missing)" in md
+    assert "| 6 |" not in md and "| 4 |" in md  # only the depth-4 row
+    assert not (out / "table7.smoke.md").exists()
+    assert main(args) == 0  # the profile's own report: the same store, none of its cells done
+    assert "(0 done, 0 failed, 12 missing)" in (out / "table7.smoke.md").read_text()

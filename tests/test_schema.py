@@ -126,6 +126,17 @@ def test_claim_value_that_is_not_in_the_grid(tmp_path: Path) -> None:
     assert "claims.0 (tmt_best).order" in message and "'tmt9'" in message and "tmt1, tmt2, tmt" in message
 
 
+def test_profile_axes_must_be_grid_values(tmp_path: Path) -> None:
+    data = table7()
+    data["profiles"]["cpu"]["axes"] = {"model.depth": [4, 5]}
+    message = error_of(tmp_path, data, profile=None)
+    assert (
+        "profiles.cpu.axes.model.depth" in message and "5 is not a value" in message and "4, 6, 8" in message
+    )
+    data["profiles"]["cpu"]["axes"] = {"model.heads": [4]}
+    assert "'model.heads' is not a grid axis" in error_of(tmp_path, data, profile=None)
+
+
 def test_claim_needs_the_fields_of_its_test(tmp_path: Path) -> None:
     data = table7()
     del data["claims"][0]["order"]

@@ -123,6 +123,26 @@ def test_scaling_that_merges_rows_is_an_error() -> None:
         cells_of(data, "cpu")
 
 
+def test_profile_axes_and_only_narrow_the_grid_without_changing_cell_ids() -> None:
+    full = {c.id: c for c in cells_of(table7(), "cpu", seeds=1)}
+    data = table7()
+    data["profiles"]["cpu"]["axes"] = {"model.depth": [4, 8]}
+    narrowed = cells_of(data, "cpu", seeds=1)
+    assert {c.labels["model.depth"] for c in narrowed} == {4, 8}
+    assert all(c.id in full for c in narrowed)  # the same experiments as in the full grid
+    only = cells_of(data, "cpu", seeds=1, only={"model.depth": [8], "train.strategy": ["tmt"]})
+    assert sorted(c.labels["model.dim"] for c in only) == [64, 128]
+    assert all(c.labels["train.strategy"] == "tmt" for c in only)
+    with pytest.raises(StudyError, match=r"--only model.depth: none of \[6\] is run by profile 'cpu'"):
+        cells_of(data, "cpu", only={"model.depth": [6]})
+    with pytest.raises(
+        StudyError, match=r"--only model.depth: \[5\] not values of the axis; allowed: 4, 6, 8"
+    ):
+        cells_of(table7(), "cpu", only={"model.depth": [5]})
+    with pytest.raises(StudyError, match=r"--only model\.heads: not a grid axis"):
+        cells_of(table7(), "cpu", only={"model.heads": [4]})
+
+
 def test_overrides_apply_to_matching_cells_only() -> None:
     data = table7()
     data["grid"].append(

@@ -60,12 +60,27 @@ def write_report(
     return summary
 
 
+def report_variant(settings: Mapping[str, Any], only: Mapping[str, Sequence[Any]]) -> str:
+    """The suffix that keeps a report of cells run with ``--set`` / ``--only`` apart from the profile's own.
+
+    ``{"train.precision": "bf16"}`` -> ``"+train.precision=bf16"``: such cells are other experiments (or a part
+    of the grid), and their report must not overwrite the one of the profile as declared.
+    """
+    parts = [f"{path}={value}" for path, value in settings.items()]
+    parts += [f"{axis}={','.join(map(str, values))}" for axis, values in only.items()]
+    return "".join(f"+{part}" for part in parts)
+
+
 def run(args: argparse.Namespace) -> int:
     """Report each of ``args.studies`` (or all of ``studies/`` with ``args.all``) for ``args.profile``."""
+    from bench.cli import parse_only, parse_settings
     from bench.paper import load_paper_table
     from bench.store import Store
     from bench.study import expand, load_study
 
+    settings = parse_settings(getattr(args, "settings", []) or [])
+    only = parse_only(getattr(args, "only", []) or [])
+    variant = report_variant(settings, only)
     paths = list(args.studies or [])
     if not paths and getattr(args, "all", False):
         paths = sorted(Path("studies").glob("table*.yaml")) + sorted(Path("studies").glob("fig*.yaml"))
@@ -81,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
             seeds=getattr(args, "seeds", None),
             data=getattr(args, "data", None),
             check_models=False,
+            settings=settings,
+            only=only,
         )
         layouts = [
             dataclasses.replace(LayoutSpec.parse(layout), paper=layout.paper or study.paper)
@@ -94,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         ctx = ReportContext(
             study=study.study,
             title=study.title,
-            profile=args.profile,
+            profile=args.profile + variant,
             source=str(path),
             paper=study.paper,
             description=study.description,
@@ -117,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         verdicts = ", ".join(f"{c['id']} {c['verdict']}" for c in summary["claims"]) or "no claims"
         cells = summary["cells"]
         print(
-            f"{study.study} [{args.profile}]: {out_dir / summary['report']} "
+            f"{study.study} [{args.profile}{variant}]: {out_dir / summary['report']} "
             f"({cells['done']} done, {cells['failed']} failed, {cells['missing']} missing; {verdicts})"
         )
     index = write_index(out_dir)
