@@ -671,3 +671,41 @@ def test_cli_report_of_set_and_only_cells_is_a_separate_report(tmp_path: Path):
     assert not (out / "table7.smoke.md").exists()
     assert main(args) == 0  # the profile's own report: the same store, none of its cells done
     assert "(0 done, 0 failed, 12 missing)" in (out / "table7.smoke.md").read_text()
+
+
+def test_complexity_report_speaks_the_papers_units_and_judges_exact_counts(tmp_path: Path):
+    """table4: parameters in M and FLOPs in G beside the paper's; counts decide claims without seeds."""
+    study_mod = pytest.importorskip("bench.study")
+    from bench.cli import main
+    from bench.store import Store
+
+    source = Path(__file__).resolve().parents[1] / "studies" / "table4.yaml"
+    cells = study_mod.expand(study_mod.load_study(source), str(source), "smoke", check_models=False).cells
+    store = Store(tmp_path / "runs")
+    for c in cells:
+        frames, tmt = c.labels["model.frames"], c.labels["train.strategy"] == "tmt"
+        params = 33_664_003 + 3_072 * (frames // 9) + (1_536 if tmt else 0)  # made-up counts near the paper's
+        flops = 1.1444e9 * frames + (1e6 if tmt else 0)
+        store.prepare(c)
+        store.write_result(c.id, {"metrics": {"num_parameters": params, "paper_flops": flops}, "history": []})
+    out = tmp_path / "reports"
+    args = ["report", str(source), "--profile", "smoke", "--store", str(tmp_path / "runs"), "--out", str(out)]
+    assert main(args) == 0
+    table = pd.read_csv(out / "table4.smoke.csv")
+    row = table[(table["model.frames"] == 243) & (table["train.strategy"] == "tmt")]
+    params_row = row[row["table"] == "Parameters (M)"].iloc[0]
+    assert params_row["mean"] == pytest.approx((33_664_003 + 3_072 * 27 + 1_536) / 1e6)
+    assert params_row["paper"] == pytest.approx(33.79)
+    flops_row = row[row["table"] != "Parameters (M)"].iloc[0]
+    assert flops_row["mean"] == pytest.approx((1.1444e9 * 243 + 1e6) / 1e9)
+    md = (out / "table4.smoke.md").read_text()
+    verdicts = [ln.split(" | ")[2] for ln in md.splitlines() if ln.startswith("| `")]
+    assert verdicts == ["**holds**"] * 3
+    for c in cells:  # TMT with 1 % more parameters breaks "almost no extra parameters"
+        if c.labels["train.strategy"] == "tmt":
+            store.write_result(
+                c.id, {"metrics": {"num_parameters": 34_000_000, "paper_flops": 1e9}, "history": []}
+            )
+    assert main(args) == 0
+    md = (out / "table4.smoke.md").read_text()
+    assert next(ln.split(" | ")[2] for ln in md.splitlines() if ln.startswith("| `")) == "**fails**"

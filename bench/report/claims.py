@@ -53,7 +53,9 @@ VERDICT_RULE = (
     "the test must agree because with 2-3 seeds a bootstrap CI alone is far too narrow. A claim made of "
     "several comparisons (consecutive pairs of an order, every layout row) fails if any comparison fails, "
     "holds if all hold, and is inconclusive otherwise; its headline numbers are those of the first failing "
-    "comparison, else the first inconclusive one, else the weakest (largest p) holding one."
+    "comparison, else the first inconclusive one, else the weakest (largest p) holding one. Studies of "
+    "deterministic counts (parameters, FLOPs: `kind: complexity`) need no test: there a comparison holds or "
+    "fails by the side its effect lies on."
 )
 
 
@@ -97,12 +99,15 @@ def evaluate_claims(
     claims: Sequence[Any],
     tables: Sequence[tuple[LayoutSpec, pd.DataFrame | None]],
     axes: Sequence[str] | None = None,
+    *,
+    exact: bool = False,
 ) -> list[ClaimResult]:
     """Evaluate every claim of a study.
 
     ``tables`` are the study's (layout, build_table result) pairs: a claim uses the layout whose metric it
     reads (else the first) for its rows and the paper-side effect. ``axes`` are the study's grid axes (the
-    pairing keys); by default the layout axes.
+    pairing keys); by default the layout axes. ``exact``: the metrics are deterministic counts (parameters,
+    FLOPs), so a claim is decided by the sign of its effect, without seeds or tests.
     """
     specs = [c if isinstance(c, ClaimSpec) else ClaimSpec.parse(c) for c in claims]
     out = []
@@ -111,7 +116,7 @@ def evaluate_claims(
         paper = paper_frame(table, layout) if table is not None else None
         keys = list(axes) if axes is not None else [a for lay, _ in tables for a in lay.axes]
         keys = [k for k in dict.fromkeys([*keys, spec.along]) if k]
-        out.append(evaluate_claim(spec, results, layout, keys, paper))
+        out.append(evaluate_claim(spec, results, layout, keys, paper, exact=exact))
     return out
 
 
@@ -121,6 +126,8 @@ def evaluate_claim(
     layout: LayoutSpec,
     axes: Sequence[str],
     paper: pd.DataFrame | None = None,
+    *,
+    exact: bool = False,
 ) -> ClaimResult:
     """Dispatch on the claim's test kind (see the module docstring for what each computes)."""
     done = done_cells(results, claim.where)
@@ -135,7 +142,8 @@ def evaluate_claim(
         "monotonic": _monotonic,
         "correlation": _correlation,
     }
-    return tests[claim.test](claim, done, layout, list(axes), paper)
+    judge_fn = judge_exact if exact else judge
+    return tests[claim.test](claim, done, layout, list(axes), paper, judge_fn)
 
 
 def judge(
@@ -165,6 +173,32 @@ def judge(
     if side < 0 and hi < 0 and p < ALPHA:
         return FAILS, f"opposite direction; {ci_text}"
     return INCONCLUSIVE, f"not significant; {ci_text}"
+
+
+def judge_exact(
+    effect: float | None,
+    ci: tuple[float, float] | None,
+    p: float | None,
+    n: int,
+    sign: int,
+    *,
+    threshold: float = 0.0,
+    min_n: int = 1,
+    seeds: int | None = None,
+) -> tuple[str, str]:
+    """The verdict for deterministic measurements (counts): the side of the threshold the effect lies on."""
+    if n < 1 or effect is None or not math.isfinite(effect):
+        return INCONCLUSIVE, "no value to compare"
+    side = sign * (effect - threshold)
+    if side > 0:
+        return HOLDS, "claimed direction (exact counts: no test needed)"
+    if side < 0:
+        return FAILS, "opposite direction (exact counts)"
+    return INCONCLUSIVE, "no difference (exact counts)"
+
+
+Judge = Callable[..., tuple[str, str]]
+"""``judge`` or ``judge_exact``."""
 
 
 def mean_test(
@@ -218,7 +252,12 @@ def paired(frame: pd.DataFrame, metric: str, over: str, a: Any, b: Any, axes: Se
 
 
 def _ordered(
-    claim: ClaimSpec, done: pd.DataFrame, layout: LayoutSpec, axes: list[str], paper: pd.DataFrame | None
+    claim: ClaimSpec,
+    done: pd.DataFrame,
+    layout: LayoutSpec,
+    axes: list[str],
+    paper: pd.DataFrame | None,
+    judge: Judge = judge,
 ) -> ClaimResult:
     comps: list[Comparison] = []
     for a, b in zip(claim.order, claim.order[1:], strict=False):
@@ -234,7 +273,12 @@ def _ordered(
 
 
 def _ratio_less(
-    claim: ClaimSpec, done: pd.DataFrame, layout: LayoutSpec, axes: list[str], paper: pd.DataFrame | None
+    claim: ClaimSpec,
+    done: pd.DataFrame,
+    layout: LayoutSpec,
+    axes: list[str],
+    paper: pd.DataFrame | None,
+    judge: Judge = judge,
 ) -> ClaimResult:
     lhs, rhs = claim.order
     limit = claim.max if claim.max is not None else 1.0
@@ -319,7 +363,12 @@ def trend_curves(frame: pd.DataFrame | None, claim: ClaimSpec, axes: Sequence[st
 
 
 def _monotonic(
-    claim: ClaimSpec, done: pd.DataFrame, layout: LayoutSpec, axes: list[str], paper: pd.DataFrame | None
+    claim: ClaimSpec,
+    done: pd.DataFrame,
+    layout: LayoutSpec,
+    axes: list[str],
+    paper: pd.DataFrame | None,
+    judge: Judge = judge,
 ) -> ClaimResult:
     curves = trend_curves(done, claim, axes)
     complete = curves.dropna()
@@ -352,7 +401,12 @@ def _monotonic(
 
 
 def _correlation(
-    claim: ClaimSpec, done: pd.DataFrame, layout: LayoutSpec, axes: list[str], paper: pd.DataFrame | None
+    claim: ClaimSpec,
+    done: pd.DataFrame,
+    layout: LayoutSpec,
+    axes: list[str],
+    paper: pd.DataFrame | None,
+    judge: Judge = judge,
 ) -> ClaimResult:
     xs, ys = _stack(done, claim.x), _stack(done, claim.y)
     limit = claim.min if claim.min is not None else 0.0

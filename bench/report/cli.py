@@ -19,7 +19,7 @@ from bench.report.figures import study_figures
 from bench.report.index import study_summary, write_index, write_summary
 from bench.report.markdown import ReportContext, code_revision, machine, render_report, versions
 from bench.report.spec import ClaimSpec, LayoutSpec
-from bench.report.tables import build_table
+from bench.report.tables import build_table, in_paper_units
 
 FIGURES = "figures"
 
@@ -32,6 +32,8 @@ def write_report(
     claims: Sequence[ClaimSpec],
     papers: Mapping[str, pd.DataFrame],
     axes: Sequence[str],
+    *,
+    exact: bool = False,
 ) -> dict[str, Any]:
     """Write one study's report for one profile; returns its index summary.
 
@@ -41,9 +43,10 @@ def write_report(
     if "profile" in results.columns and results["profile"].nunique() > 1:
         raise ValueError(f"{ctx.study}: results mix profiles {sorted(results['profile'].unique())}")
     out_dir.mkdir(parents=True, exist_ok=True)
+    results = in_paper_units(results, layouts)
     stem = f"{ctx.study}.{ctx.profile}"
     tables = [(layout, build_table(results, layout, papers.get(layout.paper or ""))) for layout in layouts]
-    claim_results = evaluate_claims(results, claims, tables, axes)
+    claim_results = evaluate_claims(results, claims, tables, axes, exact=exact)
     for old in (out_dir / FIGURES).glob(f"{stem}.*.png"):
         old.unlink()
     pairs = list(zip(claims, claim_results, strict=True))
@@ -130,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
             [ClaimSpec.parse(c) for c in study.claims],
             papers,
             list(study.axes),
+            exact=study.kind == "complexity",
         )
         verdicts = ", ".join(f"{c['id']} {c['verdict']}" for c in summary["claims"]) or "no claims"
         cells = summary["cells"]

@@ -70,6 +70,7 @@ class LayoutSpec:
     paper_rows: tuple[PaperRowSpec, ...] = ()
     paper_filter: dict[str, Any] = field(default_factory=dict)
     paper_metric: str | None = None
+    paper_scale: float = 1.0
     baseline: str = BASELINE
 
     @classmethod
@@ -89,6 +90,7 @@ class LayoutSpec:
             paper_rows=tuple(PaperRowSpec(**as_mapping(r)) for r in raw.get("paper_rows") or ()),
             paper_filter=dict(raw.get("paper_filter") or {}),
             paper_metric=raw.get("paper_metric"),
+            paper_scale=float(raw.get("paper_scale", 1.0)),
         )
 
     @property

@@ -14,13 +14,13 @@ that does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bench.report.spec import LayoutSpec, norm_value
+from bench.report.spec import PER_ACTION, LayoutSpec, norm_value
 from tmt.errors import ConfigError
 from tmt.skeleton import H36M_ACTIONS
 
@@ -33,6 +33,26 @@ def unique_cells(results: pd.DataFrame) -> pd.DataFrame:
     if "cell_id" not in results.columns:
         return results.reset_index(drop=True)
     return results.drop_duplicates("cell_id").reset_index(drop=True)
+
+
+def in_paper_units(results: pd.DataFrame, layouts: Sequence[LayoutSpec]) -> pd.DataFrame:
+    """``results`` with each layout's metric multiplied by its ``paper_scale`` (parameters -> M, s -> min), so
+    that tables, deltas and claims all speak the paper's units."""
+    scales: dict[str, float] = {}
+    for layout in layouts:
+        known = scales.setdefault(layout.value_metric, layout.paper_scale)
+        if known != layout.paper_scale:
+            raise ConfigError(
+                f"layout.paper_scale: metric {layout.value_metric!r} has two scales ({known}, {layout.paper_scale})"
+            )
+    scaled = results.copy()
+    for metric, scale in scales.items():
+        if scale == 1.0:
+            continue
+        columns = [c for c in scaled.columns if c == metric or c.startswith(f"{PER_ACTION}{metric}.")]
+        for column in columns:
+            scaled[column] = pd.to_numeric(scaled[column], errors="coerce") * scale
+    return scaled
 
 
 def long_values(results: pd.DataFrame, layout: LayoutSpec) -> pd.DataFrame:
