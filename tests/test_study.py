@@ -198,3 +198,18 @@ def test_cost_estimate_orders_profiles() -> None:
     cpu = sum(estimate_seconds(c) for c in cells_of(table7(), "cpu"))
     paper = sum(estimate_seconds(c) for c in cells_of(table7(), "paper"))
     assert 0 < smoke < cpu < paper
+
+
+def test_only_on_the_command_line_is_checked_before_any_work(tmp_path: Path, capsys) -> None:
+    from bench.cli import main
+
+    store = str(tmp_path / "runs")
+    assert main(["run", str(TABLE7), "--only", "model.depth", "--dry-run", "--store", store]) == 2
+    assert "--only: expected AXIS=V1,V2" in capsys.readouterr().err
+    assert main(["run", str(TABLE7), "--only", "model.depth=5", "--dry-run", "--store", store]) == 2
+    err = capsys.readouterr().err
+    assert "table7.yaml: --only model.depth: [5] not values of the axis; allowed: 4, 6, 8" in err
+    assert main(["run", str(TABLE7), "--only", "model.depth=4,6", "--dry-run", "--store", store]) == 0
+    out = capsys.readouterr().out
+    assert "18 cells" in out and "depth=8" not in out
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
