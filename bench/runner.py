@@ -22,6 +22,7 @@ from typing import Any
 from bench.cells import Cell
 from bench.executors import Executor, make_executor
 from bench.progress import RunProgress
+from bench.revision import process_revision
 from bench.store import Store
 from bench.study import SYNTHETIC_DETECTOR, Expansion
 from bench.tracking import Tracker
@@ -89,7 +90,7 @@ def complexity_result(config: dict[str, Any]) -> dict[str, Any]:
         "epochs_run": 0,
         "history": [],
         "config": config,
-        "environment": environment(),
+        "environment": {**environment(), "code_revision": process_revision()},
     }
 
 
@@ -100,7 +101,9 @@ def execute(cell: Cell, workdir: Path, callbacks: Sequence[Any]) -> dict[str, An
     from tmt.training import ExperimentConfig, run_experiment
 
     config = ExperimentConfig.model_validate(cell.config)
-    return run_experiment(config, workdir, callbacks=list(callbacks), progress=False)
+    record = run_experiment(config, workdir, callbacks=list(callbacks), progress=False)
+    record["environment"]["code_revision"] = process_revision()
+    return record
 
 
 def run_cell(

@@ -23,7 +23,8 @@ from bench.report import (
 )
 from bench.report.claims import FAILS, HOLDS, INCONCLUSIVE, judge, mean_test
 from bench.report.index import render_index
-from bench.report.markdown import code_revision, render_table
+from bench.report.markdown import render_table
+from bench.revision import code_revision
 from tmt.errors import ConfigError
 from tmt.skeleton import H36M_ACTIONS
 
@@ -660,13 +661,15 @@ def test_cli_report_of_set_and_only_cells_is_a_separate_report(tmp_path: Path):
     for c in cells:
         store.prepare(c)
         value = table7_value(4, c.labels["model.dim"], c.labels["train.strategy"], 0)
-        store.write_result(c.id, {"metrics": {"mpjpe": value}, "history": [], "environment": {"threads": 1}})
+        env = {"threads": 1, "code_revision": "0123456789abcdef" * 2 + "01234567"}
+        store.write_result(c.id, {"metrics": {"mpjpe": value}, "history": [], "environment": env})
     out = tmp_path / "reports"
     args = ["report", str(source), "--profile", "smoke", "--store", str(tmp_path / "runs"), "--out", str(out)]
     assert main([*args, "--set", "train.precision=bf16", "--only", "model.depth=4"]) == 0
     stem = "table7.smoke+train.precision=bf16+model.depth=4"
     md = (out / f"{stem}.md").read_text()
     assert "**Cells:** 3 (3 done, 0 failed, 0 missing)" in md
+    assert "**Cells' code revisions:** `0123456789ab` (3)" in md
     assert "| 6 |" not in md and "| 4 |" in md  # only the depth-4 row
     assert not (out / "table7.smoke.md").exists()
     assert main(args) == 0  # the profile's own report: the same store, none of its cells done

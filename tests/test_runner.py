@@ -16,6 +16,7 @@ import yaml
 
 from bench import runner
 from bench.cli import main
+from bench.revision import code_revision
 from bench.store import Store
 from bench.study import expand_file
 
@@ -222,6 +223,7 @@ def test_killed_cell_resumes_with_no_lost_or_duplicated_cells(workdir: Path) -> 
     assert (store.path(first.id) / "result.json").stat().st_mtime_ns == first_result
     result = store.read_result(second.id)
     assert [h["epoch"] for h in result["history"]] == [1, 2, 3, 4] and result["epochs_run"] == 4
+    assert result["environment"]["code_revision"] == code_revision()  # which code produced the numbers
     assert [h["epoch"] for h in store.history(second.id)] == [1, 2, 3, 4]
     assert sorted(p.name for p in store.root.iterdir()) == sorted(c.id for c in expansion.cells)
 

@@ -17,9 +17,10 @@ import pandas as pd
 from bench.report.claims import evaluate_claims
 from bench.report.figures import study_figures
 from bench.report.index import study_summary, write_index, write_summary
-from bench.report.markdown import ReportContext, code_revision, machine, render_report, versions
+from bench.report.markdown import ReportContext, machine, render_report, versions
 from bench.report.spec import ClaimSpec, LayoutSpec
 from bench.report.tables import build_table, in_paper_units
+from bench.revision import code_revision
 
 FIGURES = "figures"
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import os
 import platform
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -70,19 +69,6 @@ def versions() -> dict[str, str]:
     return out
 
 
-def code_revision(root: Path | None = None) -> str:
-    """``git rev-parse HEAD`` of the checkout (``+ uncommitted changes`` when tracked files differ)."""
-    cwd = root or Path(__file__).resolve().parent
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=cwd, capture_output=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return head + (" + uncommitted changes" if dirty.returncode == 1 else "") if head else "unknown"
-
-
 # --- numbers --------------------------------------------------------------------------------------------
 
 
@@ -132,9 +118,10 @@ def render_header(ctx: ReportContext, results: pd.DataFrame) -> str:
         f"- **Dataset:** {_dataset(ctx, cells)}",
         f"- **Cells:** {len(cells)} ({counted})",
         f"- **Cells ran on:** {_ran_on(cells)}",
+        f"- **Cells' code revisions:** {_cell_revisions(cells)}",
         f"- **Report machine:** {', '.join(f'{k} {v}' for k, v in ctx.machine.items()) or 'unknown'}",
         f"- **Libraries:** {', '.join(f'{k} {v}' for k, v in ctx.versions.items()) or 'unknown'}",
-        f"- **Code revision:** `{ctx.revision}`",
+        f"- **Report written by code revision:** `{ctx.revision}`",
         f"- **Generated:** {ctx.generated}",
     ]
     return "\n".join(lines)
@@ -162,7 +149,7 @@ def _dataset(ctx: ReportContext, cells: pd.DataFrame) -> str:
 def _ran_on(cells: pd.DataFrame) -> str:
     """The distinct machines the finished cells recorded (platform, CPU, threads, GPU, torch)."""
     done = cells[cells["status"] == "done"] if "status" in cells.columns else cells.iloc[0:0]
-    env = [c for c in done.columns if c.startswith("environment.")]
+    env = [c for c in done.columns if c.startswith("environment.") and c != REVISION]
     if not env or done.empty:
         return "unknown (no finished cell)"
     parts = []
@@ -174,6 +161,21 @@ def _ran_on(cells: pd.DataFrame) -> str:
         text += f", torch {get('torch')}" if get("torch") else ""
         parts.append(text)
     return "; ".join(parts)
+
+
+REVISION = "environment.code_revision"
+
+
+def _cell_revisions(cells: pd.DataFrame) -> str:
+    """How many finished cells each code revision produced (cells record it since the runner does)."""
+    done = cells[cells["status"] == "done"] if "status" in cells.columns else cells.iloc[0:0]
+    if done.empty:
+        return "none (no finished cell)"
+    revisions = done[REVISION] if REVISION in done.columns else pd.Series("not recorded", index=done.index)
+    counts = revisions.fillna("not recorded").value_counts()
+    return ", ".join(
+        f"`{rev[:12]}`{rev[40:]} ({n})" if len(rev) >= 40 else f"{rev} ({n})" for rev, n in counts.items()
+    )
 
 
 def _present(value: Any) -> bool:
