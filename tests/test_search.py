@@ -73,7 +73,7 @@ def test_search_file_reference_is_table6s_cell_and_trials_scale_like_the_grid() 
     model = cell.config["model"]
     assert cell.labels == params and cell.seed == 0
     assert (model["depth"], model["dim"], model["frames"]) == (2, 16, 15)  # Table 6's cpu mapping
-    assert cell.config["optim"]["lr"] == pytest.approx(1.25e-3)  # the profile's x12.5
+    assert cell.config["optim"]["lr"] == pytest.approx(5e-3)  # the profile's x50
     assert spec.trial_cell(dict(params), "cpu").id == cell.id
     assert spec.trial_cell({**params, "optim.lr": 2e-4}, "cpu").id != cell.id
     assert spec.trials_for("smoke") == 4
