@@ -6,15 +6,22 @@ import functools
 import subprocess
 from pathlib import Path
 
+CODE_PATHS = (":/tmt", ":/bench")
+"""The code that produces results; edits elsewhere (reports, docs, studies: a cell records its own config) do
+not make a revision "uncommitted"."""
+
 
 def code_revision(root: Path | None = None) -> str:
-    """``git rev-parse HEAD`` of the checkout (``+ uncommitted changes`` when tracked files differ)."""
+    """``git rev-parse HEAD`` of the checkout (``+ uncommitted changes`` when tracked files of ``tmt/`` or
+    ``bench/`` differ from it)."""
     cwd = root or Path(__file__).resolve().parent
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
         ).stdout.strip()
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=cwd, capture_output=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "diff", "--quiet", "HEAD", "--", *CODE_PATHS], cwd=cwd, capture_output=True, timeout=10
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head + (" + uncommitted changes" if dirty.returncode == 1 else "") if head else "unknown"
