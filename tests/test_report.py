@@ -712,3 +712,24 @@ def test_complexity_report_speaks_the_papers_units_and_judges_exact_counts(tmp_p
     assert main(args) == 0
     md = (out / "table4.smoke.md").read_text()
     assert next(ln.split(" | ")[2] for ln in md.splitlines() if ln.startswith("| `")) == "**fails**"
+
+
+def test_code_revision_is_uncommitted_only_when_code_changed(tmp_path: Path):
+    import subprocess
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "tmt").mkdir()
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "tmt" / "m.py").write_text("x = 1\n")
+    (tmp_path / "reports" / "r.md").write_text("old\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    head = code_revision(tmp_path)
+    assert len(head) == 40
+    (tmp_path / "reports" / "r.md").write_text("new\n")  # a rewritten report is not a code change
+    assert code_revision(tmp_path) == head
+    (tmp_path / "tmt" / "m.py").write_text("x = 2\n")
+    assert code_revision(tmp_path) == head + " + uncommitted changes"
