@@ -24,6 +24,7 @@ mean, the p-value a two-sided one-sample t-test of the paired differences (the p
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -142,7 +143,7 @@ def evaluate_claim(
         "monotonic": _monotonic,
         "correlation": _correlation,
     }
-    judge_fn = judge_exact if exact else judge
+    judge_fn = functools.partial(judge, exact=True) if exact else judge
     return tests[claim.test](claim, done, layout, list(axes), paper, judge_fn)
 
 
@@ -156,9 +157,20 @@ def judge(
     threshold: float = 0.0,
     min_n: int = 2,
     seeds: int | None = None,
+    exact: bool = False,
 ) -> tuple[str, str]:
     """The verdict rule (VERDICT_RULE) for one comparison; ``sign`` (+1 / -1) is the claimed side of
-    ``threshold``; ``seeds`` (when the sample pairs cells by seed) must be at least 2."""
+    ``threshold``; ``seeds`` (when the sample pairs cells by seed) must be at least 2. ``exact``: the values
+    are deterministic counts, so the side of the threshold the effect lies on decides, without a test."""
+    if exact:
+        if n < 1 or effect is None or not math.isfinite(effect):
+            return INCONCLUSIVE, "no value to compare"
+        side = sign * (effect - threshold)
+        if side > 0:
+            return HOLDS, "claimed direction (exact counts: no test needed)"
+        if side < 0:
+            return FAILS, "opposite direction (exact counts)"
+        return INCONCLUSIVE, "no difference (exact counts)"
     if seeds is not None and seeds < 2:
         return INCONCLUSIVE, f"{seeds} seed{'s' * (seeds != 1)}: at least 2 needed"
     if n < min_n:
@@ -175,30 +187,8 @@ def judge(
     return INCONCLUSIVE, f"not significant; {ci_text}"
 
 
-def judge_exact(
-    effect: float | None,
-    ci: tuple[float, float] | None,
-    p: float | None,
-    n: int,
-    sign: int,
-    *,
-    threshold: float = 0.0,
-    min_n: int = 1,
-    seeds: int | None = None,
-) -> tuple[str, str]:
-    """The verdict for deterministic measurements (counts): the side of the threshold the effect lies on."""
-    if n < 1 or effect is None or not math.isfinite(effect):
-        return INCONCLUSIVE, "no value to compare"
-    side = sign * (effect - threshold)
-    if side > 0:
-        return HOLDS, "claimed direction (exact counts: no test needed)"
-    if side < 0:
-        return FAILS, "opposite direction (exact counts)"
-    return INCONCLUSIVE, "no difference (exact counts)"
-
-
 Judge = Callable[..., tuple[str, str]]
-"""``judge`` or ``judge_exact``."""
+"""``judge``, or ``judge`` with ``exact=True`` bound."""
 
 
 def mean_test(
