@@ -24,26 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 TABLE7 = ROOT / "studies" / "table7.yaml"
 
 
-@pytest.fixture(scope="module")
-def synthetic_smoke(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One synthetic smoke set for the module (generated the way the runner does on first use)."""
-    from tmt.data.synth import write_synth
-
-    root = tmp_path_factory.mktemp("data") / "synthetic-smoke"
-    write_synth(root, size="smoke", seed=0, detector_name="synth_cpn")
-    return root
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, synthetic_smoke: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A working directory whose data/synthetic-smoke is the module's set (so nothing is regenerated)."""
-    (tmp_path / "data").mkdir()
-    os.symlink(synthetic_smoke, tmp_path / "data" / "synthetic-smoke")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("WANDB_MODE", "disabled")
-    return tmp_path
-
-
 def tiny_study(
     path: Path, epochs: int = 1, strategies: tuple[str, ...] = ("tmt1", "tmt"), windows: int = 24
 ) -> Path:
@@ -240,13 +220,11 @@ def test_worker_processes_run_every_cell_once(workdir: Path) -> None:
     assert [o.status for o in runner.run_cells(expansion, store, jobs=2).outcomes] == ["skipped", "skipped"]
 
 
-def test_table7_smoke_end_to_end(
-    tmp_path: Path, synthetic_smoke: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_table7_smoke_end_to_end(tmp_path: Path, smoke_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``python -m bench run studies/table7.yaml --profile smoke``: 4 rows x 3 strategies, all done, report written."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").mkdir()
-    shutil.copytree(synthetic_smoke, tmp_path / "data" / "synthetic-smoke")
+    shutil.copytree(smoke_data, tmp_path / "data" / "synthetic-smoke")
     t0 = time.monotonic()
     status = main(
         ["run", str(TABLE7), "--profile", "smoke", "--wandb", "disabled", "--out", str(tmp_path / "reports")]

@@ -33,16 +33,6 @@ POSTGRES_URL = os.environ.get("TMT_TEST_POSTGRES_URL")
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, smoke_data: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A working directory whose data/synthetic-smoke is the session's set (nothing is regenerated)."""
-    (tmp_path / "data").mkdir()
-    os.symlink(smoke_data, tmp_path / "data" / "synthetic-smoke")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("WANDB_MODE", "disabled")
-    return tmp_path
-
-
 def search_file(folder: Path, *, epochs: int = 2, windows: int = 40, **search: object) -> Path:
     """The shipped search file with other smoke epochs / clips and ``search`` keys replaced."""
     data = yaml.safe_load(SEARCH.read_text())
