@@ -32,12 +32,26 @@ IDENTITY_EXCLUDED = (("data", "root"),)
 """Config fields that say where things are, not what runs: left out of the cell id so stores merge."""
 
 
+IDENTITY_DEFAULTS: dict[tuple[str, str], Any] = {
+    ("optim", "stop_at_plateau"): False,
+    ("optim", "max_updates"): None,
+    ("optim", "max_wall_s"): None,
+    ("train", "extra_scale"): 1.0,
+}
+"""Config fields added after cells were first stored, with their defaults: hashed only when set to something
+else, so adding a field never changes the id (and the stored result) of an experiment that did not use it."""
+
+
 def identity(config: dict[str, Any]) -> dict[str, Any]:
     """The part of a resolved config that defines the experiment (what the cell id hashes)."""
     out = copy.deepcopy(config)
     for section, key in IDENTITY_EXCLUDED:
         if isinstance(out.get(section), dict):
             out[section].pop(key, None)
+    for (section, key), default in IDENTITY_DEFAULTS.items():
+        part = out.get(section)
+        if isinstance(part, dict) and key in part and part[key] == default:
+            del part[key]
     return out
 
 

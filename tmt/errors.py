@@ -11,3 +11,7 @@ class DataError(TmtError):
 
 class ConfigError(TmtError):
     """A configuration is impossible (unknown name, incompatible sizes, out-of-range value)."""
+
+
+class CheckpointError(TmtError):
+    """A checkpoint that cannot be resumed: unreadable, or written for another configuration."""

@@ -7,7 +7,7 @@ field so that the resolved configuration states exactly what ran (and can be has
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -19,9 +19,9 @@ STRATEGY_NAMES = tuple(STRATEGIES)
 
 
 class StrictModel(BaseModel):
-    """Unknown keys are errors: a typo in a config must never be silently ignored."""
+    """Unknown keys and non-finite numbers are errors: a typo in a config must never be silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DataConfig(StrictModel):
@@ -81,10 +81,25 @@ class OptimConfig(StrictModel):
     amsgrad: bool | None = None
     batch_frames: int | None = Field(None, ge=1, description="batch size in frames (clips = frames // T)")
     batch_clips: int | None = Field(None, ge=1, description="batch size in clips (overrides batch_frames)")
-    epochs: int = Field(120, ge=1)
+    epochs: int = Field(120, ge=1, le=100_000)
     grad_clip: float | None = Field(None, gt=0.0)
     scale_grad_by_loss: bool = Field(
         False, description="reference MixSTE quirk loss.backward(loss.detach()): gradients scaled by the loss"
+    )
+    stop_at_plateau: bool = Field(
+        False,
+        description="end training once the validation MPJPE plateaus (eval.plateau_patience / "
+        "eval.plateau_min_delta); optim.epochs, max_updates and max_wall_s stay caps. Off: a fixed number of "
+        "epochs, as the paper trains",
+    )
+    max_updates: int | None = Field(
+        None, ge=1, le=10**9, description="cap on optimisation updates, checked at the end of each epoch"
+    )
+    max_wall_s: float | None = Field(
+        None,
+        gt=0.0,
+        le=1e8,
+        description="cap on training wall time in seconds, checked at the end of each epoch",
     )
 
 
@@ -96,6 +111,11 @@ class TrainConfig(StrictModel):
     )
     loss: dict[str, float] | None = Field(
         None, description="loss terms and coefficients (None: backbone default)"
+    )
+    extra_scale: Annotated[float, Field(gt=0.0, le=1e6)] | Literal["standardize"] = Field(
+        1.0,
+        description="scale of the extra channels in step 2: a fixed factor (1: the paper's raw metres per "
+        "frame) or 'standardize' (each channel divided by its standard deviation over the training windows)",
     )
     flip_augment: bool = True
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"

@@ -228,6 +228,8 @@ def run_experiment(
             config.eval.target_mpjpe,
             config.eval.plateau_patience,
             config.eval.plateau_min_delta,
+            state.stop_reason,
+            state.converged_epoch,
         ),
         "selection": {
             "rule": selection,

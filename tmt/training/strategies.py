@@ -44,13 +44,22 @@ class Strategy:
     def updates_per_batch(self) -> int:
         return len(self.steps)
 
-    def step_input(self, step: Step, keypoints_2d: torch.Tensor, pose_3d: torch.Tensor) -> torch.Tensor:
-        """The model input for one optimisation step; ``pose_3d`` is the target the loss sees (for V3 / A3)."""
+    def step_input(
+        self,
+        step: Step,
+        keypoints_2d: torch.Tensor,
+        pose_3d: torch.Tensor,
+        scale: torch.Tensor | float = 1.0,
+    ) -> torch.Tensor:
+        """The model input for one optimisation step; ``pose_3d`` is the target the loss sees (for V3 / A3).
+
+        ``scale`` multiplies the extra channels of step 2 (a number, or one factor per channel); 1 is the paper.
+        """
         if self.extra == "none":
             return keypoints_2d
         if step == "zeros":
             return compose_input(keypoints_2d, zeros_for(self.extra, keypoints_2d))
-        return compose_input(keypoints_2d, extra_features(self.extra, keypoints_2d, pose_3d))
+        return compose_input(keypoints_2d, extra_features(self.extra, keypoints_2d, pose_3d) * scale)
 
     def inference_input(self, keypoints_2d: torch.Tensor) -> torch.Tensor:
         """What the model sees at test time: the 2D keypoints and zeros in every extra channel."""

@@ -8,6 +8,7 @@ A resumed run therefore ends with the same weights as an uninterrupted one (on t
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import os
 import time
@@ -23,6 +24,7 @@ from torch import nn
 from tmt.data.windows import Batch, WindowBank
 from tmt.losses import build_loss
 from tmt.training.config import ExperimentConfig
+from tmt.training.convergence import plateau_epoch
 from tmt.training.strategies import Strategy
 
 FUSED_OPTIMIZER_DEVICES = ("cpu", "cuda")
@@ -53,6 +55,26 @@ class TrainState:
     best_val_state: dict[str, torch.Tensor] | None = None
     best_test_state: dict[str, torch.Tensor] | None = None
     wall_time_s: float = 0.0
+    updates: int = 0
+    stop_reason: str | None = None
+    """None while training may go on; else one of :data:`STOP_REASONS`."""
+    converged_epoch: int | None = None
+    """With ``stop_reason == "plateau"``: the epoch whose best validation MPJPE was not beaten afterwards."""
+
+
+STOP_REASONS = ("plateau", "epochs", "updates", "wall_time")
+"""Why training ended: the validation MPJPE plateaued (converged), or a cap was reached first."""
+
+CHECKPOINT_IGNORED = (
+    ("train", "threads"),
+    ("train", "device"),
+    ("data", "root"),
+    ("optim", "epochs"),
+    ("optim", "max_updates"),
+    ("optim", "max_wall_s"),
+)
+"""Config fields a run may change on resume: where and how fast it runs, and its caps (raising a cap continues
+the same trajectory, since the lr schedule depends on the epoch only), not what it computes."""
 
 
 def make_optimizer(model: nn.Module, config: ExperimentConfig) -> torch.optim.Optimizer:
@@ -140,33 +162,59 @@ class Trainer:
 
             raise ConfigError("train.precision: fp16 needs a CUDA device; use bf16 on CPU")
         self.scaler = torch.amp.GradScaler("cuda", enabled=config.train.precision == "fp16")
+        self.extra_scale = extra_channel_scale(strategy, bank, config, self.device)
         self.step_fn = self._compiled_step() if config.train.compile else self._step
 
     # -- checkpoints -------------------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
+        """Write the checkpoint atomically; it holds only tensors, numbers, strings and plain containers."""
         if self.checkpoint_path is None:
             return
         payload = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "state": self.state,
+            "state": dataclasses.asdict(self.state),
+            "config": _resume_identity(self.config),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         }
         tmp = self.checkpoint_path.with_suffix(".tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, self.checkpoint_path)
+        try:
+            torch.save(payload, tmp)
+            os.replace(tmp, self.checkpoint_path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def load_checkpoint(self) -> bool:
-        """Resume from ``checkpoint_path`` if it exists; returns whether it did."""
+        """Resume from ``checkpoint_path`` if it exists; returns whether it did.
+
+        Read with ``weights_only=True`` (no code runs from the file). A checkpoint of another configuration is
+        refused rather than continued under the new one.
+        """
         if self.checkpoint_path is None or not self.checkpoint_path.exists():
             return False
-        payload = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        from tmt.errors import CheckpointError
+
+        try:
+            payload = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+            state = TrainState(**payload["state"])
+        except Exception as err:
+            raise CheckpointError(
+                f"{self.checkpoint_path}: unreadable checkpoint ({type(err).__name__}: {str(err)[:200]}); "
+                "delete it to start this run afresh"
+            ) from None
+        saved = payload.get("config")
+        if saved != _resume_identity(self.config):
+            raise CheckpointError(
+                f"{self.checkpoint_path}: this checkpoint belongs to a different configuration "
+                f"({_first_difference(saved, _resume_identity(self.config))}); use another output folder "
+                "or delete the checkpoint to start afresh"
+            )
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scaler.load_state_dict(payload["scaler"])
-        self.state = payload["state"]
+        self.state = state
         torch.set_rng_state(payload["torch_rng"])
         if payload["cuda_rng"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(payload["cuda_rng"])
@@ -206,7 +254,7 @@ class Trainer:
             velocity_source = target + batch.root_3d.to(self.device)[:, :, None, :]
         losses = {}
         for step in self.strategy.steps:
-            inp = self.strategy.step_input(step, kp2d, velocity_source)
+            inp = self.strategy.step_input(step, kp2d, velocity_source, self.extra_scale)
             loss = self.step_fn(inp, target)
             value = float(loss.detach())
             if not math.isfinite(value):
@@ -214,6 +262,7 @@ class Trainer:
                     f"non-finite loss ({value}) in epoch {epoch + 1}, step '{step}', batch {number}"
                 )
             self._update(loss)
+            self.state.updates += 1
             losses[step] = value
         return losses
 
@@ -245,9 +294,14 @@ class Trainer:
 
     # -- the whole run -----------------------------------------------------------------------------------
     def fit(self) -> TrainState:
+        """Train until a stopping rule fires (``state.stop_reason``), resuming from the checkpoint if any."""
         self.load_checkpoint()
         state = self.state
-        for epoch in range(state.epoch, self.config.optim.epochs):
+        state.stop_reason, state.converged_epoch = stopping_rule(
+            self.config, state
+        )  # the caps may have changed
+        while state.stop_reason is None:
+            epoch = state.epoch
             t0 = time.perf_counter()
             losses = self.train_epoch(epoch)
             train_time = time.perf_counter() - t0
@@ -263,6 +317,7 @@ class Trainer:
                 "lr": losses["lr"],
                 "epoch_time_s": train_time,
                 "wall_time_s": state.wall_time_s,
+                "updates": state.updates,
             }
             state.history.append(record)
             if val < state.best_val:
@@ -272,10 +327,80 @@ class Trainer:
                 state.best_test, state.best_test_epoch = test, epoch + 1
                 state.best_test_state = _cpu_copy(self.model)
             state.epoch = epoch + 1
+            state.stop_reason, state.converged_epoch = stopping_rule(self.config, state)
             self.save_checkpoint()
             for callback in self.callbacks:
                 callback.on_epoch_end(epoch + 1, dict(record))
         return state
+
+
+def stopping_rule(config: ExperimentConfig, state: TrainState) -> tuple[str | None, int | None]:
+    """(why training ends now, the converged epoch) after an epoch; (None, None) to go on.
+
+    The plateau rule (``optim.stop_at_plateau``) is :func:`tmt.training.convergence.plateau_epoch` on the
+    validation history; the caps are the epochs, the updates and the wall time, in that order.
+    """
+    opt = config.optim
+    if opt.stop_at_plateau:
+        val = [h["val_mpjpe"] for h in state.history]
+        plateau = plateau_epoch(val, config.eval.plateau_patience, config.eval.plateau_min_delta)
+        if plateau is not None:
+            return "plateau", plateau
+    if state.epoch >= opt.epochs:
+        return "epochs", None
+    if opt.max_updates is not None and state.updates >= opt.max_updates:
+        return "updates", None
+    if opt.max_wall_s is not None and state.wall_time_s >= opt.max_wall_s:
+        return "wall_time", None
+    return None, None
+
+
+def _resume_identity(config: ExperimentConfig) -> dict[str, Any]:
+    """The configuration a checkpoint must match to be resumed (JSON-able, without CHECKPOINT_IGNORED)."""
+    out = config.model_dump(mode="json")
+    for section, key in CHECKPOINT_IGNORED:
+        out[section].pop(key, None)
+    return out
+
+
+def _first_difference(saved: Any, current: dict[str, Any]) -> str:
+    if not isinstance(saved, dict):
+        return "it records no configuration"
+    for section in sorted(set(saved) | set(current)):
+        a, b = saved.get(section) or {}, current.get(section) or {}
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return f"{section}.{key}: {a.get(key)!r} in the checkpoint, {b.get(key)!r} now"
+    return "unknown difference"
+
+
+def extra_channel_scale(
+    strategy: Strategy, bank: WindowBank, config: ExperimentConfig, device: torch.device
+) -> torch.Tensor | float:
+    """The factor of ``train.extra_scale`` for the extra channels: the number itself, or with 'standardize'
+    one factor per channel, 1 / (standard deviation of that channel's features over every training window)."""
+    scale = config.train.extra_scale
+    if scale != "standardize" or strategy.extra == "none":
+        return float(scale) if scale != "standardize" else 1.0
+    from tmt.features import extra_features
+
+    sums = sq = None
+    count = 0
+    size = 256
+    for start in range(0, len(bank), size):
+        index = np.arange(start, min(start + size, len(bank)))
+        batch = bank.batch(index, np.zeros(len(index), dtype=bool))
+        source = batch.pose_3d
+        if config.train.velocity == "absolute":
+            source = source + batch.root_3d[:, :, None, :]
+        feats = extra_features(strategy.extra, batch.keypoints_2d, source).double().flatten(0, -2)
+        sums = feats.sum(0) if sums is None else sums + feats.sum(0)
+        sq = (feats**2).sum(0) if sq is None else sq + (feats**2).sum(0)
+        count += feats.shape[0]
+    if sums is None or sq is None:
+        return 1.0
+    std = (sq / count - (sums / count) ** 2).clamp_min(0).sqrt()
+    return (1.0 / std.clamp_min(1e-8)).float().to(device)
 
 
 def _cpu_copy(model: nn.Module) -> dict[str, torch.Tensor]:
