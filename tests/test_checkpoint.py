@@ -137,9 +137,14 @@ def test_unreadable_or_unsafe_files_are_refused(tmp_path):
     ckpt = reference_checkpoint()
     ckpt["args"] = ConfigError("an arbitrary pickled object")
     torch.save(ckpt, tmp_path / "unsafe.bin")
-    with pytest.raises(DataError, match=r"tmt\.errors\.ConfigError.*trusted=True"):
+    with pytest.raises(DataError, match=r"tmt\.errors\.ConfigError.*could run code"):
         load_reference_mixste(tmp_path / "unsafe.bin", model)
-    load_reference_mixste(tmp_path / "unsafe.bin", model, trusted=True)
+    marker = tmp_path / "ran"
+    ckpt["args"] = _RunsCode(str(marker))
+    torch.save(ckpt, tmp_path / "payload.bin")
+    with pytest.raises(DataError, match="could run code"):
+        load_reference_mixste(tmp_path / "payload.bin", model)
+    assert not marker.exists()
     torch.save({"epoch": 3}, tmp_path / "no_model.bin")
     with pytest.raises(DataError, match="no 'model_pos' state dict"):
         load_reference_mixste(tmp_path / "no_model.bin", model)
@@ -187,3 +192,13 @@ def test_own_checkpoint_overrides_and_errors(tmp_path):
         model_from_checkpoint({k: v for k, v in ckpt.items() if k != "kwargs"})
     with pytest.raises(ConfigError, match=r"no model_spec: build it with tmt\.models\.build_model"):
         model_checkpoint(torch.nn.Linear(2, 3))
+
+
+class _RunsCode:
+    """Unpickling this would create a file: the shape of a malicious checkpoint's payload."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))

@@ -18,6 +18,7 @@ from h36m_fixtures import (
 
 from tmt.cameras import h36m_cameras, normalize_screen_coordinates, project_to_pixels, world_to_camera
 from tmt.data import PoseDataset, load_h36m, load_mpi_inf_3dhp
+from tmt.data.safe_npz import load_npz
 from tmt.errors import ConfigError, DataError
 from tmt.skeleton import H36M_JOINTS_KEPT_FROM_32, MPI_INF_3DHP
 
@@ -36,15 +37,12 @@ def gt_dataset(h36m_root: Path) -> PoseDataset:
 
 
 def _read(path: Path, key: str) -> dict:
-    return np.load(path, allow_pickle=True)[key].item()
+    return load_npz(path)[key].item()
 
 
 def _rewrite(path: Path, key: str, mutate: Callable[[dict], object]) -> None:
     """Rewrite one key of a fixture file after ``mutate`` changed (or replaced) its dict."""
-    with np.load(path, allow_pickle=True) as npz:
-        items = {
-            k: npz[k].item() if npz[k].dtype == object and npz[k].shape == () else npz[k] for k in npz.files
-        }
+    items = {k: v.item() if v.dtype == object and v.shape == () else v for k, v in load_npz(path).items()}
     result = mutate(items[key])
     items[key] = items[key] if result is None else result
     np.savez(path, **items)
@@ -339,3 +337,44 @@ def test_mpi_inf_3dhp_missing_file(tmp_path: Path) -> None:
         DataError, match=r"data_train_3dhp.npz: file not found; npz files in .*data_test_3dhp.npz"
     ):
         load_mpi_inf_3dhp(root)
+
+
+class _RunsCode:
+    """Unpickling this would create a file: the shape of a malicious data file's payload."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_npz_with_a_code_payload_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "ran"
+    np.savez(
+        tmp_path / "data_3d_h36m.npz", positions_3d=np.array([{"S1": _RunsCode(str(marker))}], dtype=object)
+    )
+    with pytest.raises(
+        DataError, match=r"data_3d_h36m\.npz: holds a pickled object .*refused to load io\.open"
+    ):
+        load_h36m(tmp_path, "gt")
+    assert not marker.exists()
+
+
+def test_a_pickle_saved_under_an_npz_name_is_refused_without_running_it(tmp_path):
+    import pickle
+
+    marker = tmp_path / "ran"
+    (tmp_path / "data_3d_h36m.npz").write_bytes(pickle.dumps(_RunsCode(str(marker))))
+    with pytest.raises(DataError, match=r"data_3d_h36m\.npz: not a readable npz file"):
+        load_h36m(tmp_path, "gt")
+    assert not marker.exists()
+
+
+def test_restricted_reader_keeps_the_nested_dicts_of_the_standard_formats(tmp_path):
+    nested = {"S1": {"Walking": np.arange(6, dtype=np.float32).reshape(2, 3)}, "meta": [("a", 1), 2.5]}
+    np.savez(tmp_path / "f.npz", positions=nested, plain=np.ones(3))
+    out = load_npz(tmp_path / "f.npz")
+    assert out["positions"].item()["S1"]["Walking"].tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert out["positions"].item()["meta"] == [("a", 1), 2.5]
+    assert out["plain"].tolist() == [1.0, 1.0, 1.0]

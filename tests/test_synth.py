@@ -13,6 +13,7 @@ import pytest
 
 from tmt.cameras import h36m_cameras, project_to_pixels, world_to_camera
 from tmt.data.__main__ import main as data_main
+from tmt.data.safe_npz import load_npz
 from tmt.data.synth import SUBJECTS, generate, write_synth
 from tmt.errors import ConfigError
 from tmt.skeleton import H36M, H36M_ACTIONS, H36M_JOINTS_KEPT_FROM_32
@@ -35,9 +36,9 @@ def written(tmp_path_factory):
 def files(written):
     out, _ = written
     return {
-        "3d": np.load(out / "data_3d_h36m.npz", allow_pickle=True),
-        "gt": np.load(out / "data_2d_h36m_gt.npz", allow_pickle=True),
-        "det": np.load(out / "data_2d_h36m_synth_cpn.npz", allow_pickle=True),
+        "3d": load_npz(out / "data_3d_h36m.npz"),
+        "gt": load_npz(out / "data_2d_h36m_gt.npz"),
+        "det": load_npz(out / "data_2d_h36m_synth_cpn.npz"),
     }
 
 

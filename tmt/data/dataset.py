@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tmt.data.safe_npz import load_npz
 from tmt.errors import ConfigError, DataError
 from tmt.skeleton import H36M_ACTIONS, Skeleton
 
@@ -155,19 +156,16 @@ def read_npz(
 ) -> dict[str, object]:
     """The values under ``keys`` (required) and ``optional`` (when present) of an npz file.
 
-    0-d object arrays (how ``np.savez`` stores a dict) are unwrapped. Uses ``allow_pickle=True``, which the
-    real formats (VideoPose3D, P-STMO) require: only load files from a source you trust.
+    0-d object arrays (how ``np.savez`` stores a dict) are unwrapped. Object arrays go through
+    :func:`tmt.data.safe_npz.load_npz`, which rebuilds only plain containers and arrays: no code runs from the file.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found{missing_hint}")
     keys, optional = list(keys), list(optional)
-    try:
-        with np.load(path, allow_pickle=True) as npz:
-            present = list(npz.files)
-            raw = {k: npz[k] for k in keys + optional if k in present}
-    except Exception as exc:  # numpy raises many types for a broken archive; all mean the same to the user
-        raise DataError(f"{path}: not a readable npz file ({type(exc).__name__}: {exc})") from exc
+    everything = load_npz(path)
+    present = list(everything)
+    raw = {k: everything[k] for k in keys + optional if k in everything}
     for key in keys:
         if key not in raw:
             raise DataError(f"{path}: expected key {key!r}, found keys {present}")

@@ -3,7 +3,7 @@
 Reference MixSTE checkpoints are ``torch.save``d dicts with ``epoch``, ``lr``, ``optimizer``,
 ``random_state`` and ``model_pos``, the state dict of a ``DataParallel`` model (keys prefixed ``module.``).
 They are read with ``weights_only=True``, allowing only the numpy types that the pickled random state
-needs; ``trusted=True`` lifts that restriction for files from a source you trust.
+needs: no file, whatever its source, can run code when it is loaded.
 
 The project's own format stores the registry name and every constructor argument next to the state dict,
 so ``load_model(path)`` rebuilds exactly the model that was saved.
@@ -50,12 +50,10 @@ def _numpy_safe_globals() -> list[Any]:
     ]
 
 
-def _read(path: Path, trusted: bool) -> Any:
+def _read(path: Path) -> Any:
     if not path.is_file():
         raise DataError(f"{path}: checkpoint file not found")
     try:
-        if trusted:
-            return torch.load(path, map_location="cpu", weights_only=False)
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -64,7 +62,7 @@ def _read(path: Path, trusted: bool) -> Any:
             raise DataError(f"{path}: not a readable torch checkpoint ({str(err).splitlines()[0]})") from None
         raise DataError(
             f"{path}: holds pickled objects other than tensors, numbers and numpy arrays ({', '.join(unsafe)}); "
-            "pass trusted=True only if you trust where the file comes from"
+            "it was not loaded, since unpickling them could run code"
         ) from None
     except (RuntimeError, EOFError, OSError) as err:
         raise DataError(f"{path}: not a readable torch checkpoint ({err})") from None
@@ -129,16 +127,14 @@ def check_state_dict(state: Mapping[str, Tensor], model: nn.Module, source: str)
         raise DataError(f"{source}: state dict does not match {type(model).__name__}: " + "; ".join(problems))
 
 
-def load_reference_mixste(
-    source: str | os.PathLike[str] | Mapping[str, Any], model: nn.Module, *, trusted: bool = False
-) -> nn.Module:
+def load_reference_mixste(source: str | os.PathLike[str] | Mapping[str, Any], model: nn.Module) -> nn.Module:
     """Load published MixSTE weights into ``model`` (built with the checkpoint's frames and in_chans).
 
     ``source`` is a checkpoint path, the loaded checkpoint dict (with ``model_pos``) or a bare state dict.
     Every tensor must be used and every model entry filled, else a DataError lists what does not match.
     """
     name = str(source) if isinstance(source, (str, os.PathLike)) else "reference checkpoint"
-    ckpt = _read(Path(source), trusted) if isinstance(source, (str, os.PathLike)) else source
+    ckpt = _read(Path(source)) if isinstance(source, (str, os.PathLike)) else source
     if not isinstance(ckpt, Mapping):
         raise DataError(f"{name}: expected a dict, found {type(ckpt).__name__}")
     state = ckpt.get("model_pos", ckpt)
@@ -195,7 +191,7 @@ def save_model(model: nn.Module, path: str | os.PathLike[str], **extra: Any) -> 
 def load_model(path: str | os.PathLike[str], **overrides: Any) -> nn.Module:
     """Rebuild the model written by ``save_model``, on the CPU."""
     path = Path(path)
-    ckpt = _read(path, trusted=False)
+    ckpt = _read(path)
     if not isinstance(ckpt, Mapping):
         raise DataError(f"{path}: expected a dict, found {type(ckpt).__name__}")
     return model_from_checkpoint(ckpt, str(path), **overrides)
