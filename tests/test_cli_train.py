@@ -55,3 +55,16 @@ def test_bad_input_is_one_clear_error_with_exit_status_2(smoke_data, tmp_path, c
 def test_config_file_with_an_unknown_key_names_the_file_and_field(tmp_path):
     with pytest.raises(ConfigError, match=r"my\.yaml: optim\.epoch: Extra inputs are not permitted"):
         load_config({"optim": {"epoch": 3}}, source="my.yaml")
+
+
+def test_train_into_a_folder_of_another_configuration_is_refused(smoke_data, tmp_path, capsys):
+    args = ["train", "--data", str(smoke_data), *TINY, "--epochs", "1", "--max-train-windows", "40"]
+    out = ["--out", str(tmp_path / "run"), "--quiet"]
+    assert main([*args, *out, "--lr", "1e-3"]) == 0
+    first = (tmp_path / "run" / "result.json").read_text()
+    capsys.readouterr()
+    assert main([*args, *out, "--lr", "2e-3"]) == 2
+    err = capsys.readouterr().err
+    assert "different configuration (optim.lr: 0.001 in the checkpoint, 0.002 now)" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert (tmp_path / "run" / "result.json").read_text() == first

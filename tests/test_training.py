@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from tmt.data.dataset import Sequence
+from tmt.errors import CheckpointError
 from tmt.skeleton import H36M
 from tmt.training import STRATEGIES, ExperimentConfig, TrainingFailed, get_strategy, run_experiment
 from tmt.training.evaluate import Predictor, evaluate_protocol
@@ -199,3 +200,91 @@ def test_mpi_inf_3dhp_run_reports_pck_and_auc_on_valid_frames_only(tmp_path):
     assert evaluate_protocol(predictor, dataset.test, "mpi_inf_3dhp")["mpjpe"] == pytest.approx(
         scored["mpjpe"]
     )
+
+
+def _with(config: ExperimentConfig, **sections) -> ExperimentConfig:
+    """``config`` with some fields of some sections replaced: ``_with(c, optim={"epochs": 3})``."""
+    update = {name: getattr(config, name).model_copy(update=fields) for name, fields in sections.items()}
+    return config.model_copy(update=update)
+
+
+def test_training_stops_at_the_plateau_and_says_so(smoke_data):
+    config = _with(
+        tiny_config(smoke_data, "tmt1", epochs=6),
+        optim={"stop_at_plateau": True},
+        eval={"plateau_patience": 2, "plateau_min_delta": 1e6},  # no improvement is ever large enough
+    )
+    state = make_trainer(config).fit()
+    assert (state.stop_reason, state.converged_epoch, state.epoch) == ("plateau", 1, 3)
+    assert [h["updates"] for h in state.history] == [12, 24, 36]  # 48 windows and their mirror images, 8 a batch
+
+
+def test_without_the_plateau_rule_training_runs_to_a_cap(smoke_data):
+    base = _with(tiny_config(smoke_data, "tmt", epochs=3), eval={"plateau_min_delta": 1e6})
+    assert make_trainer(base).fit().stop_reason == "epochs"
+    capped = make_trainer(_with(base, optim={"max_updates": 25})).fit()  # tmt: 24 updates an epoch
+    assert (capped.stop_reason, capped.epoch, capped.updates, capped.converged_epoch) == ("updates", 2, 48, None)
+
+
+def test_convergence_record_separates_converged_from_capped_runs(smoke_data, tmp_path):
+    config = _with(
+        tiny_config(smoke_data, "tmt1", epochs=4),
+        optim={"stop_at_plateau": True},
+        eval={"plateau_patience": 1, "plateau_min_delta": 1e6},
+    )
+    conv = run_experiment(config, tmp_path / "a", progress=False)["convergence"]
+    assert conv["converged"] is True and conv["stop_reason"] == "plateau"
+    assert (conv["converged_epoch"], conv["converged_updates"], conv["stopped_epoch"]) == (1, 12, 2)
+    capped = run_experiment(_with(config, optim={"stop_at_plateau": False, "epochs": 1}), None, progress=False)
+    assert capped["convergence"]["converged"] is False and capped["convergence"]["stop_reason"] == "epochs"
+
+
+def test_raising_the_epoch_cap_continues_a_finished_run(smoke_data, tmp_path):
+    config = tiny_config(smoke_data, "tmt1", epochs=1)
+    make_trainer(config, tmp_path / "ckpt.pt").fit()
+    longer = make_trainer(_with(config, optim={"epochs": 2}), tmp_path / "ckpt.pt").fit()
+    assert (longer.epoch, longer.stop_reason) == (2, "epochs")
+
+
+def test_a_checkpoint_of_another_configuration_is_refused(smoke_data, tmp_path):
+    config = tiny_config(smoke_data, "tmt1", epochs=1)
+    make_trainer(config, tmp_path / "ckpt.pt").fit()
+    with pytest.raises(CheckpointError, match=r"ckpt\.pt: .*different configuration \(optim\.lr: 0\.001"):
+        make_trainer(_with(config, optim={"lr": 2e-3}), tmp_path / "ckpt.pt").fit()
+
+
+def test_a_crafted_or_corrupt_checkpoint_is_refused_without_running_code(smoke_data, tmp_path):
+    marker = tmp_path / "ran"
+    torch.save({"state": _RunsCode(str(marker))}, tmp_path / "ckpt.pt")
+    with pytest.raises(CheckpointError, match=r"ckpt\.pt: unreadable checkpoint"):
+        make_trainer(tiny_config(smoke_data, "tmt1"), tmp_path / "ckpt.pt").fit()
+    assert not marker.exists()
+    (tmp_path / "ckpt.pt").write_bytes(b"\x00" * 100)
+    with pytest.raises(CheckpointError, match="delete it to start this run afresh"):
+        make_trainer(tiny_config(smoke_data, "tmt1"), tmp_path / "ckpt.pt").fit()
+
+
+class _RunsCode:
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_extra_channel_scale_multiplies_step_two_and_standardize_gives_unit_spread(smoke_data):
+    config = tiny_config(smoke_data, "tmt2")
+    raw = make_trainer(config)
+    assert raw.extra_scale == 1.0
+    doubled = make_trainer(_with(config, train={"extra_scale": 2.0}))
+    batch = raw.bank.batch(np.arange(len(raw.bank)), np.zeros(len(raw.bank), dtype=bool))
+    step = get_strategy("tmt2")
+    x1 = step.step_input("features", batch.keypoints_2d, batch.pose_3d, raw.extra_scale)
+    x2 = step.step_input("features", batch.keypoints_2d, batch.pose_3d, doubled.extra_scale)
+    torch.testing.assert_close(x2[..., 2:], 2 * x1[..., 2:])
+    torch.testing.assert_close(x2[..., :2], x1[..., :2])
+    std = make_trainer(_with(config, train={"extra_scale": "standardize"}))
+    xs = step.step_input("features", batch.keypoints_2d, batch.pose_3d, std.extra_scale)
+    spread = xs[..., 2:].flatten(0, -2).std(0, unbiased=False)
+    torch.testing.assert_close(spread, torch.ones(3), atol=1e-3, rtol=0)
+    assert x1[..., 2:].flatten(0, -2).std(0).max() < 0.05  # raw metres per frame: far below unit spread
