@@ -7,14 +7,10 @@ cells to it.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import math
-import os
-import shutil
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +22,7 @@ from bench.revision import process_revision
 from bench.store import Store
 from bench.study import SYNTHETIC_DETECTOR, Expansion
 from bench.tracking import Tracker
+from tmt.data.synth_folder import ensure_synthetic
 from tmt.errors import DataError
 
 
@@ -171,18 +168,6 @@ def _summary(result: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------------------------- data
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
-
 def ensure_data(expansion: Expansion, log: Any = print) -> None:
     """Stop before any work when real data is missing; generate the synthetic set on first use."""
     missing = expansion.missing_data()
@@ -200,24 +185,11 @@ def ensure_data(expansion: Expansion, log: Any = print) -> None:
     for cell in expansion.cells:
         data = cell.config["data"]
         key = (data["root"], data["synthetic"], data["synthetic_seed"])
-        if key in seen:
-            continue
-        seen.add(key)
-        root = Path(data["root"])
-        with _file_lock(root.parent / f".{root.name}.lock"):
-            if (root / "data_3d_h36m.npz").exists():
-                continue
-            from tmt.data.synth import write_synth
-
-            log(f"generating the synthetic {data['synthetic']} set in {root} (first use)")
-            tmp = root.with_name(f".{root.name}.{os.getpid()}.tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            write_synth(
-                tmp, size=data["synthetic"], seed=data["synthetic_seed"], detector_name=SYNTHETIC_DETECTOR
+        if key not in seen:
+            seen.add(key)
+            ensure_synthetic(
+                data["root"], data["synthetic"], data["synthetic_seed"], SYNTHETIC_DETECTOR, log=log
             )
-            if root.exists():  # an empty or partial folder left by a killed writer
-                shutil.rmtree(root)
-            os.replace(tmp, root)
 
 
 # ------------------------------------------------------------------------------------------------------ study

@@ -17,7 +17,7 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="session")
 def smoke_data(tmp_path_factory):
     """Folder holding the synthetic set (size ``smoke``, seed 0) in the VideoPose3D npz format."""
-    from tmt.training.experiment import ensure_synthetic
+    from tmt.data.synth_folder import ensure_synthetic
 
     root = tmp_path_factory.mktemp("data") / "synthetic-smoke"
     ensure_synthetic(root, "smoke", seed=0)

@@ -154,7 +154,6 @@ def test_synthetic_set_is_generated_on_first_use(tmp_path: Path, monkeypatch: py
     written: list[Path] = []
 
     def write_synth(root, size, seed, detector_name):
-        Path(root).mkdir(parents=True)
         (Path(root) / "data_3d_h36m.npz").write_bytes(b"")
         written.append(Path(root))
 
@@ -166,7 +165,7 @@ def test_synthetic_set_is_generated_on_first_use(tmp_path: Path, monkeypatch: py
     runner.ensure_data(expansion, log=lambda text: None)
     runner.ensure_data(expansion, log=lambda text: None)
     assert len(written) == 1 and (tmp_path / "data" / "synthetic-smoke" / "data_3d_h36m.npz").exists()
-    assert not list((tmp_path / "data").glob(".*.tmp"))
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["synthetic-smoke"]
 
 
 def test_killed_cell_resumes_with_no_lost_or_duplicated_cells(workdir: Path) -> None:

@@ -69,6 +69,8 @@ def _root_speed(world: np.ndarray) -> float:
 def test_files_have_the_videopose3d_structure(written, files, poses, gt2d, det2d):
     out, _ = written
     assert sorted(p.name for p in out.iterdir()) == [
+        ".tmt-synthetic.json",  # the project's marker: this folder and these files are its own
+        ".tmt-synthetic.lock",
         "data_2d_h36m_gt.npz",
         "data_2d_h36m_synth_cpn.npz",
         "data_3d_h36m.npz",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
@@ -24,7 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
             "7 subjects x 15 actions x 2 takes, 50 fps, readable by the Human3.6M loader."
         ),
     )
-    synth.add_argument("--out", required=True, help="folder to write into (created if missing)")
+    synth.add_argument(
+        "--out",
+        required=True,
+        help="a new or empty folder to write into (a folder of other files is refused)",
+    )
     synth.add_argument(
         "--size",
         default="small",
@@ -43,13 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    from tmt.data.synth import write_synth
+    """Generate into --out (a new or empty folder, or one holding this very set: then nothing is done)."""
+    from tmt.data.synth_folder import ensure_synthetic, generated_files
 
     start = time.perf_counter()
-    info = write_synth(args.out, size=args.size, seed=args.seed, detector_name=args.detector_name)
+    root = ensure_synthetic(args.out, args.size, args.seed, args.detector_name, log=print)
     elapsed = time.perf_counter() - start
-    for path in info["files"].values():
-        print(f"wrote {path}")
+    for name in generated_files(args.detector_name):
+        print(f"{root / name}")
+    info = json.loads((root / "synth_info.json").read_text(encoding="utf-8"))
     frames = info["frames_per_sequence"]
     print(
         f"{info['num_sequences']} sequences, {frames['min']}-{frames['max']} frames each, "

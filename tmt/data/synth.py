@@ -174,6 +174,14 @@ def summarize(data: SynthData, size: str, seed: int, detector_name: str) -> dict
     }
 
 
+def check_detector_name(detector_name: str) -> None:
+    """The name becomes part of a file name and must not shadow the ground truth."""
+    if not _NAME.match(detector_name) or detector_name == "gt":
+        raise ConfigError(
+            f"synthetic data: detector name {detector_name!r} must be letters, digits, '_', '-', '.' and not 'gt'"
+        )
+
+
 def write_synth(
     out_dir: str | Path, size: str = "small", seed: int = 0, detector_name: str = DEFAULT_DETECTOR
 ) -> dict:
@@ -181,10 +189,7 @@ def write_synth(
 
     Returns the summary written to synth_info.json (with the paths written under "files").
     """
-    if not _NAME.match(detector_name) or detector_name == "gt":
-        raise ConfigError(
-            f"synthetic data: detector name {detector_name!r} must be letters, digits, '_', '-', '.' and not 'gt'"
-        )
+    check_detector_name(detector_name)
     data = generate(size, seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

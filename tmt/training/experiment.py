@@ -5,10 +5,7 @@ This is the single entry point that ``python -m tmt train`` and the benchmark su
 
 from __future__ import annotations
 
-import contextlib
-import os
 import platform
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +15,7 @@ import numpy as np
 import torch
 
 from tmt.data.dataset import PoseDataset
+from tmt.data.synth_folder import ensure_synthetic
 from tmt.data.windows import WindowBank
 from tmt.errors import ConfigError, DataError
 from tmt.models import build_model
@@ -42,7 +40,7 @@ def load_dataset(config: ExperimentConfig) -> PoseDataset:
         return load_mpi_inf_3dhp(data.root)
     from tmt.data.h36m import load_h36m
 
-    if data.synthetic is not None and not (data.root / "data_3d_h36m.npz").exists():
+    if data.synthetic is not None:
         ensure_synthetic(data.root, data.synthetic, data.synthetic_seed)
     kwargs: dict[str, Any] = {"mix_towards_gt": data.mix_towards_gt, "actions": data.actions}
     if data.train_subjects is not None:
@@ -50,26 +48,6 @@ def load_dataset(config: ExperimentConfig) -> PoseDataset:
     if data.test_subjects is not None:
         kwargs["test_subjects"] = data.test_subjects
     return load_h36m(data.root, data.keypoints, **kwargs)
-
-
-def ensure_synthetic(root: Path, size: str, seed: int) -> None:
-    """Write the synthetic set into ``root`` once, safely when several processes ask at the same time.
-
-    It is generated into a private folder and renamed into place; a process that loses the race discards its copy.
-    """
-    from tmt.data.synth import write_synth
-
-    root = Path(root)
-    if (root / "data_3d_h36m.npz").exists():
-        return
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=root.parent, prefix=f".{root.name}-") as tmp:
-        write_synth(tmp, size=size, seed=seed)
-        if root.exists() and not any(root.iterdir()):
-            root.rmdir()
-        with contextlib.suppress(OSError):  # another process renamed its copy first
-            os.rename(tmp, root)
-            os.mkdir(tmp)  # give TemporaryDirectory something to clean up
 
 
 def build_experiment_model(config: ExperimentConfig) -> torch.nn.Module:
