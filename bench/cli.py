@@ -33,6 +33,13 @@ def _store_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--store", type=Path, default=None, help="result store folder (default: $BENCH_STORE or ./runs)"
     )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        help="results archive folder: <study>.<profile>.jsonl per study, read before and written after a run "
+        "(default: results)",
+    )
 
 
 def _add_run(subparsers: argparse._SubParsersAction) -> None:
@@ -213,6 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
 # ------------------------------------------------------------------------------------------ commands
 
 
+def _archive(args: argparse.Namespace, expansion) -> Path:
+    """The archive file of this run's study, profile and --set / --only variant."""
+    from bench.archive import archive_path, variant_suffix
+
+    variant = variant_suffix(parse_settings(args.settings), parse_only(args.only))
+    return archive_path(args.results, expansion.study.study, expansion.profile + variant)
+
+
 def _store(args: argparse.Namespace):
     from bench.store import Store
 
@@ -238,6 +253,8 @@ def parse_only(items: Sequence[str]) -> dict[str, list[object]]:
         axis, sep, text = item.partition("=")
         if not sep or not axis.strip() or not text.strip():
             raise TmtError(f"--only: expected AXIS=V1,V2 (e.g. model.depth=4,6), got {item!r}")
+        if axis.strip() in only:
+            raise TmtError(f"--only {axis.strip()}: given twice; list every value once: AXIS=V1,V2")
         only[axis.strip()] = [yaml.safe_load(v) for v in text.split(",")]
     return only
 
@@ -251,7 +268,12 @@ def parse_settings(items: Sequence[str]) -> dict[str, object]:
         path, sep, text = item.partition("=")
         if not sep or not path:
             raise TmtError(f"--set: expected PATH=VALUE (e.g. train.device=cuda), got {item!r}")
-        settings[path.strip()] = yaml.safe_load(text)
+        if path.strip() in settings:
+            raise TmtError(f"--set {path.strip()}: given twice; which value would win is not obvious")
+        try:
+            settings[path.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise TmtError(f"--set {path.strip()}: {text!r} is not a YAML value") from None
     return settings
 
 
@@ -279,6 +301,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from bench.archive import export_archive, import_archive
     from bench.runner import run_cells
     from bench.study import expand, load_study
     from bench.tracking import default_mode
@@ -294,10 +317,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings=settings,
         only=parse_only(args.only),
     )
+    device_problem = expansion.device_problem()
+    if device_problem and not args.dry_run and args.executor != "slurm":  # Slurm jobs run elsewhere
+        raise TmtError(f"{device_problem}; run where it is, or --set train.device=cpu")
     store = _store(args)
+    archive = _archive(args, expansion)
     if args.dry_run:
         _dry_run(expansion, store)
         return 0
+    imported = import_archive(archive, store, expansion.cells)
+    if imported:
+        print(f"{imported} finished cells taken from {archive}")
     if args.jobs < 1:
         raise TmtError(f"--jobs: must be at least 1, got {args.jobs}")
     from bench.executors import executor_from_args
@@ -310,6 +340,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{summary.count(s)} {s}" for s in ("done", "skipped", "failed", "busy") if summary.count(s)
     )
     print(f"{study.study} [{args.profile}]: {counts}")
+    archived = export_archive(archive, store, expansion.cells)
+    if archived:
+        print(f"results archive: {archive} ({archived} cells)")
     for outcome in summary.failed:
         print(f"  failed {outcome.cell_id}: {outcome.detail}")
     status = 1 if summary.failed else 0
@@ -345,6 +378,9 @@ def _dry_run(expansion, store) -> None:
     missing = expansion.missing_data()
     if missing:
         print(f"missing data (the run would stop): {', '.join(missing)}")
+    device = expansion.device_problem()
+    if device:
+        print(f"device (the run would stop unless --executor slurm): {device}")
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -384,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except TmtError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {' '.join(str(err).splitlines())}", file=sys.stderr)  # one line, whatever the message
         return 2
     except BrokenPipeError:  # output piped into head & co.: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

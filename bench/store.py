@@ -149,6 +149,14 @@ class Store:
         write_json_atomic(path, record)
         return folder
 
+    def merge_config(self, cell_id: str, record: dict[str, Any]) -> None:
+        """Add the studies (and their labels) of another ``config.json`` record of the same cell."""
+        path = self.path(cell_id) / CONFIG
+        old = read_json(path)
+        studies = {**record.get("studies", {}), **old.get("studies", {})}
+        if studies != old.get("studies"):
+            write_json_atomic(path, {**old, "studies": studies})
+
     def clear(self, cell_id: str) -> None:
         """Forget a cell's outcome and progress (``--force``): result, failure, history and checkpoint."""
         folder = self.path(cell_id)

@@ -243,6 +243,13 @@ def test_table7_smoke_end_to_end(tmp_path: Path, smoke_data: Path, monkeypatch: 
     assert frame["mpjpe"].map(math.isfinite).all() and (frame["mpjpe"] > 0).all()
     assert frame["epochs_run"].eq(1).all()
     print(f"table7 smoke: {elapsed:.1f} s")
+    # the committed archive alone regenerates the report: no store, no training
+    archive = tmp_path / "results" / "table7.smoke.jsonl"
+    assert len(archive.read_text().splitlines()) == 12
+    shutil.rmtree(tmp_path / "runs")
+    assert main(["report", str(TABLE7), "--profile", "smoke", "--out", str(tmp_path / "again")]) == 0
+    first, again = (tmp_path / d / "table7.smoke.md" for d in ("reports", "again"))
+    assert again.read_text() == first.read_text()
 
 
 def test_set_overrides_every_cell_and_changes_its_identity(

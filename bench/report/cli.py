@@ -64,19 +64,9 @@ def write_report(
     return summary
 
 
-def report_variant(settings: Mapping[str, Any], only: Mapping[str, Sequence[Any]]) -> str:
-    """The suffix that keeps a report of cells run with ``--set`` / ``--only`` apart from the profile's own.
-
-    ``{"train.precision": "bf16"}`` -> ``"+train.precision=bf16"``: such cells are other experiments (or a part
-    of the grid), and their report must not overwrite the one of the profile as declared.
-    """
-    parts = [f"{path}={value}" for path, value in settings.items()]
-    parts += [f"{axis}={','.join(map(str, values))}" for axis, values in only.items()]
-    return "".join(f"+{part}" for part in parts)
-
-
 def run(args: argparse.Namespace) -> int:
     """Report each of ``args.studies`` (or all of ``studies/`` with ``args.all``) for ``args.profile``."""
+    from bench.archive import archive_path, import_archive, variant_suffix
     from bench.cli import parse_only, parse_settings
     from bench.paper import load_paper_table
     from bench.store import Store
@@ -84,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = parse_settings(getattr(args, "settings", []) or [])
     only = parse_only(getattr(args, "only", []) or [])
-    variant = report_variant(settings, only)
+    variant = variant_suffix(settings, only)
     paths = list(args.studies or [])
     if not paths and getattr(args, "all", False):
         paths = sorted(Path("studies").glob("table*.yaml")) + sorted(Path("studies").glob("fig*.yaml"))
@@ -103,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
             settings=settings,
             only=only,
         )
+        results_dir = getattr(args, "results", None) or "results"
+        import_archive(archive_path(results_dir, study.study, args.profile + variant), store, expansion.cells)
         layouts = [
             dataclasses.replace(LayoutSpec.parse(layout), paper=layout.paper or study.paper)
             for layout in study.layouts
