@@ -288,3 +288,12 @@ def test_extra_channel_scale_multiplies_step_two_and_standardize_gives_unit_spre
     spread = xs[..., 2:].flatten(0, -2).std(0, unbiased=False)
     torch.testing.assert_close(spread, torch.ones(3), atol=1e-3, rtol=0)
     assert x1[..., 2:].flatten(0, -2).std(0).max() < 0.05  # raw metres per frame: far below unit spread
+
+
+def test_batch_clips_overrides_batch_frames_in_the_resolved_config():
+    both = ExperimentConfig.model_validate({"optim": {"batch_clips": 32, "batch_frames": 288}}).resolved()
+    clips = ExperimentConfig.model_validate({"optim": {"batch_clips": 32}}).resolved()
+    assert (both.optim.batch_clips, both.optim.batch_frames) == (32, None)
+    assert both == clips  # the same experiment, so the same configuration (and cell id)
+    frames = ExperimentConfig.model_validate({"optim": {"batch_frames": 288}}).resolved()
+    assert (frames.optim.batch_clips, frames.optim.batch_frames) == (None, 288)

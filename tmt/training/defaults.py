@@ -69,6 +69,8 @@ def resolve_config(config: ExperimentConfig) -> ExperimentConfig:
     if optim.batch_clips is not None or optim.batch_frames is not None:
         optim_updates.pop("batch_clips", None)
         optim_updates.pop("batch_frames", None)
+    if optim.batch_clips is not None:  # it overrides batch_frames: the resolved config states only what runs
+        optim_updates["batch_frames"] = None
     if optim.lr_halve_every is None and "lr_halve_every" not in recipe["optim"]:
         optim_updates.pop("lr_halve_every", None)
     train_updates = {"loss": dict(recipe["loss"])} if config.train.loss is None else {}
