@@ -82,7 +82,7 @@ def _entry(name: str) -> _Entry:
         return _REGISTRY[name]
     except KeyError:
         raise ConfigError(
-            f"model: unknown backbone {name!r}; available: {', '.join(available_models())}"
+            f"model.backbone: unknown backbone {name!r}; available: {', '.join(available_models())}"
         ) from None
 
 

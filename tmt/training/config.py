@@ -9,13 +9,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tmt.errors import ConfigError
 from tmt.losses import LOSS_TERMS
 from tmt.training.strategies import STRATEGIES
 
 STRATEGY_NAMES = tuple(STRATEGIES)
+MAX_SIZE = 10**6
+"""Upper bound of sizes (frames, widths, heads, batch sizes, strides): generous, but a typo such as 10**12
+fails when the config is validated instead of when memory is allocated."""
+MAX_DEPTH = 1000
+"""Upper bound of layers: every layer is built (on the meta device) when a study is validated."""
+MAX_WINDOWS = 10**9
+"""Upper bound of training windows (Human3.6M at stride 1 has about 1.6 million)."""
+MAX_EPOCHS = 100_000
+"""Upper bound of epochs and of epoch counts (patience, lr halving period)."""
 
 
 class StrictModel(BaseModel):
@@ -37,17 +47,23 @@ class DataConfig(StrictModel):
         None,
         description="generate the synthetic Human3.6M-like set of this size into root when it is missing",
     )
-    synthetic_seed: int = 0
+    synthetic_seed: int = Field(0, ge=0)
     train_subjects: tuple[str, ...] | None = None
     test_subjects: tuple[str, ...] | None = None
     actions: tuple[str, ...] | None = Field(
         None, description="restrict to these action groups (default: all)"
     )
     train_stride: int | None = Field(
-        None, ge=1, description="stride between training windows (default: T for seq2seq, 1 for seq2frame)"
+        None,
+        ge=1,
+        le=MAX_SIZE,
+        description="stride between training windows (default: T for seq2seq, 1 for seq2frame)",
     )
     max_train_windows: int | None = Field(
-        None, ge=1, description="use an evenly spaced subset of this many training windows (scaled profiles)"
+        None,
+        ge=1,
+        le=MAX_WINDOWS,
+        description="use an evenly spaced subset of this many training windows (scaled profiles)",
     )
     validation_fraction: float = Field(
         0.1,
@@ -59,10 +75,12 @@ class DataConfig(StrictModel):
 
 class ModelConfig(StrictModel):
     backbone: str = "mixste"
-    frames: int = Field(27, ge=1, description="T: frames per clip")
-    depth: int | None = Field(None, ge=1, description="d_l (None: the backbone's reference value)")
-    dim: int | None = Field(None, ge=1, description="d_m (None: the backbone's reference value)")
-    heads: int | None = Field(None, ge=1)
+    frames: int = Field(27, ge=1, le=MAX_SIZE, description="T: frames per clip")
+    depth: int | None = Field(
+        None, ge=1, le=MAX_DEPTH, description="d_l (None: the backbone's reference value)"
+    )
+    dim: int | None = Field(None, ge=1, le=MAX_SIZE, description="d_m (None: the backbone's reference value)")
+    heads: int | None = Field(None, ge=1, le=MAX_SIZE)
     drop_path: float | None = Field(None, ge=0.0, lt=1.0)
     attention: Literal["fused", "math"] = "fused"
     extra: dict[str, Any] = Field(default_factory=dict, description="further backbone keyword arguments")
@@ -75,13 +93,17 @@ class OptimConfig(StrictModel):
         None, gt=0.0, le=1.0, description="lr multiplied by this after every epoch"
     )
     lr_halve_every: int | None = Field(
-        None, ge=1, description="lr additionally halved every n epochs (MHFormer)"
+        None, ge=1, le=MAX_EPOCHS, description="lr additionally halved every n epochs (MHFormer)"
     )
     weight_decay: float | None = Field(None, ge=0.0)
     amsgrad: bool | None = None
-    batch_frames: int | None = Field(None, ge=1, description="batch size in frames (clips = frames // T)")
-    batch_clips: int | None = Field(None, ge=1, description="batch size in clips (overrides batch_frames)")
-    epochs: int = Field(120, ge=1, le=100_000)
+    batch_frames: int | None = Field(
+        None, ge=1, le=MAX_SIZE, description="batch size in frames (clips = frames // T)"
+    )
+    batch_clips: int | None = Field(
+        None, ge=1, le=MAX_SIZE, description="batch size in clips (overrides batch_frames)"
+    )
+    epochs: int = Field(120, ge=1, le=MAX_EPOCHS)
     grad_clip: float | None = Field(None, gt=0.0)
     scale_grad_by_loss: bool = Field(
         False, description="reference MixSTE quirk loss.backward(loss.detach()): gradients scaled by the loss"
@@ -121,8 +143,20 @@ class TrainConfig(StrictModel):
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     compile: bool = False
     seed: int = 0
-    device: str = "cpu"
-    threads: int | None = Field(None, ge=1, description="torch intra-op threads (None: torch default)")
+    device: str = Field("cpu", description="torch device string: cpu, cuda, cuda:1, mps")
+    threads: int | None = Field(
+        None, ge=1, le=4096, description="torch intra-op threads (None: torch default)"
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _device_spelling(cls, value: str) -> str:
+        """Only the spelling: whether this machine has the device is for whoever runs the config to say."""
+        try:
+            torch.device(value)
+        except (RuntimeError, ValueError):
+            raise ValueError(f"{value!r} is not a torch device; e.g. cpu, cuda, cuda:1, mps") from None
+        return value
 
 
 class EvalConfig(StrictModel):
@@ -132,12 +166,12 @@ class EvalConfig(StrictModel):
         description="which epoch's weights are evaluated: best validation MPJPE (default), the last epoch, "
         "or the best test MPJPE (the MixSTE reference behaviour; looks at the test set)",
     )
-    batch_clips: int = Field(64, ge=1)
+    batch_clips: int = Field(64, ge=1, le=MAX_SIZE)
     target_mpjpe: float | None = Field(
         None, gt=0.0, description="mm; convergence = first epoch at or below it"
     )
     plateau_patience: int = Field(
-        5, ge=1, description="plateau = no val improvement > min_delta for n epochs"
+        5, ge=1, le=MAX_EPOCHS, description="plateau = no val improvement > min_delta for n epochs"
     )
     plateau_min_delta: float = Field(0.1, ge=0.0, description="mm")
 
@@ -159,6 +193,11 @@ class ExperimentConfig(StrictModel):
         if unknown:
             raise ValueError(
                 f"train.loss: unknown term(s) {', '.join(unknown)}; allowed: {', '.join(LOSS_TERMS)}"
+            )
+        if self.train.precision == "fp16" and torch.device(self.train.device).type != "cuda":
+            raise ValueError(
+                f"train.precision: fp16 needs a CUDA device (train.device is {self.train.device!r}); "
+                "use bf16 or fp32 there"
             )
         return self
 
