@@ -7,13 +7,23 @@ completely or fails with ``<file>: <field>: <what is wrong>; allowed: <...>`` be
 
 from __future__ import annotations
 
+import math
+import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tmt.errors import ConfigError
 from tmt.training.config import ExperimentConfig
@@ -41,14 +51,32 @@ SCALAR_METRICS = (
 )
 LIST_METRICS = ("per_joint_mpjpe", "per_joint_speed")
 PER_ACTION_METRICS = ("mpjpe", "p_mpjpe", "mpjve")
+MAX_SEEDS = 1000
+"""Seeds per cell: every seed is a cell that validate expands, so a typo such as 10**6 must fail, not hang."""
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class StudyError(ConfigError):
     """A study file is malformed; the message names the file and the field."""
 
 
+def plain_name(value: str) -> str:
+    """Study, profile and claim names become file names (reports, figures, stores): no paths, no ``..``."""
+    if not PLAIN_NAME.fullmatch(value) or ".." in value:
+        raise ValueError(
+            f"{value!r} is not a plain name (letters, digits, '_', '.', '-', starting with a letter or digit, "
+            "no '..'); it names report files"
+        )
+    return value
+
+
+PlainName = Annotated[str, AfterValidator(plain_name)]
+Factor = Annotated[float, Field(gt=0)]
+"""A bare scale factor: zero or a negative factor would turn sizes into nonsense."""
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def allowed_metric(name: str) -> bool:
@@ -93,14 +121,14 @@ class Override(Strict):
 
     when: dict[str, Any] = Field(min_length=1)
     set: dict[str, Any] = Field(default_factory=dict)
-    scale: dict[str, float | ScaleRule] = Field(default_factory=dict)
+    scale: dict[str, Factor | ScaleRule] = Field(default_factory=dict)
 
 
 class Profile(Strict):
     """How big a run is. ``data`` says which data the profile uses by default (``--data`` overrides it)."""
 
     description: str = ""
-    seeds: int = Field(ge=1)
+    seeds: int = Field(ge=1, le=MAX_SEEDS)
     data: Literal["real", "synthetic"] = "synthetic"
     synthetic: Literal["smoke", "small", "full"] = Field(
         "small", description="size of the synthetic set used when the data is synthetic"
@@ -110,7 +138,7 @@ class Profile(Strict):
         description="run only these values of some grid axes (a subset of the grid's: a cheaper sweep)",
     )
     set: dict[str, Any] = Field(default_factory=dict)
-    scale: dict[str, float | ScaleRule] = Field(default_factory=dict)
+    scale: dict[str, Factor | ScaleRule] = Field(default_factory=dict)
     overrides: list[Override] = Field(default_factory=list)
 
 
@@ -141,7 +169,7 @@ class PaperRow(Strict):
 class Layout(Strict):
     """How the cells map onto one paper table (rows x columns of one metric) and onto its CSV."""
 
-    name: str | None = None
+    name: str | None = Field(None, description="caption; also part of figure file names, so no '/' or '\\'")
     paper: str | None = Field(None, description="paper CSV stem; default: the study's `paper`")
     rows: list[str] = Field(min_length=1)
     columns: str | None = Field(
@@ -160,6 +188,13 @@ class Layout(Strict):
     )
 
     _metric = field_validator("metric")(_check_metric)
+
+    @field_validator("name")
+    @classmethod
+    def _no_path(cls, value: str | None) -> str | None:
+        if value is not None and any(sep in value for sep in ("/", "\\", "\0")):
+            raise ValueError(f"{value!r} names a figure file: no '/', '\\' or NUL")
+        return value
 
     @field_validator("paper_values", mode="before")
     @classmethod
@@ -187,7 +222,7 @@ class Effect(Strict):
 class Claim(Strict):
     """One statement of the paper about this table, in a form the report can test over seeds."""
 
-    id: str
+    id: PlainName
     text: str
     test: Literal["ordered", "less", "monotonic", "correlation", "ratio_less"]
     metric: str | None = None
@@ -229,7 +264,7 @@ class Claim(Strict):
 class Study(Strict):
     """A whole study file."""
 
-    study: str
+    study: PlainName
     title: str
     paper: str | None = Field(None, description="paper CSV stem (bench/paper/<paper>.csv); None: no numbers")
     kind: Literal["train", "complexity"] = "train"
@@ -240,7 +275,7 @@ class Study(Strict):
         default_factory=dict, description="label axes: axis -> value -> dotted config settings"
     )
     grid: list[Block] = Field(min_length=1)
-    profiles: dict[str, Profile]
+    profiles: dict[PlainName, Profile]
     layout: Layout | list[Layout]
     claims: list[Claim] = Field(default_factory=list)
     search: dict[str, Any] | None = Field(
@@ -302,11 +337,45 @@ def config_path_error(path: str) -> str | None:
     return None
 
 
+def _setting_paths(settings: dict[str, Any], prefix: str = "") -> list[str]:
+    """The config paths a settings mapping writes, as ``bench.study.merge`` applies it.
+
+    A dotted key replaces its value as a whole; a plain key holding a mapping is merged level by level.
+    """
+    paths: list[str] = []
+    for key, value in settings.items():
+        path = f"{prefix}{key}"
+        if "." not in str(key) and isinstance(value, dict) and value:
+            paths += _setting_paths(value, f"{path}.")
+        else:
+            paths.append(path)
+    return paths
+
+
+def _written_twice(settings: dict[str, Any]) -> str | None:
+    """Why one mapping sets a field twice (``optim.lr`` beside ``optim: {lr}``): which one wins would
+    depend on the key order, so neither may."""
+    paths = _setting_paths(settings)
+    for i, a in enumerate(paths):
+        for b in paths[i + 1 :]:
+            if a == b or b.startswith(f"{a}.") or a.startswith(f"{b}."):
+                both = f"{a!r} twice" if a == b else f"both {a!r} and {b!r}"
+                return f"sets {both} (dotted and nested keys for one field); write it once"
+    return None
+
+
 def _check_cross_fields(study: Study) -> list[tuple[str, str]]:
     """Rules between fields; returns (field, message) pairs."""
     errors: list[tuple[str, str]] = []
     axes = study.axes
     axis_names = ", ".join(axes)
+
+    def check_once(where: str, settings: dict[str, Any]) -> None:
+        why = _written_twice(settings)
+        if why:
+            errors.append((where, why))
+
+    check_once("base", study.base)
 
     def check_path(where: str, path: str) -> None:
         why = config_path_error(path)
@@ -338,10 +407,12 @@ def _check_cross_fields(study: Study) -> list[tuple[str, str]]:
                 check_path(f"grid.{i}.axes.{name}", name)
         for path in block.set:
             check_path(f"grid.{i}.set.{path}", path)
+        check_once(f"grid.{i}.set", block.set)
     for axis, values in study.labels.items():
         for value, settings in values.items():
             for path in settings:
                 check_path(f"labels.{axis}.{value}.{path}", path)
+            check_once(f"labels.{axis}.{value}", settings)
     for name, profile in study.profiles.items():
         for axis, values in profile.axes.items():
             check_axis(f"profiles.{name}.axes", axis)
@@ -350,9 +421,11 @@ def _check_cross_fields(study: Study) -> list[tuple[str, str]]:
                 errors.append((f"profiles.{name}.axes.{axis}", "no values: name at least one"))
         for path in [*profile.set, *profile.scale]:
             check_path(f"profiles.{name}.{path}", path)
+        check_once(f"profiles.{name}.set", profile.set)
         for j, override in enumerate(profile.overrides):
             for path in [*override.when, *override.set, *override.scale]:
                 check_path(f"profiles.{name}.overrides.{j}.{path}", path)
+            check_once(f"profiles.{name}.overrides.{j}.set", override.set)
     missing_profiles = [p for p in PROFILES_REQUIRED if p not in study.profiles]
     if missing_profiles:
         errors.append(
@@ -382,8 +455,11 @@ def _check_cross_fields(study: Study) -> list[tuple[str, str]]:
             for axis, value in row.labels.items():
                 check_axis(f"{where}.paper_rows.{j}.labels", axis)
                 check_values(f"{where}.paper_rows.{j}.labels.{axis}", axis, [value])
+    ids = [claim.id for claim in study.claims]
     for i, claim in enumerate(study.claims):
         where = f"claims.{i} ({claim.id})"
+        if claim.id in ids[:i]:
+            errors.append((f"{where}.id", f"{claim.id!r} is also the id of claims.{ids.index(claim.id)}"))
         check_axis(f"{where}.over", claim.over)
         check_values(f"{where}.order", claim.over, claim.order or [])
         check_axis(f"{where}.along", claim.along)
@@ -401,7 +477,9 @@ def _check_cross_fields(study: Study) -> list[tuple[str, str]]:
 
 def _is_branch(part: Any) -> bool:
     """pydantic names the branch of a union in error locations (``Layout``, ``list[Layout]``, ``float``)."""
-    return isinstance(part, str) and (part[:1].isupper() or "[" in part or part in ("float", "int"))
+    return isinstance(part, str) and (
+        part[:1].isupper() or "[" in part or part in ("float", "int") or part.startswith("constrained-")
+    )
 
 
 def _step(annotation: Any, part: Any) -> Any:
@@ -440,13 +518,28 @@ def _loc_text(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc if not _is_branch(p)) or "(top level)"
 
 
+SHAPE_ERRORS = (
+    "model_type",
+    "model_attributes_type",
+    "dict_type",
+    "list_type",
+    "tuple_type",
+    "float_type",
+    "int_type",
+    "string_type",
+    "bool_type",
+)
+
+
 def _relevant_errors(err: ValidationError) -> list[Any]:
-    """Errors, dropping those of union branches that do not fit the input's shape (a list vs a mapping)."""
+    """The errors worth showing, unknown keys first (a misspelt key also leaves a required one missing).
+
+    A union (``Layout | list[Layout]``, a bare factor or a scale rule) reports every branch; a branch that
+    wants another shape than the input has says nothing useful when another branch reports a real problem.
+    """
     errors = err.errors()
-    mapping_branch = [
-        e for e in errors if not any(isinstance(p, str) and p.startswith("list[") for p in e["loc"])
-    ]
-    return mapping_branch or errors
+    fitting = [e for e in errors if not (e["type"] in SHAPE_ERRORS and any(_is_branch(p) for p in e["loc"]))]
+    return sorted(fitting or errors, key=lambda e: e["type"] != "extra_forbidden")
 
 
 def format_validation_error(source: str, err: ValidationError) -> str:
@@ -470,10 +563,46 @@ def format_validation_error(source: str, err: ValidationError) -> str:
     return message + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
 
 
+def _non_finite(value: Any, where: str, stack: tuple[int, ...] = ()) -> tuple[str, float] | None:
+    """The first infinite or NaN number (YAML's ``.inf``, ``.nan``) in a parsed document, with its path.
+
+    No field of a study or of a config means anything with such a value, and in a scale rule or a free-form
+    field (``model.extra``) it would reach the arithmetic unchecked.
+    """
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (where, value)
+    if id(value) in stack:  # a recursive YAML alias: the rest is reported by the schema
+        return None
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, list):
+        items = list(enumerate(value))
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, f"{where}.{key}" if where else str(key), (*stack, id(value)))
+        if found:
+            return found
+    return None
+
+
+def non_finite_error(value: Any, where: str) -> str | None:
+    """``<where>: <value> is not a finite number`` for the first inf / NaN inside ``value``, else None."""
+    found = _non_finite(value, where)
+    if found is None:
+        return None
+    return f"{found[0] or '(top level)'}: {found[1]} is not a finite number (.inf and .nan are not allowed)"
+
+
 def parse_study(data: Any, source: str) -> Study:
     """Validate a parsed YAML document into a :class:`Study`, raising :class:`StudyError` with one message."""
+    if data is None:
+        raise StudyError(f"{source}: (top level): the file holds no YAML document (empty, or comments only)")
     if not isinstance(data, dict):
         raise StudyError(f"{source}: (top level): a study is a mapping of keys, got {type(data).__name__}")
+    why = non_finite_error(data, "")
+    if why:
+        raise StudyError(f"{source}: {why}")
     try:
         study = Study.model_validate(data)
     except ValidationError as err:
@@ -486,7 +615,7 @@ def parse_study(data: Any, source: str) -> Study:
             f"{source}: {where}: {why}" + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
         )
     stem = Path(source).stem
-    if Path(source).suffix in (".yaml", ".yml") and study.study != stem:
+    if study.study != stem:  # reports are named after the study: any file name, any extension
         raise StudyError(f"{source}: study: {study.study!r} must equal the file name {stem!r}")
     from bench.paper import paper_tables
 
@@ -498,17 +627,100 @@ def parse_study(data: Any, source: str) -> Study:
     return study
 
 
+# ------------------------------------------------------------------------------------------------------- YAML
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping names one key twice; ``where`` is the dotted path of that key."""
+
+    def __init__(self, where: str, why: str):
+        super().__init__(f"{where}: {why}")
+        self.where, self.why = where, why
+
+
+def _node_paths(root: yaml.Node) -> dict[int, str]:
+    """Dotted path of every mapping node of a composed document (for errors raised while constructing)."""
+    paths: dict[int, str] = {}
+    todo: list[tuple[yaml.Node, str]] = [(root, "")]
+    while todo:
+        node, path = todo.pop()
+        if id(node) in paths:  # an alias: the node was reached before
+            continue
+        paths[id(node)] = path
+        if isinstance(node, yaml.MappingNode):
+            children = [(k.value if isinstance(k, yaml.ScalarNode) else "?", v) for k, v in node.value]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(enumerate(node.value))
+        else:
+            continue
+        todo += [(child, f"{path}.{key}" if path else str(key)) for key, child in children]
+    return paths
+
+
+class StudyLoader(yaml.SafeLoader):
+    """``yaml.safe_load``, except that a key written twice in one mapping is an error.
+
+    PyYAML keeps the last of two equal keys silently, so a profile or a setting pasted twice would win over
+    the first without a word. Merge keys (``<<: *base``) may still be overridden by explicit keys.
+    """
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        self._paths = _node_paths(node)
+        return super().construct_document(node)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+            try:
+                first = lines.get(key)
+            except TypeError:  # an unhashable key: the base constructor reports it
+                continue
+            if first is None:
+                lines[key] = line
+            else:
+                parent = self._paths.get(id(node), "")
+                where = f"{parent}.{key}" if parent else str(key)
+                raise DuplicateKeyError(
+                    where,
+                    f"key {key!r} is written twice (lines {first} and {line}); YAML would keep the last",
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """One line for a YAML error: where (line and column, or character offset) and what."""
+    mark = getattr(err, "problem_mark", None)
+    if mark is not None:
+        at = f" at line {mark.line + 1}, column {mark.column + 1}"
+    elif isinstance(getattr(err, "position", None), int):
+        at = f" at character {err.position}"  # type: ignore[attr-defined]
+    else:
+        at = ""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"not valid YAML{at}: {' '.join(str(problem).split())}"
+
+
 def load_study_file(path: str | Path) -> Study:
-    """Read and validate a study YAML file."""
+    """Read and validate a study YAML file (UTF-8, one YAML document, no duplicate keys)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise StudyError(f"{path}: cannot read the study file ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        raise StudyError(
+            f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}); "
+            "a study is a UTF-8 YAML file"
+        ) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=StudyLoader)  # StudyLoader is a SafeLoader: no arbitrary objects
+    except DuplicateKeyError as err:
+        raise StudyError(f"{path}: {err.where}: {err.why}") from None
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise StudyError(f"{path}: not valid YAML{at}: {getattr(err, 'problem', err)}") from None
+        raise StudyError(f"{path}: {_yaml_problem(err)}") from None
+    except RecursionError:
+        raise StudyError(f"{path}: not valid YAML: nested too deeply") from None
     return parse_study(data, str(path))
