@@ -19,7 +19,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from bench.cells import Cell
-from bench.schema import ScaleRule, Study, StudyError, config_path_error, load_study_file
+from bench.schema import (
+    MAX_SEEDS,
+    ScaleRule,
+    Study,
+    StudyError,
+    config_path_error,
+    load_study_file,
+    non_finite_error,
+)
+from tmt.errors import ConfigError
 
 REAL_DATA_ROOTS = {"h36m": "data/h36m", "mpi_inf_3dhp": "data/mpi_inf_3dhp"}
 """Default data folders for the real datasets (relative to the working directory)."""
@@ -29,6 +38,7 @@ SYNTHETIC_KEYPOINTS = {"cpn_ft_h36m_dbb": SYNTHETIC_DETECTOR}
 """On synthetic data the CPN detections are stood in for by the synthetic detector-like keypoints."""
 
 REAL_DATA_FILES = {"mpi_inf_3dhp": ("data_train_3dhp.npz", "data_test_3dhp.npz")}
+MPI_INF_3DHP_SEQUENCES = "training S1-S8 (Seq1, Seq2), test TS1-TS6"
 
 
 def synthetic_root(size: str) -> str:
@@ -44,6 +54,15 @@ class Expansion:
     profile: str
     data: str
     cells: list[Cell]
+
+    def device_problem(self) -> str | None:
+        """Why this machine cannot run the cells' ``train.device`` (``bench run`` refuses; ``validate``
+        does not, since a study may be meant for another machine)."""
+        for device in dict.fromkeys(cell.config["train"]["device"] for cell in self.cells):
+            why = device_unavailable(device)
+            if why:
+                return f"{self.source}: train.device: {device!r} {why} [profile {self.profile}]"
+        return None
 
     def missing_data(self) -> list[str]:
         """Files the real-data cells need that are not on disk (empty for synthetic data)."""
@@ -67,6 +86,127 @@ def required_files(config: dict[str, Any]) -> list[Path]:
     if data.get("mix_towards_gt") is not None and data["keypoints"] != "gt":
         files.append(root / "data_2d_h36m_gt.npz")
     return files
+
+
+def device_unavailable(device: str) -> str | None:
+    """Why ``device`` (a valid torch device string) is not usable on this machine, or None."""
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            return "is not available here (torch.cuda.is_available() is False)"
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            return f"is not available here (this machine has {torch.cuda.device_count()} CUDA device(s))"
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        return "is not available here (torch.backends.mps.is_available() is False)"
+    return None
+
+
+@dataclass(frozen=True)
+class DataNames:
+    """The names one data set has: what a study may select from it."""
+
+    what: str
+    subjects: tuple[str, ...]
+    actions: tuple[str, ...]
+    takes: frozenset[str] | None  # full sequence names, when known without reading the data
+    keypoints: tuple[str, ...] | None  # 2D keypoint sets; None: not known (no data folder yet)
+    note: str = ""
+
+    @staticmethod
+    def of(data: Any) -> DataNames:
+        """The synthetic set's names when ``data.synthetic`` is set, else Human3.6M's (h36m.json) with the
+        keypoint files present in ``data.root``."""
+        from tmt.cameras import h36m_metadata
+        from tmt.data.h36m import keypoint_sets
+
+        facts = h36m_metadata()
+        actions = tuple(facts["actions15"])
+        if data.synthetic is not None:
+            from tmt.data.synth import SUBJECTS, sequence_names
+
+            takes = frozenset(take for subject in SUBJECTS for _, take in sequence_names(subject))
+            note = f" (cpn_ft_h36m_dbb stands in as {SYNTHETIC_DETECTOR})"
+            return DataNames("the synthetic set", SUBJECTS, actions, takes, ("gt", SYNTHETIC_DETECTOR), note)
+        root = Path(data.root)
+        found = tuple(keypoint_sets(root)) if root.is_dir() else ()
+        subjects = (*facts["subjects"]["train"], *facts["subjects"]["test"])
+        return DataNames(f"Human3.6M ({root})", subjects, actions, None, found or None)
+
+
+def _mpi_inf_3dhp_error(data: Any) -> tuple[str, str] | None:
+    """The MPI-INF-3DHP loader reads every sequence with its GT 2D: a selection would be silently ignored."""
+    for name in ("train_subjects", "test_subjects", "actions", "mix_towards_gt"):
+        if getattr(data, name) is not None:
+            return f"data.{name}", (
+                f"MPI-INF-3DHP runs read every sequence ({MPI_INF_3DHP_SEQUENCES}) with its ground-truth "
+                "2D; the loader selects no subjects or actions and mixes no keypoints: remove the setting"
+            )
+    if data.keypoints != "gt":
+        return (
+            "data.keypoints",
+            f"{data.keypoints!r}: the MPI-INF-3DHP files hold ground-truth 2D only; allowed: gt",
+        )
+    return None
+
+
+def _subjects_error(data: Any, names: DataNames) -> tuple[str, str] | None:
+    from tmt.skeleton import H36M_TEST_SUBJECTS, H36M_TRAIN_SUBJECTS
+
+    for name in ("train_subjects", "test_subjects"):
+        chosen = getattr(data, name)
+        unknown = [s for s in chosen or () if s not in names.subjects]
+        if chosen is not None and (unknown or not chosen):
+            problem = f"unknown subject(s) {unknown}" if unknown else "no subjects"
+            return f"data.{name}", f"{problem}; subjects of {names.what}: {', '.join(names.subjects)}"
+    train = data.train_subjects if data.train_subjects is not None else H36M_TRAIN_SUBJECTS
+    test = data.test_subjects if data.test_subjects is not None else H36M_TEST_SUBJECTS
+    both = sorted(set(train) & set(test))
+    if both:
+        name = "test_subjects" if data.test_subjects is not None else "train_subjects"
+        return f"data.{name}", f"{both} would be trained and tested on; training subjects: {', '.join(train)}"
+    return None
+
+
+def _actions_error(data: Any, names: DataNames) -> tuple[str, str] | None:
+    """Actions are groups (``Walking``) or, where the sequence names are known, full names (``Walking 1``)."""
+    from tmt.data.h36m import action_group, canonical_action
+
+    if data.actions is None:
+        return None
+
+    def known(action: str) -> bool:
+        name = canonical_action(action)
+        if names.takes is not None:
+            return name in names.actions or name in names.takes
+        return action_group(name) in names.actions
+
+    unknown = [a for a in data.actions if not known(a)]
+    if unknown or not data.actions:
+        problem = f"unknown action(s) {unknown}" if unknown else "no actions"
+        return "data.actions", f"{problem}; actions of {names.what}: {', '.join(names.actions)}"
+    return None
+
+
+def _keypoints_error(data: Any, names: DataNames) -> tuple[str, str] | None:
+    if names.keypoints is None or data.keypoints in names.keypoints:  # no data yet: run names missing files
+        return None
+    return "data.keypoints", (
+        f"unknown keypoint set {data.keypoints!r}; sets in {names.what}: {', '.join(names.keypoints)}{names.note}"
+    )
+
+
+def data_names_error(data: Any) -> tuple[str, str] | None:
+    """(field, why) for a subject, action or 2D keypoint set that the cell's data does not have.
+
+    The loaders would stop on such a name only once the cell starts (or, for MPI-INF-3DHP, ignore it), so
+    ``validate`` checks them first.
+    """
+    if data.synthetic is None and data.dataset == "mpi_inf_3dhp":
+        return _mpi_inf_3dhp_error(data)
+    names = DataNames.of(data)
+    return _subjects_error(data, names) or _actions_error(data, names) or _keypoints_error(data, names)
 
 
 def load_study(path: str | Path) -> Study:
@@ -125,6 +265,8 @@ def scale_value(value: Any, rule: float | ScaleRule, nominal: Any) -> Any:
         out = max(out, rule.min)
     if rule.cap is not None:
         out = min(out, rule.cap)
+    if not math.isfinite(out):  # a huge factor overflows; round() would raise without a field
+        raise ConfigError(f"scaling {value} gives {out}, not a finite number")
     if rule.multiple_of is not None:
         out = max(rule.multiple_of, round(out / rule.multiple_of) * rule.multiple_of)
     return round(out) if is_int else out
@@ -163,13 +305,17 @@ class _Expander:
             raise StudyError(f"{source}: --data: {self.data!r}; allowed: real, synthetic")
         self.check_models = check_models
         self.settings = dict(settings or {})
-        for path in self.settings:
+        for path, value in self.settings.items():
             why = config_path_error(path)
             if why:
                 raise StudyError(f"{source}: --set {path}: {why}")
+            why = non_finite_error(value, f"--set {path}")
+            if why:
+                raise StudyError(f"{source}: {why}")
         self.only = self._restriction(dict(only or {}))
         self.config_cls = ExperimentConfig
         self._built: dict[str, None] = {}
+        self._data_checked: dict[str, tuple[str, str] | None] = {}
 
     def _restriction(self, only: dict[str, list[Any]]) -> dict[str, list[Any]]:
         """The grid values to run: the profile's ``axes``, narrowed by ``--only`` (checked against the grid)."""
@@ -284,8 +430,22 @@ class _Expander:
                 raise self.fail(
                     f"profiles.{self.profile_name}.scale.{path}", f"{value!r} is not a number", labels
                 )
-            set_path(tree, path, scale_value(value, rule, nominal))
+            try:
+                set_path(tree, path, scale_value(value, rule, nominal))
+            except ConfigError as err:
+                raise self.fail(f"profiles.{self.profile_name}.scale.{path}", str(err), labels) from None
         return self.validate(tree, labels, block_index)
+
+    def check_data(self, config: Any, labels: dict[str, Any], block_index: int) -> None:
+        """Subjects, actions and keypoint sets must exist in the data the cell reads (not for counting)."""
+        if self.study.kind == "complexity":
+            return
+        key = config.data.model_dump_json()
+        if key not in self._data_checked:
+            self._data_checked[key] = data_names_error(config.data)
+        found = self._data_checked[key]
+        if found:
+            raise self.fail(self.origin(found[0], block_index), found[1], labels)
 
     def check_buildable(self, config: Any, labels: dict[str, Any]) -> None:
         """Construct the model on the meta device: impossible sizes fail here, before any training."""
@@ -317,13 +477,14 @@ class _Expander:
         n_seeds = seeds if seeds is not None else self.profile.seeds
         if self.study.kind == "complexity":
             n_seeds = 1  # counting parameters and FLOPs is deterministic: one cell per grid point
-        if n_seeds < 1:
-            raise StudyError(f"{self.source}: --seeds: must be at least 1, got {n_seeds}")
+        if not 1 <= n_seeds <= MAX_SEEDS:
+            raise StudyError(f"{self.source}: --seeds: must be from 1 to {MAX_SEEDS}, got {n_seeds}")
         cells: list[Cell] = []
         seen: dict[str, dict[str, Any]] = {}
         for block_index, labels in self.points():
             tree = self.raw_config(block_index, labels)
             resolved = self.scaled(self.validate(tree, labels, block_index), labels, block_index)
+            self.check_data(resolved, labels, block_index)
             self.check_buildable(resolved, labels)
             for seed in range(n_seeds):
                 config = resolved.model_copy(
