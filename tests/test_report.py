@@ -21,7 +21,8 @@ from bench.report import (
     write_index,
     write_report,
 )
-from bench.report.claims import FAILS, HOLDS, INCONCLUSIVE, judge, mean_test
+from bench.report.claims import FAILS, HOLDS, INCONCLUSIVE, UNCONVERGED, judge, mean_test
+from bench.report.convergence import cell_endings
 from bench.report.index import render_index
 from bench.report.markdown import render_table
 from bench.revision import code_revision
@@ -61,8 +62,28 @@ TABLE5_LAYOUT = {
 }
 
 
+PLATEAU = {
+    "convergence.stop_reason": "plateau",
+    "convergence.converged": True,
+    "convergence.converged_epoch": 12,
+    "convergence.converged_updates": 4800,
+    "convergence.converged_time_s": 81.3,
+    "convergence.stopped_epoch": 17,
+}
+"""A run that stopped at its validation plateau (the default of a finished fake cell)."""
+CAPPED = {
+    "convergence.stop_reason": "epochs",
+    "convergence.converged": False,
+    "convergence.converged_epoch": None,
+    "convergence.converged_updates": None,
+    "convergence.converged_time_s": None,
+    "convergence.stopped_epoch": 30,
+}
+"""A run cut by its epochs cap."""
+
+
 def cell(labels: dict, seed: int, status: str = "done", profile: str = "cpu", **metrics) -> dict:
-    """One row of Store.results: identity, labels, status, metrics."""
+    """One row of Store.results: identity, labels, status, metrics (converged unless ``metrics`` say not)."""
     key = "-".join(f"{v}" for v in labels.values())
     return {
         "cell_id": f"{key}-s{seed}",
@@ -72,7 +93,7 @@ def cell(labels: dict, seed: int, status: str = "done", profile: str = "cpu", **
         "status": status,
         "failure": "TrainingFailed: loss is NaN" if status == "failed" else None,
         **labels,
-        **(metrics if status == "done" else {}),
+        **({**PLATEAU, **metrics} if status == "done" else {}),
     }
 
 
@@ -440,7 +461,8 @@ def convergence_results(ratio: float, seeds: int = 3) -> pd.DataFrame:
             tmt = base * ratio * (1.0 + 0.02 * (seed - 1))
             for strategy, time_s in (("baseline", base), ("tmt", tmt)):
                 history = [
-                    {"epoch": e, "val_mpjpe": 60.0 / e, "wall_time_s": time_s * e / 5} for e in range(1, 6)
+                    {"epoch": e, "updates": 100 * e, "val_mpjpe": 60.0 / e, "wall_time_s": time_s * e / 5}
+                    for e in range(1, 6)
                 ]
                 rows.append(
                     cell(
@@ -628,7 +650,9 @@ def test_cli_reports_a_study_from_the_store(tmp_path: Path, capsys):
             store.write_failure(c.id, "TrainingFailed: loss is NaN at epoch 1")
             continue
         value = table7_value(c.labels["model.depth"], c.labels["model.dim"], c.labels["train.strategy"], 0)
-        store.write_result(c.id, {"metrics": {"mpjpe": value}, "history": [], "environment": {"threads": 2}})
+        convergence = {"stop_reason": "plateau", "converged": True, "converged_epoch": 3}
+        result = {"metrics": {"mpjpe": value}, "history": [], "environment": {"threads": 2}}
+        store.write_result(c.id, {**result, "convergence": convergence})
     out = tmp_path / "reports"
     rc = main(
         ["report", str(source), "--profile", "smoke", "--store", str(tmp_path / "runs"), "--out", str(out)]
@@ -703,7 +727,7 @@ def test_complexity_report_speaks_the_papers_units_and_judges_exact_counts(tmp_p
     assert flops_row["mean"] == pytest.approx((1.1444e9 * 243 + 1e6) / 1e9)
     md = (out / "table4.smoke.md").read_text()
     verdicts = [ln.split(" | ")[2] for ln in md.splitlines() if ln.startswith("| `")]
-    assert verdicts == ["**holds**"] * 3
+    assert verdicts == ["**holds**"] * 3  # counts train nothing: no convergence to ask of them
     for c in cells:  # TMT with 1 % more parameters breaks "almost no extra parameters"
         if c.labels["train.strategy"] == "tmt":
             store.write_result(
@@ -733,3 +757,88 @@ def test_code_revision_is_uncommitted_only_when_code_changed(tmp_path: Path):
     assert code_revision(tmp_path) == head
     (tmp_path / "tmt" / "m.py").write_text("x = 2\n")
     assert code_revision(tmp_path) == head + " + uncommitted changes"
+
+
+# --- convergence ----------------------------------------------------------------------------------------
+
+
+def table7_trained(capped: dict | None = None, unknown: dict | None = None) -> pd.DataFrame:
+    """table7_results with learning curves; the cell with labels ``capped`` (seed 0) stopped at its epochs
+    cap, the one with labels ``unknown`` (seed 1) is an old result that records no convergence."""
+    results = table7_results()
+    results["history"] = [
+        [
+            {"epoch": e, "updates": 400 * e, "wall_time_s": 6.0 * e + seed, "val_mpjpe": value + 24.0 / e}
+            for e in range(1, 13)
+        ]
+        for value, seed in zip(results["mpjpe"], results["seed"], strict=True)
+    ]
+    for labels, seed, record in ((capped, 0, CAPPED), (unknown, 1, dict.fromkeys(CAPPED))):
+        if labels is not None:
+            mask = (results["seed"] == seed) & np.logical_and.reduce(
+                [results[k] == v for k, v in labels.items()]
+            )
+            assert mask.sum() == 1
+            for key, value in record.items():
+                results[key] = results[key].astype(object)
+                results.loc[mask, key] = value
+    return results
+
+
+ROW4_TMT = {"model.depth": 4, "model.dim": 64, "train.strategy": "tmt"}
+
+
+def test_a_comparison_reading_an_unconverged_cell_is_unconverged_with_its_numbers():
+    (converged,) = _claims(table7_trained(), [ORDERED])
+    assert converged.verdict == HOLDS
+    (result,) = _claims(table7_trained(capped=ROW4_TMT), [ORDERED])
+    assert result.verdict == UNCONVERGED
+    by_label = {c.label: c for c in result.components}
+    row4 = by_label["tmt < tmt1 @ model.depth=4, model.dim=64"]
+    assert row4.verdict == UNCONVERGED and row4.effect == pytest.approx(3.0) and row4.ci is not None
+    assert (
+        "1 cell did not converge" in row4.reason
+        and "stopped at the cap (epochs) after epoch 30" in row4.reason
+    )
+    assert "the numbers alone: holds" in row4.reason
+    assert by_label["tmt < tmt1 (all rows)"].verdict == UNCONVERGED
+    assert by_label["tmt1 < tmt2 @ model.depth=4, model.dim=64"].verdict == HOLDS  # reads no tmt cell
+    assert by_label["tmt < tmt1 @ model.depth=6, model.dim=64"].verdict == HOLDS
+    assert result.effect == pytest.approx(3.0) and "did not converge" in result.detail
+
+
+def test_an_old_result_without_a_convergence_record_is_unconverged():
+    (result,) = _claims(
+        table7_trained(unknown=ROW4_TMT), [dict(ORDERED, per_row=False, order=["tmt", "tmt1"])]
+    )
+    assert result.verdict == UNCONVERGED
+    assert "unknown (the result records no convergence)" in result.detail
+
+
+def test_unconverged_cells_never_make_a_claim_fail_but_a_failure_on_converged_cells_stands():
+    reversed_order = dict(ORDERED, order=["tmt2", "tmt1", "tmt"])
+    (fails,) = _claims(table7_trained(), [reversed_order])
+    assert fails.verdict == FAILS
+    capped = table7_trained().assign(**CAPPED)  # every cell stopped at its cap
+    (result,) = _claims(capped, [reversed_order])
+    assert result.verdict == UNCONVERGED and result.effect < 0  # the numbers still say the opposite
+    assert all(c.verdict == UNCONVERGED for c in result.components)
+    (stands,) = _claims(table7_trained(capped=ROW4_TMT), [reversed_order])
+    assert stands.verdict == FAILS
+
+
+def test_trend_and_correlation_claims_read_convergence_too():
+    results = table8_results(M_SWEEP, [1.0, 1.5, 2.5, 5.0, 12.0])
+    results.loc[0, "convergence.converged"] = False
+    (result,) = _claims(results, [IMPROVEMENT], TABLE8_LAYOUT, "table8", AXES8)
+    assert result.verdict == UNCONVERGED and result.effect == pytest.approx(1.0)
+    joints = joint_results(3.0).drop(columns=["convergence.converged", "convergence.stop_reason"])
+    (corr,) = evaluate_claims(joints, [CORRELATION], [(LayoutSpec.parse(ONE_COLUMN), None)])
+    assert corr.verdict == UNCONVERGED and corr.effect > 0.9
+
+
+def test_counts_that_train_nothing_need_no_convergence():
+    results = table7_results().drop(columns=list(PLATEAU)).assign(kind="complexity", epochs_run=0)
+    (result,) = _claims(results, [ORDERED])
+    assert result.verdict == HOLDS
+    assert cell_endings(results, AXES7).empty

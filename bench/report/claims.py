@@ -20,6 +20,9 @@ Cells pair when they agree on every grid axis except the compared one, and on th
 
 For the paired tests the CI is ``scipy.stats.bootstrap`` (BCa; percentile where BCa is degenerate) of the
 mean, the p-value a two-sided one-sample t-test of the paired differences (the paired t-test).
+
+A comparison reads cells: both sides of its pairs, or every selected cell of a trend or a correlation. If one
+of them trained but did not converge (``bench.report.convergence``), the comparison is ``unconverged``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bench.report.convergence import unconverged_cells
 from bench.report.spec import ClaimSpec, LayoutSpec, norm_value
 from bench.report.tables import AVERAGE, unique_cells
 
@@ -42,7 +46,7 @@ ALPHA = 0.05
 CONFIDENCE = 0.95
 N_RESAMPLES = 9999
 RNG_SEED = 0
-HOLDS, FAILS, INCONCLUSIVE = "holds", "fails", "inconclusive"
+HOLDS, FAILS, INCONCLUSIVE, UNCONVERGED = "holds", "fails", "inconclusive", "unconverged"
 
 VERDICT_RULE = (
     "A comparison **holds** when the measured effect lies on the claimed side of its threshold (0 for a "
@@ -51,11 +55,16 @@ VERDICT_RULE = (
     "effect, the whole CI and p < 0.05 all point the other way; otherwise it is **inconclusive** - always "
     "so with fewer than 2 seeds (the pairs of a comparison may pool several layout rows, but their seeds "
     "must number 2 or more), or fewer than 4 joints for a correlation (its sample is the joints). The CI and "
-    "the test must agree because with 2-3 seeds a bootstrap CI alone is far too narrow. A claim made of "
-    "several comparisons (consecutive pairs of an order, every layout row) fails if any comparison fails, "
-    "holds if all hold, and is inconclusive otherwise; its headline numbers are those of the first failing "
-    "comparison, else the first inconclusive one, else the weakest (largest p) holding one. Studies of "
-    "deterministic counts (parameters, FLOPs: `kind: complexity`) need no test: there a comparison holds or "
+    "the test must agree because with 2-3 seeds a bootstrap CI alone is far too narrow. A comparison that "
+    "reads any cell whose training did not converge (it stopped at a cap on epochs, updates or wall time, or "
+    "its result records no convergence) is **unconverged** whatever its numbers say: they are shown, with "
+    "the verdict they alone would give, but a number cut at a cap depends on where the cap was set, so it "
+    "neither holds nor fails. A claim made of several comparisons (consecutive pairs of an order, every "
+    "layout row) fails if any comparison fails (a failure on converged cells stands), else is unconverged "
+    "if any comparison is unconverged, holds if all hold, and is inconclusive otherwise; its headline "
+    "numbers are those of the first failing comparison, else the first unconverged one, else the first "
+    "inconclusive one, else the weakest (largest p) holding one. Studies of deterministic counts "
+    "(parameters, FLOPs: `kind: complexity`) train nothing and need no test: there a comparison holds or "
     "fails by the side its effect lies on."
 )
 
@@ -158,19 +167,33 @@ def judge(
     min_n: int = 2,
     seeds: int | None = None,
     exact: bool = False,
+    unconverged: Sequence[str] = (),
+    shown: Callable[[float], float] | None = None,
 ) -> tuple[str, str]:
     """The verdict rule (VERDICT_RULE) for one comparison; ``sign`` (+1 / -1) is the claimed side of
     ``threshold``; ``seeds`` (when the sample pairs cells by seed) must be at least 2. ``exact``: the values
-    are deterministic counts, so the side of the threshold the effect lies on decides, without a test."""
+    are deterministic counts, so the side of the threshold the effect lies on decides, without a test.
+    ``unconverged``: the cells read that trained without converging (see :func:`unless_unconverged`).
+    ``shown`` writes the CI in the reported unit (``math.exp`` for a ratio tested as log ratios)."""
     if exact:
-        if n < 1 or effect is None or not math.isfinite(effect):
-            return INCONCLUSIVE, "no value to compare"
-        side = sign * (effect - threshold)
-        if side > 0:
-            return HOLDS, "claimed direction (exact counts: no test needed)"
-        if side < 0:
-            return FAILS, "opposite direction (exact counts)"
-        return INCONCLUSIVE, "no difference (exact counts)"
+        verdict, reason = _by_sign(effect, n, sign, threshold)
+    else:
+        verdict, reason = _by_test(effect, ci, p, n, sign, threshold, min_n, seeds, shown)
+    return unless_unconverged(verdict, reason, unconverged)
+
+
+def _by_test(
+    effect: float | None,
+    ci: tuple[float, float] | None,
+    p: float | None,
+    n: int,
+    sign: int,
+    threshold: float,
+    min_n: int,
+    seeds: int | None,
+    shown: Callable[[float], float] | None,
+) -> tuple[str, str]:
+    """Seeded measurements: the effect, its whole CI and the test must agree (see ``judge``)."""
     if seeds is not None and seeds < 2:
         return INCONCLUSIVE, f"{seeds} seed{'s' * (seeds != 1)}: at least 2 needed"
     if n < min_n:
@@ -179,12 +202,35 @@ def judge(
         return INCONCLUSIVE, "no test possible (effect undefined)"
     side = sign * (effect - threshold)
     lo, hi = sorted((sign * (ci[0] - threshold), sign * (ci[1] - threshold)))
-    ci_text = f"95% CI [{ci[0]:.3g}, {ci[1]:.3g}], p={p:.3g}"
+    low, high = map(shown, ci) if shown else ci
+    ci_text = f"95% CI [{low:.3g}, {high:.3g}], p={p:.3g}"
     if side > 0 and lo > 0 and p < ALPHA:
         return HOLDS, f"claimed direction; {ci_text}"
     if side < 0 and hi < 0 and p < ALPHA:
         return FAILS, f"opposite direction; {ci_text}"
     return INCONCLUSIVE, f"not significant; {ci_text}"
+
+
+def _by_sign(effect: float | None, n: int, sign: int, threshold: float) -> tuple[str, str]:
+    """Deterministic counts: the side of ``threshold`` the effect lies on decides."""
+    if n < 1 or effect is None or not math.isfinite(effect):
+        return INCONCLUSIVE, "no value to compare"
+    side = sign * (effect - threshold)
+    if side > 0:
+        return HOLDS, "claimed direction (exact counts: no test needed)"
+    if side < 0:
+        return FAILS, "opposite direction (exact counts)"
+    return INCONCLUSIVE, "no difference (exact counts)"
+
+
+def unless_unconverged(verdict: str, reason: str, unconverged: Sequence[str]) -> tuple[str, str]:
+    """UNCONVERGED when the comparison read cells that trained without converging (their numbers depend on
+    where a cap cut the run); the reason names them and keeps the verdict the numbers alone give."""
+    if not unconverged:
+        return verdict, reason
+    listed = "; ".join(unconverged[:3]) + (f"; {len(unconverged) - 3} more" if len(unconverged) > 3 else "")
+    cells = f"{len(unconverged)} cell{'s' * (len(unconverged) != 1)}"
+    return UNCONVERGED, f"{cells} did not converge ({listed}); the numbers alone: {verdict}, {reason}"
 
 
 Judge = Callable[..., tuple[str, str]]
@@ -229,16 +275,24 @@ def paper_frame(table: pd.DataFrame, layout: LayoutSpec) -> pd.DataFrame:
 def paired(frame: pd.DataFrame, metric: str, over: str, a: Any, b: Any, axes: Sequence[str]) -> pd.DataFrame:
     """Cells with over=a joined to cells with over=b that agree on the other axes and the seed.
 
-    Columns: the pairing keys, ``a`` and ``b`` (the two metric values); pairs missing a value are dropped.
+    Columns: the pairing keys, ``a`` and ``b`` (the two metric values), ``a_cell`` and ``b_cell`` (the two
+    cells' index labels in ``frame``); pairs missing a value are dropped.
     """
     keys = [k for k in axes if k != over and k in frame.columns] + ["seed"]
     if over not in frame.columns or metric not in frame.columns:
-        return pd.DataFrame(columns=[*keys, "a", "b"])
+        return pd.DataFrame(columns=[*keys, "a", "b", "a_cell", "b_cell"])
     labels = frame[over].map(norm_value)
     values = pd.to_numeric(frame[metric], errors="coerce")
-    left = frame.loc[labels == norm_value(a), keys].assign(a=values)
-    right = frame.loc[labels == norm_value(b), keys].assign(b=values)
+    index = frame.index.to_series()
+    left = frame.loc[labels == norm_value(a), keys].assign(a=values, a_cell=index)
+    right = frame.loc[labels == norm_value(b), keys].assign(b=values, b_cell=index)
     return left.merge(right, on=keys).dropna(subset=["a", "b"])
+
+
+def _unconverged_pairs(done: pd.DataFrame, pairs: pd.DataFrame, axes: Sequence[str]) -> list[str]:
+    """The cells on either side of ``pairs`` that trained without converging."""
+    read = pd.unique(pairs[["a_cell", "b_cell"]].to_numpy().ravel())
+    return unconverged_cells(done.loc[read], axes)
 
 
 def _ordered(
@@ -256,7 +310,10 @@ def _ordered(
         for label, grp, pgrp in _row_groups(claim, layout, pairs, paper_pairs, f"{a} < {b}"):
             d = (grp["b"] - grp["a"]).to_numpy(float)
             effect, ci, p = mean_test(d)
-            verdict, reason = judge(effect, ci, p, len(d), 1, seeds=grp["seed"].nunique())
+            unconverged = _unconverged_pairs(done, grp, axes)
+            verdict, reason = judge(
+                effect, ci, p, len(d), 1, seeds=grp["seed"].nunique(), unconverged=unconverged
+            )
             paper_effect = float((pgrp["b"] - pgrp["a"]).mean()) if pgrp is not None and len(pgrp) else None
             comps.append(Comparison(label, effect, ci, p, len(d), verdict, reason, paper_effect))
     return _combine(claim, comps, claim.metric, f"paired difference b - a of {claim.metric}, claimed > 0")
@@ -279,14 +336,21 @@ def _ratio_less(
     for label, grp, pgrp in _row_groups(claim, layout, positive, paper_pairs, f"{lhs} / {rhs} < {limit:g}"):
         logs = np.log(grp["a"].to_numpy(float) / grp["b"].to_numpy(float))
         effect, ci, p = mean_test(logs, null=math.log(limit))
-        seeds = grp["seed"].nunique()
-        verdict, reason = judge(effect, ci, p, len(logs), -1, threshold=math.log(limit), seeds=seeds)
+        verdict, reason = judge(
+            effect,
+            ci,
+            p,
+            len(logs),
+            -1,
+            threshold=math.log(limit),
+            seeds=grp["seed"].nunique(),
+            unconverged=_unconverged_pairs(done, grp, axes),
+            shown=math.exp,
+        )
         paper_effect = None
         if pgrp is not None and len(pgrp):
             paper_effect = math.exp(float(np.log(pgrp["a"].astype(float) / pgrp["b"].astype(float)).mean()))
         ratio_ci = (math.exp(ci[0]), math.exp(ci[1])) if ci else None
-        if ratio_ci and p is not None:
-            reason = f"{reason.split(';')[0]}; 95% CI [{ratio_ci[0]:.3g}, {ratio_ci[1]:.3g}], p={p:.3g}"
         ratio = math.exp(effect) if effect is not None else None
         comps.append(Comparison(label, ratio, ratio_ci, p, len(logs), verdict, reason, paper_effect))
     labels = done[claim.over].map(norm_value) if claim.over in done.columns else pd.Series(dtype=object)
@@ -376,10 +440,14 @@ def _monotonic(
             p = float(stats.spearmanr(np.tile(x, n), complete.to_numpy(float).ravel()).pvalue)
         if n >= 2:
             ci = _bootstrap_rho(x, complete.to_numpy(float))
+    eff = claim.effect
+    read = select(done, {eff.over: [eff.lhs, eff.rhs]}) if eff is not None else done
+    unconverged = unconverged_cells(read, axes)
     if n and len(x) < 3:
-        verdict, reason = INCONCLUSIVE, f"{len(x)} values of {claim.along}: at least 3 needed for a trend"
+        reason = f"{len(x)} values of {claim.along}: at least 3 needed for a trend"
+        verdict, reason = unless_unconverged(INCONCLUSIVE, reason, unconverged)
     else:
-        verdict, reason = judge(effect, ci, p, n, claim.sign, seeds=n)
+        verdict, reason = judge(effect, ci, p, n, claim.sign, seeds=n, unconverged=unconverged)
     what = _trend_quantity(claim)
     direction = claim.direction or "increasing"
     comp = Comparison(f"{what} {direction} along {claim.along}", effect, ci, p, n, verdict, reason, paper_rho)
@@ -414,7 +482,8 @@ def _correlation(
             for a, b in zip(xs, ys, strict=True)
             if n >= 2 and np.ptp(a[keep]) > 0 and np.ptp(b[keep]) > 0
         ]
-    verdict, reason = judge(effect, ci, p, n, 1, threshold=limit, min_n=4)
+    unconverged = unconverged_cells(done, axes)
+    verdict, reason = judge(effect, ci, p, n, 1, threshold=limit, min_n=4, unconverged=unconverged)
     comp = Comparison(f"r({claim.y}, {claim.x}) > {limit:g}", effect, ci, p, n, verdict, reason)
     cells = ", ".join(f"{r:.2f}" for r in per_cell) or "none"
     detail = (
@@ -439,10 +508,9 @@ def layout_for(
 
 def _combine(claim: ClaimSpec, comps: list[Comparison], unit: str, detail: str) -> ClaimResult:
     verdicts = [c.verdict for c in comps]
-    if FAILS in verdicts:
-        verdict, head = FAILS, comps[verdicts.index(FAILS)]
-    elif INCONCLUSIVE in verdicts:
-        verdict, head = INCONCLUSIVE, comps[verdicts.index(INCONCLUSIVE)]
+    first = next((v for v in (FAILS, UNCONVERGED, INCONCLUSIVE) if v in verdicts), None)
+    if first is not None:
+        verdict, head = first, comps[verdicts.index(first)]
     else:
         verdict, head = HOLDS, max(comps, key=lambda c: c.p_value if c.p_value is not None else 1.0)
     return ClaimResult(

@@ -1,0 +1,122 @@
+"""How each trained cell ended: at its validation plateau (converged), at a cap, or unknown.
+
+A cell's result records it in its ``convergence`` section (``tmt.training.convergence.convergence_summary``):
+``stop_reason`` is ``plateau`` (converged) or the cap that ended the run (``epochs``, ``updates``,
+``wall_time``); results written before runs recorded it have no ``stop_reason`` and count as not converged.
+Numbers of a run cut at a cap depend on where the cap was set, so the claims do not judge them (see
+``claims.UNCONVERGED``) and every training report lists each cell's ending. Cells that train nothing
+(``kind: complexity``, ``epochs_run`` 0: deterministic counts) have nothing to converge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from bench.report.tables import unique_cells
+
+SECTION = "convergence."
+CONVERGED = f"{SECTION}converged"
+STOP_REASON = f"{SECTION}stop_reason"
+CAPS = {"epochs": "epochs", "updates": "updates", "wall_time": "wall time"}
+"""stop_reason of a capped run -> the cap's name in a report."""
+FIELDS = (
+    "converged",
+    "stop_reason",
+    "converged_epoch",
+    "converged_updates",
+    "converged_time_s",
+    "stopped_epoch",
+)
+"""The ``convergence`` fields a report's CSV carries per cell."""
+UNKNOWN = "unknown (the result records no convergence)"
+
+
+def trained(frame: pd.DataFrame) -> pd.Series:
+    """False for the cells that train nothing (complexity cells: ``kind`` complexity or ``epochs_run`` 0)."""
+    out = pd.Series(True, index=frame.index)
+    if "kind" in frame.columns:
+        out &= frame["kind"].ne("complexity")
+    if "epochs_run" in frame.columns:
+        out &= pd.to_numeric(frame["epochs_run"], errors="coerce").ne(0)
+    return out
+
+
+def converged(frame: pd.DataFrame) -> pd.Series:
+    """True for the cells whose run stopped at its validation plateau; False for a cap or no record."""
+    if CONVERGED not in frame.columns:
+        return pd.Series(False, index=frame.index)
+    return frame[CONVERGED].eq(True)
+
+
+def ending(cell: Mapping[str, Any]) -> str:
+    """'converged at epoch e (u updates, s s)', 'stopped at the cap (epochs) after epoch e' or unknown."""
+    if cell.get(CONVERGED) is True:
+        updates, seconds = cell.get(f"{SECTION}converged_updates"), cell.get(f"{SECTION}converged_time_s")
+        return (
+            f"converged at epoch {_count(cell.get(f'{SECTION}converged_epoch'))} "
+            f"({_count(updates)} updates, {_seconds(seconds)})"
+        )
+    reason = cell.get(STOP_REASON)
+    if reason in CAPS:
+        return (
+            f"stopped at the cap ({CAPS[reason]}) after epoch {_count(cell.get(f'{SECTION}stopped_epoch'))}"
+        )
+    return UNKNOWN
+
+
+def cell_endings(results: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
+    """One row per finished cell that trained: ``cell_id``, its labels (``axes``), ``seed``, :data:`FIELDS`
+    and ``ending``; empty for a study of counts."""
+    cells = unique_cells(results)
+    done = cells[cells["status"] == "done"] if "status" in cells.columns else cells.iloc[0:0]
+    done = done[trained(done)]
+    labels = [a for a in axes if a in done.columns]
+    out = done.reindex(columns=["cell_id", *labels, "seed"]).reset_index(drop=True)
+    records = done.to_dict("records")
+    for name in FIELDS:
+        out[name] = [r.get(f"{SECTION}{name}") for r in records]
+    out["ending"] = [ending(r) for r in records]
+    return out
+
+
+def counts(endings: pd.DataFrame) -> dict[str, int]:
+    """How many finished cells converged, stopped at a cap, or record nothing."""
+    capped = int(endings["stop_reason"].isin(list(CAPS)).sum())
+    done = int(endings["converged"].eq(True).sum())
+    return {
+        "cells": len(endings),
+        "converged": done,
+        "capped": capped,
+        "unknown": len(endings) - done - capped,
+    }
+
+
+def summary_line(endings: pd.DataFrame) -> str:
+    """E.g. '8 of 9 finished cells converged; 1 stopped at a cap (epochs 1); 0 unknown'."""
+    n = counts(endings)
+    caps = endings["stop_reason"].map(CAPS).dropna().value_counts()
+    by_cap = f" ({', '.join(f'{cap} {k}' for cap, k in caps.items())})" if len(caps) else ""
+    return (
+        f"{n['converged']} of {n['cells']} finished cells converged; {n['capped']} stopped at a cap{by_cap}; "
+        f"{n['unknown']} unknown (results that record no convergence)"
+    )
+
+
+def unconverged_cells(cells: pd.DataFrame, axes: Sequence[str]) -> list[str]:
+    """'labels, seed s: ending' of each of ``cells`` that trained and did not converge."""
+    labels = [a for a in axes if a in cells.columns]
+    return [
+        ", ".join([*(f"{a}={cell[a]}" for a in labels), f"seed {cell.get('seed')}"]) + f": {ending(cell)}"
+        for cell in cells[trained(cells) & ~converged(cells)].to_dict("records")
+    ]
+
+
+def _count(value: Any) -> str:
+    return "?" if value is None or pd.isna(value) else f"{int(value):,}"
+
+
+def _seconds(value: Any) -> str:
+    return "? s" if value is None or pd.isna(value) else f"{float(value):.1f} s"
