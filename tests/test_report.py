@@ -521,7 +521,8 @@ def test_write_report_files_failures_claims_and_figures(tmp_path: Path):
     assert "`gain_grows_with_m`" in md and "**holds**" in md and "Verdict rule" in md
     csv = pd.read_csv(tmp_path / "table8.cpu.csv")
     assert {"paper", "mean", "std", "n", "delta", "rel_pct", "paper_rel_pct"} <= set(csv.columns)
-    assert len(csv) == 2 * len(M_SWEEP)
+    assert len(csv[csv["table"] == "table8"]) == 2 * len(M_SWEEP)
+    assert len(csv[csv["table"] == "convergence"]) == 30  # one row per finished cell
     figure = tmp_path / "figures" / "table8.cpu.gain_grows_with_m.png"
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "figures/table8.cpu.gain_grows_with_m.png" in md
@@ -663,7 +664,9 @@ def test_cli_reports_a_study_from_the_store(tmp_path: Path, capsys):
     verdicts = [ln.split(" | ")[2] for ln in md.splitlines() if ln.startswith("| `tmt")]
     assert verdicts == ["**inconclusive**", "**inconclusive**"]  # one seed: no claim can be decided
     assert (out / "table7.smoke.csv").exists() and "table7" in (out / "README.md").read_text()
-    assert "table7 [smoke]" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "table7 [smoke]" in printed and "11 of 11 converged" in printed
+    assert "11 of 11 finished cells converged" in md
 
 
 def test_cli_report_of_set_and_only_cells_is_a_separate_report(tmp_path: Path):
@@ -728,6 +731,7 @@ def test_complexity_report_speaks_the_papers_units_and_judges_exact_counts(tmp_p
     md = (out / "table4.smoke.md").read_text()
     verdicts = [ln.split(" | ")[2] for ln in md.splitlines() if ln.startswith("| `")]
     assert verdicts == ["**holds**"] * 3  # counts train nothing: no convergence to ask of them
+    assert "## Convergence" not in md and "convergence" not in set(table["table"])
     for c in cells:  # TMT with 1 % more parameters breaks "almost no extra parameters"
         if c.labels["train.strategy"] == "tmt":
             store.write_result(
@@ -842,3 +846,38 @@ def test_counts_that_train_nothing_need_no_convergence():
     (result,) = _claims(results, [ORDERED])
     assert result.verdict == HOLDS
     assert cell_endings(results, AXES7).empty
+
+
+def test_report_states_how_every_cell_ended_and_the_csv_carries_it(tmp_path: Path):
+    results = table7_trained(capped=ROW4_TMT, unknown=dict(ROW4_TMT, **{"model.depth": 6}))
+    papers = {"table7": load_paper_table("table7")}
+    layout = layout_with_paper(TABLE7_LAYOUT, "table7")
+    summary = write_report(
+        tmp_path, _context("table7"), results, [layout], [ClaimSpec.parse(ORDERED)], papers, AXES7
+    )
+    md = (tmp_path / "table7.cpu.md").read_text()
+    assert "## Convergence" in md
+    assert "34 of 36 finished cells converged; 1 stopped at a cap (epochs 1); 1 unknown" in md
+    lines = {ln.split(" | ")[0].strip("| `"): ln for ln in md.splitlines() if ln.startswith("| `")}
+    capped_id = results.loc[
+        (results["seed"] == 0) & (results["mpjpe"] == table7_value(4, 64, "tmt", 0)), "cell_id"
+    ]
+    assert lines[capped_id.item()].endswith("| 0 | stopped at the cap (epochs) after epoch 30 |")
+    assert lines[results.loc[1, "cell_id"]].endswith("| 1 | converged at epoch 12 (4,800 updates, 81.3 s) |")
+    assert sum("| unknown (the result records no convergence) |" in ln for ln in lines.values()) == 1
+    assert "**unconverged**" in md and "the numbers alone: holds" in md
+    assert summary["claims"][0]["verdict"] == UNCONVERGED
+    assert summary["convergence"] == {"cells": 36, "converged": 34, "capped": 1, "unknown": 1}
+
+    csv = pd.read_csv(tmp_path / "table7.cpu.csv")
+    cells = csv[csv["table"] == "convergence"].set_index("cell_id")
+    assert len(cells) == 36
+    fields = ["converged", "stop_reason", "converged_epoch", "converged_updates", "converged_time_s"]
+    assert cells.loc[results.loc[1, "cell_id"], fields].tolist() == [True, "plateau", 12, 4800, 81.3]
+    capped = cells.loc[capped_id.item()]
+    assert capped["converged"] == False and capped["stop_reason"] == "epochs"  # noqa: E712
+    assert pd.isna(capped["converged_epoch"]) and capped["stopped_epoch"] == 30
+
+    index = write_index(tmp_path).read_text()
+    row = next(ln for ln in index.splitlines() if ln.startswith("| table7 |"))
+    assert "| cpu: 34 / 36 |" in row and "`tmt_best`: unconverged" in row

@@ -2,7 +2,8 @@
 
 Entry points: :func:`bench.report.cli.run` (``python -m bench report``) and :func:`write_report` for one study
 and profile from a results DataFrame; the pieces are :func:`build_table`, :func:`evaluate_claims`,
-:func:`study_figures`, :func:`render_report` and :func:`write_index`.
+:func:`bench.report.convergence.cell_endings` (how each trained cell ended), :func:`study_figures`,
+:func:`render_report` and :func:`write_index`.
 """
 
 from bench.report.claims import VERDICT_RULE, ClaimResult, Comparison, evaluate_claims

@@ -1,7 +1,10 @@
 """``python -m bench report STUDY... | --all``: read the store, write one report per study and profile.
 
-Per study and profile (never mixed): ``<out>/<study>.<profile>.md``, ``.csv`` (the paper-layout tables),
-``.summary.json`` (for the index) and ``<out>/figures/<study>.<profile>.*.png``; then ``<out>/README.md``.
+Per study and profile (never mixed): ``<out>/<study>.<profile>.md``, ``.csv`` (the paper-layout tables, each
+row named by its ``table``, then for a training study one row per finished cell, ``table`` = ``convergence``,
+with its labels, seed and ``converged``, ``stop_reason``, ``converged_epoch``, ``converged_updates``,
+``converged_time_s``, ``stopped_epoch``), ``.summary.json`` (for the index) and
+``<out>/figures/<study>.<profile>.*.png``; then ``<out>/README.md``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from bench.report.claims import evaluate_claims
+from bench.report.convergence import cell_endings
 from bench.report.figures import study_figures
 from bench.report.index import study_summary, write_index, write_summary
 from bench.report.markdown import ReportContext, machine, render_report, versions
@@ -23,6 +27,8 @@ from bench.report.tables import build_table, in_paper_units
 from bench.revision import code_revision
 
 FIGURES = "figures"
+CONVERGENCE = "convergence"
+"""The ``table`` value of the CSV rows that say how each cell's training ended."""
 
 
 def write_report(
@@ -52,14 +58,17 @@ def write_report(
         old.unlink()
     pairs = list(zip(claims, claim_results, strict=True))
     figures = study_figures(results, tables, pairs, axes, out_dir / FIGURES, stem)
-    csv = pd.concat(
-        [table.assign(table=layout.name or layout.paper or ctx.study) for layout, table in tables],
-        ignore_index=True,
-    )
+    endings = cell_endings(results, axes)
+    parts = [table.assign(table=layout.name or layout.paper or ctx.study) for layout, table in tables]
+    if len(endings):
+        parts.append(endings.drop(columns="ending").assign(table=CONVERGENCE))
+    csv = pd.concat(parts, ignore_index=True).convert_dtypes()  # counts stay integers beside empty cells
     csv.to_csv(out_dir / f"{stem}.csv", index=False)
-    markdown = render_report(ctx, results, tables, claim_results, figures, axes, out_dir, f"{stem}.csv")
+    markdown = render_report(
+        ctx, results, tables, claim_results, figures, axes, out_dir, f"{stem}.csv", endings
+    )
     (out_dir / f"{stem}.md").write_text(markdown, encoding="utf-8")
-    summary = study_summary(ctx, results, claim_results, f"{stem}.md")
+    summary = study_summary(ctx, results, claim_results, f"{stem}.md", endings)
     write_summary(out_dir, summary)
     return summary
 
@@ -129,10 +138,11 @@ def run(args: argparse.Namespace) -> int:
             exact=study.kind == "complexity",
         )
         verdicts = ", ".join(f"{c['id']} {c['verdict']}" for c in summary["claims"]) or "no claims"
-        cells = summary["cells"]
+        cells, ended = summary["cells"], summary["convergence"]
+        converged = f"{ended['converged']} of {ended['cells']} converged; " if ended else ""
         print(
             f"{study.study} [{args.profile}{variant}]: {out_dir / summary['report']} "
-            f"({cells['done']} done, {cells['failed']} failed, {cells['missing']} missing; {verdicts})"
+            f"({cells['done']} done, {cells['failed']} failed, {cells['missing']} missing; {converged}{verdicts})"
         )
     index = write_index(out_dir)
     print(f"index: {index}")

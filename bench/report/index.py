@@ -1,4 +1,5 @@
-"""``reports/README.md``: one line per study with the profiles reported, cell counts and claim verdicts.
+"""``reports/README.md``: one line per study with the profiles reported, cell counts, how many trained cells
+converged, and claim verdicts.
 
 Each report leaves a small ``<study>.<profile>.summary.json`` beside it; the index is rebuilt from all of
 them, so reporting one study refreshes its line without re-reading the store for the others.
@@ -14,7 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report.claims import ClaimResult
+from bench.report.claims import UNCONVERGED, ClaimResult
+from bench.report.convergence import counts
 from bench.report.markdown import ReportContext
 from bench.report.tables import unique_cells
 
@@ -23,9 +25,14 @@ INDEX = "README.md"
 
 
 def study_summary(
-    ctx: ReportContext, results: pd.DataFrame, claims: Sequence[ClaimResult], report: str
+    ctx: ReportContext,
+    results: pd.DataFrame,
+    claims: Sequence[ClaimResult],
+    report: str,
+    endings: pd.DataFrame,
 ) -> dict[str, Any]:
-    """The index's view of one report: identity, cell counts, claim verdicts, file name."""
+    """The index's view of one report: identity, cell counts, convergence counts (``convergence.counts`` of
+    ``endings``; None for a study of counts), claim verdicts, file name."""
     cells = unique_cells(results)
     status = cells["status"] if "status" in cells.columns else pd.Series(dtype=str)
     return {
@@ -36,6 +43,7 @@ def study_summary(
         "generated": ctx.generated,
         "revision": ctx.revision,
         "cells": {s: int((status == s).sum()) for s in ("done", "failed", "missing")},
+        "convergence": counts(endings) if len(endings) else None,
         "claims": [{"id": c.id, "verdict": c.verdict, "effect": c.effect, "unit": c.unit} for c in claims],
     }
 
@@ -63,11 +71,12 @@ def render_index(summaries: Sequence[dict[str, Any]]) -> str:
         "# Reports",
         "",
         "Written by `python -m bench report`; one line per study, one report per profile (profiles are never "
-        "mixed). Cells: done / failed / missing. Verdicts: holds, fails or inconclusive (the rule is stated "
-        "in every report).",
+        "mixed). Cells: done / failed / missing. Converged: the finished trained cells that stopped at their "
+        "validation plateau, of all finished trained cells. Verdicts: holds, fails, inconclusive or "
+        f"{UNCONVERGED} (a comparison read cells that did not converge; the rule is stated in every report).",
         "",
-        "| study | title | profiles | cells | claims |",
-        "| --- | --- | --- | --- | --- |",
+        "| study | title | profiles | cells | converged | claims |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     order = sorted(by_study, key=lambda k: (not k.startswith("table"), _natural(k)))
     for study in order:
@@ -77,6 +86,7 @@ def render_index(summaries: Sequence[dict[str, Any]]) -> str:
             f"{s['profile']}: {s['cells']['done']} / {s['cells']['failed']} / {s['cells']['missing']}"
             for s in reports
         )
+        converged = "; ".join(f"{s['profile']}: {_converged(s)}" for s in reports)
         verdicts: dict[str, list[str]] = {}
         for s in reports:
             for c in s["claims"]:
@@ -85,8 +95,14 @@ def render_index(summaries: Sequence[dict[str, Any]]) -> str:
                 )
         claims = "; ".join(f"`{cid}`: {', '.join(v)}" for cid, v in verdicts.items()) or "-"
         title = reports[0]["title"].replace("|", "\\|")
-        lines.append(f"| {study} | {title} | {profiles} | {cells} | {claims} |")
+        lines.append(f"| {study} | {title} | {profiles} | {cells} | {converged} | {claims} |")
     return "\n".join(lines) + "\n"
+
+
+def _converged(summary: dict[str, Any]) -> str:
+    """'8 / 9'; '-' for a study of counts or a summary written before reports counted convergence."""
+    n = summary.get("convergence")
+    return f"{n['converged']} / {n['cells']}" if n else "-"
 
 
 def write_index(out_dir: Path) -> Path:

@@ -1,5 +1,6 @@
 """Render one study's report as markdown: a header that says what ran where, the paper-layout tables, the
-failed cells, the claims with their verdicts, and links to the figures."""
+failed cells, how each trained cell ended (converged or capped), the claims with their verdicts, and links to
+the figures."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report.claims import VERDICT_RULE, ClaimResult, Comparison
+from bench.report.claims import UNCONVERGED, VERDICT_RULE, ClaimResult, Comparison
+from bench.report.convergence import FIELDS, summary_line
 from bench.report.spec import LayoutSpec
 from bench.report.tables import unique_cells
 
@@ -245,6 +247,22 @@ def render_failures(results: pd.DataFrame, axes: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def render_convergence(endings: pd.DataFrame, csv_name: str) -> str:
+    """How each finished cell's training ended (``convergence.cell_endings``), after a one-line count."""
+    labels = [c for c in endings.columns if c not in ("cell_id", "seed", "ending", *FIELDS)]
+    rows = [
+        [f"`{e['cell_id']}`", *(e[a] for a in labels), e["seed"], e["ending"]] for _, e in endings.iterrows()
+    ]
+    return "\n".join(
+        [
+            f"{summary_line(endings)}. Claims do not judge cells that did not converge: a comparison reading "
+            f"one is **{UNCONVERGED}**. The numbers per cell are in [{csv_name}]({csv_name}).",
+            "",
+            _md_table(["cell", *labels, "seed", "training ended"], rows),
+        ]
+    )
+
+
 def render_claims(claims: Sequence[ClaimResult]) -> str:
     """Summary table of every claim, the verdict rule, then each claim's detail and comparisons."""
     if not claims:
@@ -287,8 +305,10 @@ def render_report(
     axes: Sequence[str],
     out_dir: Path,
     csv_name: str,
+    endings: pd.DataFrame | None = None,
 ) -> str:
-    """The whole markdown report; figure links are relative to ``out_dir`` (where the report lives)."""
+    """The whole markdown report; figure links are relative to ``out_dir`` (where the report lives).
+    ``endings`` (``convergence.cell_endings``) adds the convergence section when a finished cell trained."""
     parts = [render_header(ctx, results), ""]
     for layout, table in tables:
         name = layout.name or layout.paper or ctx.paper or "table"
@@ -307,6 +327,10 @@ def render_report(
         "",
         render_failures(results, axes),
         "",
+    ]
+    if endings is not None and len(endings):
+        parts += ["## Convergence", "", render_convergence(endings, csv_name), ""]
+    parts += [
         "## Claims",
         "",
         render_claims(claims),
