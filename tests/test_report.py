@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib import image as plt_image
 from scipy import stats
 
 from bench.paper import load_paper_table
@@ -23,6 +24,7 @@ from bench.report import (
 )
 from bench.report.claims import FAILS, HOLDS, INCONCLUSIVE, UNCONVERGED, judge, mean_test
 from bench.report.convergence import cell_endings
+from bench.report.figures import learning_curves, paper_mpjpe
 from bench.report.index import render_index
 from bench.report.markdown import render_table
 from bench.revision import code_revision
@@ -546,7 +548,7 @@ def test_convergence_correlation_and_per_action_figures(tmp_path: Path):
         ["model.frames", "train.strategy"],
     )
     assert summary["claims"][0]["verdict"] == HOLDS
-    assert (tmp_path / "figures" / "table5.cpu.convergence.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "figures" / "table5.cpu.learning_curves.png").read_bytes()[:4] == b"\x89PNG"
 
     write_report(
         tmp_path,
@@ -881,3 +883,28 @@ def test_report_states_how_every_cell_ended_and_the_csv_carries_it(tmp_path: Pat
     index = write_index(tmp_path).read_text()
     row = next(ln for ln in index.splitlines() if ln.startswith("| table7 |"))
     assert "| cpu: 34 / 36 |" in row and "`tmt_best`: unconverged" in row
+
+
+def test_learning_curves_are_drawn_for_every_training_report(tmp_path: Path):
+    results = table7_trained()
+    curves = learning_curves(results, "train.strategy", ["model.depth", "model.dim"])
+    first = curves[(curves["_hue"] == "tmt") & (curves["epoch"] == 1)].iloc[0]
+    seeds = [table7_value(4, 64, "tmt", s) + 24.0 for s in range(3)]
+    assert first["val"] == pytest.approx(np.mean(seeds)) and first["seeds"] == 3
+    assert (first["lo"], first["hi"]) == pytest.approx((min(seeds), max(seeds)))
+    assert first["updates"] == 400 and first["minutes"] == pytest.approx((6.0 + 1.0) / 60)
+
+    table = build_table(results, LayoutSpec.parse(TABLE7_LAYOUT), load_paper_table("table7"))
+    reference = (LayoutSpec.parse(TABLE7_LAYOUT), table)
+    assert paper_mpjpe(reference, {"model.depth": 4, "model.dim": 64, "train.strategy": "tmt"}) == 35.9
+    assert paper_mpjpe(reference, {"train.strategy": "tmt"}) is None  # four rows: no single reference
+
+    layout = layout_with_paper(TABLE7_LAYOUT, "table7")
+    claim = ClaimSpec.parse(ORDERED)  # not a convergence claim: the curves are drawn all the same
+    papers = {"table7": load_paper_table("table7")}
+    write_report(tmp_path, _context("table7"), results, [layout], [claim], papers, AXES7)
+    path = tmp_path / "figures" / "table7.cpu.learning_curves.png"
+    # one row of two 5 x 3 inch panels per layout row (4 rows), at 150 dpi
+    assert plt_image.imread(path).shape[:2] == (4 * 3 * 150, 2 * 5 * 150)
+    md = (tmp_path / "table7.cpu.md").read_text()
+    assert "](figures/table7.cpu.learning_curves.png)" in md and "validation MPJPE (mm) against updates" in md

@@ -1,7 +1,8 @@
 """Report figures (seaborn on matplotlib's Agg canvas): what reads better as a picture than as a table.
 
 - per-action bars, paper vs reproduced (per-action layouts, Tables 1 / 2),
-- convergence curves from the per-epoch history (studies with a ``ratio_less`` or convergence claim, Table 5),
+- learning curves from the per-epoch history, validation MPJPE against updates and against wall time (every
+  study whose cells trained),
 - the trend of a ``monotonic`` claim, e.g. the m sweep of Table 8 (metric and effect vs the swept axis),
 - per-joint error vs mean joint speed with a linear fit and Pearson r (``correlation`` claims, Fig. 2).
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,11 +24,13 @@ from matplotlib.figure import Figure
 
 from bench.report.claims import ClaimResult, done_cells, layout_for, paper_frame, select, trend_curves
 from bench.report.spec import ClaimSpec, LayoutSpec
-from bench.report.tables import long_values, unique_cells
+from bench.report.tables import AVERAGE, long_values, unique_cells
 from tmt.skeleton import H36M
 
 PAPER, OURS = "paper", "reproduced"
-CONVERGENCE_METRICS = ("convergence.", "train_time_s")
+MPJPE = "mpjpe"
+"""The layout metric whose paper values (mm) mark the validation-MPJPE axes of the learning curves."""
+DPI = 110
 
 
 def _figure(nrows: int, ncols: int, width: float, height: float) -> tuple[Figure, np.ndarray]:
@@ -37,9 +41,9 @@ def _figure(nrows: int, ncols: int, width: float, height: float) -> tuple[Figure
     return fig, axes
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path, dpi: int = DPI) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=dpi)
     return path
 
 
@@ -81,50 +85,96 @@ def per_action_figure(
     return _save(fig, path)
 
 
-def convergence_figure(results: pd.DataFrame, hue: str, rows: Sequence[str], path: Path) -> Path | None:
-    """Validation MPJPE against cumulative training time, one line per cell, coloured by ``hue``."""
+def learning_curves(results: pd.DataFrame, hue: str | None, rows: Sequence[str]) -> pd.DataFrame:
+    """Per (panel row, ``hue`` value, epoch) over the finished cells' histories: the seed-mean updates, wall
+    time (min) and validation MPJPE, its min and max over seeds, and the number of seeds."""
     records = []
-    for _, cell in unique_cells(results).iterrows():
+    for cell in unique_cells(results).to_dict("records"):
         history = cell.get("history")
-        if not isinstance(history, list):
+        if cell.get("status") != "done" or not isinstance(history, list):
             continue
         for rec in history:
-            if rec.get("val_mpjpe") is not None and rec.get("wall_time_s") is not None:
-                records.append(
-                    {
-                        hue: str(cell.get(hue)),
-                        "seed": cell.get("seed"),
-                        "_row": _row_label(tuple(cell.get(r) for r in rows), rows),
-                        "minutes": rec["wall_time_s"] / 60.0,
-                        "val_mpjpe": rec["val_mpjpe"],
-                        "status": cell.get("status"),
-                    }
-                )
-    data = pd.DataFrame(records)
-    if data.empty:
-        return None
-    panels = list(dict.fromkeys(data["_row"]))
-    ncols = min(3, len(panels))
-    nrows = -(-len(panels) // ncols)
-    fig, axes = _figure(nrows, ncols, 4.5, 3.2)
-    for ax, panel in zip(axes.ravel(), panels, strict=False):
-        sns.lineplot(
-            data[data["_row"] == panel],
-            x="minutes",
-            y="val_mpjpe",
-            hue=hue,
-            units="seed",
-            estimator=None,
-            marker="o",
-            markersize=3,
-            ax=ax,
+            if rec.get("val_mpjpe") is None or rec.get("wall_time_s") is None:
+                continue
+            records.append(
+                {
+                    "_row": _row_label(tuple(cell.get(r) for r in rows), rows),
+                    "_hue": str(cell.get(hue)) if hue else "all cells",
+                    "epoch": rec.get("epoch"),
+                    "seed": cell.get("seed"),
+                    "updates": rec.get("updates", np.nan),
+                    "minutes": rec["wall_time_s"] / 60.0,
+                    "val": rec["val_mpjpe"],
+                }
+            )
+    if not records:
+        return pd.DataFrame()
+    data = pd.DataFrame(records).astype({"updates": float, "val": float})
+    return (
+        data.groupby(["_row", "_hue", "epoch"], sort=False)
+        .agg(
+            updates=("updates", "mean"),
+            minutes=("minutes", "mean"),
+            val=("val", "mean"),
+            lo=("val", "min"),
+            hi=("val", "max"),
+            seeds=("seed", "nunique"),
         )
-        ax.set_title(panel, fontsize=9)
-        ax.set_xlabel("training time (min)")
-        ax.set_ylabel("validation MPJPE")
-    for ax in axes.ravel()[len(panels) :]:
-        ax.set_visible(False)
-    return _save(fig, path)
+        .reset_index()
+    )
+
+
+def learning_curve_figure(
+    results: pd.DataFrame,
+    hue: str | None,
+    rows: Sequence[str],
+    reference: tuple[LayoutSpec, pd.DataFrame] | None,
+    path: Path,
+) -> Path | None:
+    """Validation MPJPE against updates (left) and wall time (right), one line per value of ``hue``: the mean
+    over the seeds still training at each epoch, a band from their min to max, one row of panels per value of
+    ``rows``. ``reference`` (an MPJPE layout and its table) adds the paper's number of each line dashed."""
+    curves = learning_curves(results, hue, rows)
+    if curves.empty:
+        return None
+    panels = list(dict.fromkeys(curves["_row"]))
+    named_rows = {
+        _row_label(tuple(cell.get(r) for r in rows), rows): {r: cell.get(r) for r in rows}
+        for cell in unique_cells(results).to_dict("records")
+    }
+    values = list(dict.fromkeys(curves["_hue"]))
+    colours = dict(zip(values, sns.color_palette(n_colors=len(values)), strict=True))
+    fig, axes = _figure(len(panels), 2, 5.0, 3.0)
+    for ax_row, panel in zip(axes, panels, strict=True):
+        for value, colour in colours.items():
+            line = curves[(curves["_row"] == panel) & (curves["_hue"] == value)].sort_values("epoch")
+            if line.empty:
+                continue
+            named = named_rows[panel] | ({hue: value} if hue else {})
+            paper = paper_mpjpe(reference, named)
+            label = f"{value} (n={int(line['seeds'].max())})"
+            for ax, x in zip(ax_row, ("updates", "minutes"), strict=True):
+                ax.plot(line[x], line["val"], color=colour, marker="o", markersize=2.5, lw=1.2, label=label)
+                ax.fill_between(line[x], line["lo"], line["hi"], color=colour, alpha=0.2, lw=0)
+                if paper is not None:
+                    ax.axhline(paper, color=colour, ls="--", lw=1, label=f"{value}: {PAPER} {paper:g} mm")
+        for ax, xlabel in zip(ax_row, ("updates", "wall time (min)"), strict=True):
+            ax.set(xlabel=xlabel, ylabel="validation MPJPE (mm)")
+            ax.set_title(panel, fontsize=9)
+        ax_row[-1].legend(
+            title=hue, fontsize=7, title_fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5)
+        )
+    return _save(fig, path, dpi=150)
+
+
+def paper_mpjpe(reference: tuple[LayoutSpec, pd.DataFrame] | None, named: dict[str, Any]) -> float | None:
+    """The paper's MPJPE of the one table entry with these labels (None: no such entry or several)."""
+    if reference is None:
+        return None
+    layout, table = reference
+    entries = table[table["action"] == AVERAGE] if layout.per_action else table
+    values = select(entries, named)["paper"].dropna().unique()
+    return float(values[0]) if len(values) == 1 else None
 
 
 def trend_figure(
@@ -220,6 +270,14 @@ def joint_speed_figure(
     return _save(fig, path)
 
 
+def variant_axis(layout: LayoutSpec, claims: Sequence[ClaimSpec], results: pd.DataFrame) -> str | None:
+    """The axis whose values a study compares: the layout's columns, else the first claim's ``over``, else
+    the last layout row (None when the cells do not carry it)."""
+    over = next((c.over for c in claims if c.over), None)
+    axis = layout.columns or over or (layout.rows[-1] if layout.rows else None)
+    return axis if axis in results.columns else None
+
+
 def study_figures(
     results: pd.DataFrame,
     tables: Sequence[tuple[LayoutSpec, pd.DataFrame]],
@@ -238,14 +296,19 @@ def study_figures(
             name = (layout.name or f"layout{i}") if len(tables) > 1 else "per_action"
             path = per_action_figure(results, table, layout, out_dir / f"{stem}.{name}.png")
             out.append((f"Per-action {layout.metric}: paper vs reproduced", path))
-    metrics = [layout.metric for layout, _ in tables] + [c.value_metric or "" for c, _ in claims]
-    ratio = [c for c, _ in claims if c.test == "ratio_less"]
-    if ratio or any(m.startswith(CONVERGENCE_METRICS) for m in metrics):
+    if tables:
         layout = tables[0][0]
-        hue = ratio[0].over if ratio else (layout.columns or "train.strategy")
-        rows = [r for r in layout.rows if r != hue]
-        path = convergence_figure(results, hue, rows, out_dir / f"{stem}.convergence.png")
-        out.append(("Convergence: validation MPJPE vs training time, one line per cell", path))
+        hue = variant_axis(layout, [c for c, _ in claims], results)
+        rows = [r for r in layout.rows if r != hue and r in results.columns]
+        reference = next(((lay, tab) for lay, tab in tables if lay.value_metric == MPJPE), None)
+        path = learning_curve_figure(results, hue, rows, reference, out_dir / f"{stem}.learning_curves.png")
+        caption = (
+            f"Learning curves: validation MPJPE (mm) against updates and wall time, one line per "
+            f"{hue or 'study'} (mean over the seeds still training, band: their min to max)"
+        )
+        if reference is not None:
+            caption += "; dashed: the paper's MPJPE"
+        out.append((caption, path))
     for claim, result in claims:
         target = out_dir / f"{stem}.{claim.id}.png"
         if claim.test == "monotonic":
