@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -81,9 +82,19 @@ def limit_threads(threads: int) -> None:
 
 
 def _set_thread_variables(threads: int) -> None:
-    """Pool-worker initializer: runs before the worker imports numpy or torch."""
+    """Pool-worker initializer: runs before the worker imports numpy or torch.
+
+    On Linux the worker also asks to be killed with its parent, so a killed ``bench run`` leaves no worker
+    behind that goes on training (and holding its cell's lock) unseen.
+    """
     for name in THREAD_VARIABLES:
         os.environ[name] = str(threads)
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def run_cell_job(
@@ -178,7 +189,7 @@ class PoolExecutor:
                             cell.id, "failed", f"worker process failed: {type(err).__name__}: {err}"
                         )
                     report(cell, outcome)
-            except KeyboardInterrupt:
+            except BaseException:  # interrupted, or the study was stopped: start no further cell
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
 

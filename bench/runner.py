@@ -7,10 +7,13 @@ cells to it.
 
 from __future__ import annotations
 
+import errno
 import math
+import os
+import tempfile
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +24,9 @@ from bench.progress import RunProgress
 from bench.revision import process_revision
 from bench.store import Store
 from bench.study import SYNTHETIC_DETECTOR, Expansion
-from bench.tracking import Tracker
+from bench.tracking import Tracker, tracking_mode
 from tmt.data.synth_folder import ensure_synthetic
-from tmt.errors import DataError
+from tmt.errors import CheckpointError, DataError, TmtError
 
 
 class CellStopped(Exception):
@@ -39,6 +42,12 @@ class CellOutcome:
     status: str  # done | failed | skipped (already done) | busy (another process holds it) | stopped
     detail: str = ""
     seconds: float = 0.0
+    disk_full: bool = False
+    """The cell failed because a write found no space: the study stops rather than fail every other cell."""
+
+
+class StudyStopped(RuntimeError):
+    """Raised by the outcome handler to end a study early (the disk is full); finished cells are kept."""
 
 
 class HistoryWriter:
@@ -135,25 +144,43 @@ def run_cell(
         epoch_callbacks.extend(callbacks)
         t0 = time.perf_counter()
         try:
-            result = execute(cell, workdir, epoch_callbacks)
+            try:
+                result = execute(cell, workdir, epoch_callbacks)
+            except CheckpointError as err:  # unreadable (or foreign) checkpoint: keep it aside, start afresh
+                kept = store.set_checkpoint_aside(cell.id)
+                if progress is not None:
+                    progress.print(f"    {cell.id}: {err}; it was moved to {kept.name} and the cell restarts")
+                result = execute(cell, workdir, epoch_callbacks)
             bad = non_finite_metrics(result)
             if bad:
                 raise FloatingPointError(f"non-finite result metric(s): {', '.join(bad)}")
+            result = {
+                **result,
+                "cell": {"id": cell.id, "profile": cell.profile, "kind": cell.kind, "seed": cell.seed},
+            }
+            store.write_result(cell.id, result)
         except CellStopped as stop:
             tracker.fail(f"stopped: {stop}")
             return CellOutcome(cell.id, "stopped", str(stop), time.perf_counter() - t0)
         except Exception as err:  # recorded, and the study goes on (KeyboardInterrupt is not caught)
             reason = getattr(err, "reason", None) or f"{type(err).__name__}: {err}"
-            store.write_failure(cell.id, reason, traceback.format_exc())
+            try:
+                store.write_failure(cell.id, reason, traceback.format_exc())
+            except OSError as write_error:
+                reason += f" (its failure record could not be written either: {write_error.strerror})"
             tracker.fail(reason)
-            return CellOutcome(cell.id, "failed", reason, time.perf_counter() - t0)
-        result = {
-            **result,
-            "cell": {"id": cell.id, "profile": cell.profile, "kind": cell.kind, "seed": cell.seed},
-        }
-        store.write_result(cell.id, result)
+            full = any(getattr(e, "errno", None) == errno.ENOSPC for e in _chain(err))
+            return CellOutcome(cell.id, "failed", reason, time.perf_counter() - t0, disk_full=full)
         tracker.finish(result)
         return CellOutcome(cell.id, "done", _summary(result), time.perf_counter() - t0)
+
+
+def _chain(err: BaseException) -> Iterator[BaseException]:
+    """``err`` and the exceptions it was raised from or during."""
+    seen: BaseException | None = err
+    while seen is not None:
+        yield seen
+        seen = seen.__cause__ or seen.__context__
 
 
 def _summary(result: dict[str, Any]) -> str:
@@ -195,9 +222,22 @@ def ensure_data(expansion: Expansion, log: Any = print) -> None:
 # ------------------------------------------------------------------------------------------------------ study
 
 
+def check_writable(folder: Path, what: str) -> None:
+    """Create ``folder`` if needed and prove a file can be written there, before any work starts."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise TmtError(f"{folder}: the {what} folder is not writable ({err.strerror})") from None
+
+
 @dataclass(frozen=True)
 class RunSummary:
     outcomes: list[CellOutcome]
+    stopped: str | None = None
+    """Why the study ended before every cell ran (the disk filled), or None."""
 
     def count(self, status: str) -> int:
         return sum(o.status == status for o in self.outcomes)
@@ -224,6 +264,7 @@ def run_cells(
     (each cell's lock keeps workers, and other runs, off each other's cells).
     """
     cells = expansion.cells
+    check_writable(store.root, "result store")
     done_before = 0 if force else sum(store.is_done(c.id) for c in cells)
     outcomes: dict[str, CellOutcome] = {}
     title = f"{expansion.study.study} [{expansion.profile}]"
@@ -246,7 +287,18 @@ def run_cells(
                 progress.print(f"    {cell.id} {cell.describe()}: skipped, {outcome.detail}")
             else:
                 progress.cell_finished(cell, outcome.status, outcome.detail)
+            if outcome.disk_full:
+                raise StudyStopped(
+                    f"{store.root}: no space left on the device; the study stopped after cell {cell.id} "
+                    "failed, finished cells are kept; free space and rerun to go on"
+                )
 
         chosen = executor if executor is not None else make_executor(jobs=jobs)
-        chosen.run(pending, store, report, progress=progress, force=force, wandb_mode=wandb_mode)
-    return RunSummary([outcomes[c.id] for c in cells])
+        wandb_mode = tracking_mode(wandb_mode, progress.print)
+        stopped = None
+        try:
+            chosen.run(pending, store, report, progress=progress, force=force, wandb_mode=wandb_mode)
+        except StudyStopped as stop:
+            stopped = str(stop)
+    not_run = CellOutcome("", "not run", "the study stopped first")
+    return RunSummary([outcomes.get(c.id, not_run) for c in cells], stopped)

@@ -157,6 +157,12 @@ class Store:
         if studies != old.get("studies"):
             write_json_atomic(path, {**old, "studies": studies})
 
+    def set_checkpoint_aside(self, cell_id: str) -> Path:
+        """Rename an unusable checkpoint to ``checkpoint.pt.unreadable`` (kept for inspection, never loaded)."""
+        kept = self.path(cell_id) / f"{CHECKPOINT}.unreadable"
+        os.replace(self.path(cell_id) / CHECKPOINT, kept)
+        return kept
+
     def clear(self, cell_id: str) -> None:
         """Forget a cell's outcome and progress (``--force``): result, failure, history and checkpoint."""
         folder = self.path(cell_id)

@@ -26,6 +26,37 @@ def default_mode() -> str:
     return mode if mode in MODES else "offline"
 
 
+def server_reachable(timeout_s: float = 3.0) -> tuple[bool, str]:
+    """Whether a TCP connection to the W&B server (``WANDB_BASE_URL``, else api.wandb.ai) opens in time."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai")
+    host = url.hostname or "api.wandb.ai"
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True, f"{host}:{port}"
+    except OSError:
+        return False, f"{host}:{port}"
+
+
+def tracking_mode(mode: str, say: Any = print) -> str:
+    """``mode``, except online with the server unreachable: then offline for the whole run, said once.
+
+    Each cell would otherwise spend about 90 s in wandb's own retries before giving up.
+    """
+    if mode != "online":
+        return mode
+    reachable, server = server_reachable()
+    if reachable:
+        return mode
+    say(
+        f"W&B server {server} is unreachable: runs are logged offline (upload later with `wandb sync wandb/`)"
+    )
+    return "offline"
+
+
 def _finite(record: dict[str, Any]) -> dict[str, float]:
     """Numeric entries only (W&B rejects None; NaN is kept out of the charts)."""
     out: dict[str, float] = {}
