@@ -69,7 +69,9 @@ def read_archive(path: Path) -> dict[str, dict[str, Any]]:
         try:
             record = json.loads(line)
             config = record["config"]
-            recomputed = cell_id(config["config"], config["profile"], config["kind"])
+            recomputed = cell_id(
+                config["config"], config["profile"], config["kind"], config.get("data_fingerprint")
+            )
         except (ValueError, KeyError, TypeError) as err:
             raise DataError(f"{path}:{number}: not an archived cell ({type(err).__name__}: {err})") from None
         if recomputed != record.get("cell_id") or "result" not in record:

@@ -29,7 +29,8 @@ def _plain(value: Any) -> Any:
 
 
 IDENTITY_EXCLUDED = (("data", "root"),)
-"""Config fields that say where things are, not what runs: left out of the cell id so stores merge."""
+"""Config fields that say where things are, not what runs: left out of the cell id so stores merge (what the
+files there hold enters the id as the data fingerprint)."""
 
 
 IDENTITY_DEFAULTS: dict[tuple[str, str], Any] = {
@@ -62,10 +63,13 @@ def canonical_json(value: Any) -> str:
     )
 
 
-def cell_id(config: dict[str, Any], profile: str, kind: str) -> str:
-    """First 16 hex digits of sha256 over the canonical JSON of {config identity, profile, kind}."""
-    text = canonical_json({"config": identity(config), "profile": profile, "kind": kind})
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+def cell_id(config: dict[str, Any], profile: str, kind: str, data: str | None = None) -> str:
+    """First 16 hex digits of sha256 over the canonical JSON of {config identity, profile, kind} and, for real
+    data, the fingerprint of the data files (:func:`bench.data_files.data_fingerprint`)."""
+    key = {"config": identity(config), "profile": profile, "kind": kind}
+    if data is not None:
+        key["data"] = data
+    return hashlib.sha256(canonical_json(key).encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -84,10 +88,12 @@ class Cell:
     seed: int
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    data: str | None = None
+    """Fingerprint of the real data files the cell reads (None for the synthetic set): part of the id."""
 
     @property
     def id(self) -> str:
-        return cell_id(self.config, self.profile, self.kind)
+        return cell_id(self.config, self.profile, self.kind, self.data)
 
     @property
     def strategy(self) -> str:
@@ -111,4 +117,4 @@ class Cell:
             "seed": self.seed,
             "config": self.config,
             "studies": {self.study: {"labels": self.labels, "source": self.source}},
-        }
+        } | ({"data_fingerprint": self.data} if self.data is not None else {})

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bench.cells import Cell
+from bench.data_files import data_fingerprint, required_files
 from bench.schema import (
     MAX_SEEDS,
     ScaleRule,
@@ -37,7 +38,6 @@ SYNTHETIC_DETECTOR = "synth_cpn"
 SYNTHETIC_KEYPOINTS = {"cpn_ft_h36m_dbb": SYNTHETIC_DETECTOR}
 """On synthetic data the CPN detections are stood in for by the synthetic detector-like keypoints."""
 
-REAL_DATA_FILES = {"mpi_inf_3dhp": ("data_train_3dhp.npz", "data_test_3dhp.npz")}
 MPI_INF_3DHP_SEQUENCES = "training S1-S8 (Seq1, Seq2), test TS1-TS6"
 
 
@@ -74,18 +74,6 @@ class Expansion:
                 if not path.exists() and str(path) not in missing:
                     missing.append(str(path))
         return missing
-
-
-def required_files(config: dict[str, Any]) -> list[Path]:
-    """The files a real-data config reads (VideoPose3D layout for Human3.6M, P-STMO layout for 3DHP)."""
-    data = config["data"]
-    root = Path(data["root"])
-    if data["dataset"] in REAL_DATA_FILES:
-        return [root / name for name in REAL_DATA_FILES[data["dataset"]]]
-    files = [root / "data_3d_h36m.npz", root / f"data_2d_h36m_{data['keypoints']}.npz"]
-    if data.get("mix_towards_gt") is not None and data["keypoints"] != "gt":
-        files.append(root / "data_2d_h36m_gt.npz")
-    return files
 
 
 def device_unavailable(device: str) -> str | None:
@@ -499,6 +487,7 @@ class _Expander:
                     config=dumped,
                     seed=seed,
                     source=self.source,
+                    data=data_fingerprint(dumped, self.study.kind),
                 )
                 key = cell.id
                 if key in seen:

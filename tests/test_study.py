@@ -217,3 +217,28 @@ def test_only_on_the_command_line_is_checked_before_any_work(tmp_path: Path, cap
     out = capsys.readouterr().out
     assert "6 cells" in out and "depth=8" not in out
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_real_data_cell_is_identified_by_the_contents_of_its_files(tmp_path: Path) -> None:
+    """Other data gets other cells (never a result computed on something else); the same files elsewhere
+    share them; the synthetic set's ids do not depend on where it lies."""
+    from h36m_fixtures import write_h36m_fixture
+
+    def ids(root: Path) -> list[str]:
+        data = table7()
+        data["base"]["data"] = {"keypoints": "gt", "root": str(root)}
+        study = parse_study(data, "table7.yaml")
+        return [c.id for c in expand(study, "table7.yaml", "cpu", seeds=1, data="real").cells]
+
+    write_h36m_fixture(tmp_path / "a", seed=0)
+    write_h36m_fixture(tmp_path / "b", seed=0)
+    write_h36m_fixture(tmp_path / "c", seed=1)
+    assert ids(tmp_path / "a") == ids(tmp_path / "b")  # identical files in another folder
+    assert ids(tmp_path / "a") != ids(tmp_path / "c")  # other data
+    assert ids(tmp_path / "a") != ids(tmp_path / "missing")
+    (tmp_path / "b" / "data_2d_h36m_gt.npz").write_bytes(b"broken")
+    assert ids(tmp_path / "a") != ids(tmp_path / "b")  # a broken file is not the data the results came from
+    synthetic = table7()
+    moved = table7()
+    moved["base"]["data"] = {"keypoints": "gt", "root": str(tmp_path / "elsewhere")}
+    assert [c.id for c in cells_of(synthetic, "cpu")] == [c.id for c in cells_of(moved, "cpu")]
