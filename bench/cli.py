@@ -302,7 +302,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.archive import export_archive, import_archive
-    from bench.runner import run_cells
+    from bench.runner import check_writable, run_cells
     from bench.study import expand, load_study
     from bench.tracking import default_mode
 
@@ -325,6 +325,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         _dry_run(expansion, store)
         return 0
+    check_writable(archive.parent, "results archive")
+    if not args.no_report:
+        check_writable(Path(args.out), "report")
     imported = import_archive(archive, store, expansion.cells)
     if imported:
         print(f"{imported} finished cells taken from {archive}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import math
 import os
-import tempfile
 import time
 import traceback
 from collections.abc import Iterator, Sequence
@@ -206,7 +205,10 @@ def ensure_data(expansion: Expansion, log: Any = print) -> None:
             f"the synthetic stand-in: python -m bench run {expansion.source} --profile {expansion.profile} "
             "--data synthetic (the cpu and smoke profiles use synthetic data by default)"
         )
-    if expansion.data != "synthetic" or expansion.study.kind == "complexity":
+    if expansion.study.kind == "complexity":
+        return
+    if expansion.data != "synthetic":
+        check_real_data(expansion)
         return
     seen: set[tuple[str, str, int]] = set()
     for cell in expansion.cells:
@@ -219,18 +221,37 @@ def ensure_data(expansion: Expansion, log: Any = print) -> None:
             )
 
 
+def check_real_data(expansion: Expansion) -> None:
+    """Open and check every distinct data selection of the study once, so a corrupt or foreign file stops
+    the study with one line before any cell runs instead of failing every cell in turn."""
+    from tmt.training.config import ExperimentConfig
+    from tmt.training.experiment import load_dataset
+
+    seen: set[str] = set()
+    for cell in expansion.cells:
+        config = ExperimentConfig.model_validate(cell.config)
+        key = config.data.model_dump_json(
+            exclude={"validation_fraction", "max_train_windows", "train_stride"}
+        )
+        if key not in seen:
+            seen.add(key)
+            load_dataset(config)
+
+
 # ------------------------------------------------------------------------------------------------------ study
 
 
 def check_writable(folder: Path, what: str) -> None:
-    """Create ``folder`` if needed and prove a file can be written there, before any work starts."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        raise TmtError(f"{folder}: the {what} folder is not writable ({err.strerror})") from None
+    """Refuse, before any work, a folder that cannot be written (or created): it names the folder and why.
+
+    Nothing is created here: the nearest existing folder on the way must let this process add entries.
+    """
+    folder = Path(folder)
+    existing = next(p for p in (folder, *folder.parents) if p.exists() or p == Path(p.anchor))
+    if existing != folder and not existing.is_dir():
+        raise TmtError(f"{folder}: the {what} folder is not writable ({existing} is a file)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise TmtError(f"{folder}: the {what} folder is not writable (permission denied at {existing})")
 
 
 @dataclass(frozen=True)

@@ -66,16 +66,18 @@ def test_a_read_only_store_is_one_error_before_any_work(workdir: Path) -> None:
         pytest.skip("root writes into read-only folders")
     study = tiny_study(workdir, epochs=1, strategies=("tmt1",))
     (workdir / "ro").mkdir(mode=0o500)
-    with pytest.raises(runner.TmtError, match=r"ro: the result store folder is not writable"):
+    with pytest.raises(runner.TmtError, match=r"ro: the result store folder is not writable \(permission"):
         runner.run_cells(expand_file(study, "smoke"), Store(workdir / "ro"))
 
 
-def test_check_writable_names_the_folder(tmp_path: Path) -> None:
+def test_check_writable_names_the_folder_and_creates_nothing(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
-    with pytest.raises(runner.TmtError, match=r"file/sub: the report folder is not writable"):
+    with pytest.raises(
+        runner.TmtError, match=r"file/sub: the report folder is not writable \(.*file is a file"
+    ):
         runner.check_writable(tmp_path / "file" / "sub", "report")
     runner.check_writable(tmp_path / "new" / "deep", "report")
-    assert list((tmp_path / "new" / "deep").iterdir()) == []
+    assert not (tmp_path / "new").exists()
 
 
 def test_an_unreachable_wandb_server_means_offline_for_the_run_said_once(
@@ -186,3 +188,33 @@ def test_sigkill_at_any_phase_then_rerun_gives_the_uninterrupted_results(
         assert sorted(json.loads(line)["cell_id"] for line in archive) == sorted(runs[name])
     for name, _ in phases:
         assert runs[name] == runs["straight"], name
+
+
+def test_corrupt_real_data_stops_the_study_before_any_work(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from h36m_fixtures import write_h36m_fixture
+
+    from bench.cli import main
+
+    root = write_h36m_fixture(workdir / "h36m")
+    (root / "data_2d_h36m_gt.npz").write_bytes(b"PK\x03\x04 truncated")
+    study = tiny_study(workdir, epochs=1, strategies=("tmt1",))
+    args = ["run", str(study), "--profile", "smoke", "--data", "real", "--set", f"data.root={root}"]
+    assert main([*args, "--out", str(workdir / "reports")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "data_2d_h36m_gt.npz: not a readable npz file" in err
+    assert err.count("\n") == 1
+    assert not any((workdir / "runs").glob("*/*")) and not (workdir / "reports").exists()
+
+
+def test_a_read_only_report_folder_is_one_error_before_any_work(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench.cli import main
+
+    (workdir / "reports").write_text("a file where the report folder should be")
+    study = tiny_study(workdir, epochs=1, strategies=("tmt1",))
+    assert main(["run", str(study), "--profile", "smoke", "--out", str(workdir / "reports" / "x")]) == 2
+    assert "the report folder is not writable" in capsys.readouterr().err
+    assert not any((workdir / "runs").glob("*/*"))
