@@ -136,7 +136,9 @@ def test_dry_run_lists_cells_and_cost_without_running(
     monkeypatch.setattr(runner, "execute", lambda *a: pytest.fail("a dry run must not run cells"))
     assert main(["run", str(TABLE7), "--profile", "cpu", "--dry-run", "--seeds", "2"]) == 0
     out = capsys.readouterr().out
-    assert "24 cells" in out and out.count("missing") == 24 and "estimated time" in out
+    assert (
+        "6 cells" in out and out.count("missing") == 6 and "estimated time" in out
+    )  # first row x 3 x 2 seeds
     assert not (workdir / "runs").exists()
 
 

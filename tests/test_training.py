@@ -216,14 +216,23 @@ def test_training_stops_at_the_plateau_and_says_so(smoke_data):
     )
     state = make_trainer(config).fit()
     assert (state.stop_reason, state.converged_epoch, state.epoch) == ("plateau", 1, 3)
-    assert [h["updates"] for h in state.history] == [12, 24, 36]  # 48 windows and their mirror images, 8 a batch
+    assert [h["updates"] for h in state.history] == [
+        12,
+        24,
+        36,
+    ]  # 48 windows and their mirror images, 8 a batch
 
 
 def test_without_the_plateau_rule_training_runs_to_a_cap(smoke_data):
     base = _with(tiny_config(smoke_data, "tmt", epochs=3), eval={"plateau_min_delta": 1e6})
     assert make_trainer(base).fit().stop_reason == "epochs"
     capped = make_trainer(_with(base, optim={"max_updates": 25})).fit()  # tmt: 24 updates an epoch
-    assert (capped.stop_reason, capped.epoch, capped.updates, capped.converged_epoch) == ("updates", 2, 48, None)
+    assert (capped.stop_reason, capped.epoch, capped.updates, capped.converged_epoch) == (
+        "updates",
+        2,
+        48,
+        None,
+    )
 
 
 def test_convergence_record_separates_converged_from_capped_runs(smoke_data, tmp_path):
@@ -235,7 +244,9 @@ def test_convergence_record_separates_converged_from_capped_runs(smoke_data, tmp
     conv = run_experiment(config, tmp_path / "a", progress=False)["convergence"]
     assert conv["converged"] is True and conv["stop_reason"] == "plateau"
     assert (conv["converged_epoch"], conv["converged_updates"], conv["stopped_epoch"]) == (1, 12, 2)
-    capped = run_experiment(_with(config, optim={"stop_at_plateau": False, "epochs": 1}), None, progress=False)
+    capped = run_experiment(
+        _with(config, optim={"stop_at_plateau": False, "epochs": 1}), None, progress=False
+    )
     assert capped["convergence"]["converged"] is False and capped["convergence"]["stop_reason"] == "epochs"
 
 
