@@ -127,6 +127,9 @@ def run(args: argparse.Namespace) -> int:
             versions=libs,
         )
         results = store.results(expansion.cells)
+        if not results["status"].isin(["done", "failed"]).any():
+            print(f"{study.study} [{args.profile}{variant}]: no finished cell in the store or archive; no report")
+            continue
         summary = write_report(
             out_dir,
             ctx,
