@@ -502,7 +502,6 @@ def _context(study: str, profile: str = "cpu") -> ReportContext:
         data="synthetic",
         seeds=[0, 1, 2],
         revision="abc123",
-        machine={"cpu": "test-cpu"},
         versions={"torch": "9.9"},
     )
 

@@ -21,7 +21,7 @@ from bench.report.claims import evaluate_claims
 from bench.report.convergence import cell_endings
 from bench.report.figures import study_figures
 from bench.report.index import study_summary, write_index, write_summary
-from bench.report.markdown import ReportContext, machine, render_report, versions
+from bench.report.markdown import ReportContext, render_report, versions
 from bench.report.spec import ClaimSpec, LayoutSpec
 from bench.report.tables import build_table, in_paper_units
 from bench.revision import code_revision
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         paths = sorted(Path("studies").glob("table*.yaml")) + sorted(Path("studies").glob("fig*.yaml"))
     out_dir = Path(args.out)
     store = Store(args.store)
-    host, libs, revision = machine(), versions(), code_revision()
+    libs, revision = versions(), code_revision()
     for path in paths:
         study = load_study(path)
         expansion = expand(
@@ -123,12 +123,13 @@ def run(args: argparse.Namespace) -> int:
             data=data,
             seeds=sorted({cell.seed for cell in expansion.cells}),
             revision=revision,
-            machine=host,
             versions=libs,
         )
         results = store.results(expansion.cells)
         if not results["status"].isin(["done", "failed"]).any():
-            print(f"{study.study} [{args.profile}{variant}]: no finished cell in the store or archive; no report")
+            print(
+                f"{study.study} [{args.profile}{variant}]: no finished cell in the store or archive; no report"
+            )
             continue
         summary = write_report(
             out_dir,

@@ -9,7 +9,6 @@ import os
 import platform
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,8 @@ LIBRARIES = ("torch", "numpy", "pandas", "scipy", "matplotlib", "seaborn", "pyda
 
 @dataclass
 class ReportContext:
-    """What a report states about itself besides the numbers."""
+    """What a report states about itself besides the numbers: no clock time and no report machine, so that
+    the same results and code give the same report (the committed reports are regenerated from the archive)."""
 
     study: str
     title: str
@@ -36,29 +36,8 @@ class ReportContext:
     description: str = ""
     data: str = ""
     seeds: list[int] = field(default_factory=list)
-    generated: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     revision: str = "unknown"
-    machine: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
-
-
-def machine() -> dict[str, Any]:
-    """The hardware this process runs on: platform, CPU model, cores, torch threads and GPU (if any)."""
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in handle if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch threads": torch.get_num_threads(),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
-    }
 
 
 def versions() -> dict[str, str]:
@@ -121,10 +100,8 @@ def render_header(ctx: ReportContext, results: pd.DataFrame) -> str:
         f"- **Cells:** {len(cells)} ({counted})",
         f"- **Cells ran on:** {_ran_on(cells)}",
         f"- **Cells' code revisions:** {_cell_revisions(cells)}",
-        f"- **Report machine:** {', '.join(f'{k} {v}' for k, v in ctx.machine.items()) or 'unknown'}",
         f"- **Libraries:** {', '.join(f'{k} {v}' for k, v in ctx.versions.items()) or 'unknown'}",
         f"- **Report written by code revision:** `{ctx.revision}`",
-        f"- **Generated:** {ctx.generated}",
     ]
     return "\n".join(lines)
 

@@ -1,0 +1,35 @@
+"""Every committed report is what ``bench report`` writes from the committed results archive: no training,
+no store, the same tables, verdicts and numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCHIVES = sorted((ROOT / "results").glob("*.jsonl"))
+VOLATILE = ("- **Report written by code revision:**", "- **Libraries:**")
+"""Header lines that name the code and library versions writing the report, not what it reports."""
+
+
+def _stable(text: str) -> list[str]:
+    return [line for line in text.splitlines() if not line.startswith(VOLATILE)]
+
+
+@pytest.mark.parametrize("archive", ARCHIVES, ids=[a.stem for a in ARCHIVES])
+def test_the_committed_report_is_regenerated_from_the_archive(
+    archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study, _, profile = archive.stem.partition(".")
+    assert "+" not in profile, "variant archives need their --set / --only to be regenerated"
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "reports"
+    args = ["report", f"studies/{study}.yaml", "--profile", profile, "--out", str(out)]
+    assert main([*args, "--store", str(tmp_path / "runs"), "--results", str(ROOT / "results")]) == 0
+    for suffix in (".md", ".csv"):
+        committed = (ROOT / "reports" / f"{study}.{profile}{suffix}").read_text(encoding="utf-8")
+        regenerated = (out / f"{study}.{profile}{suffix}").read_text(encoding="utf-8")
+        assert _stable(regenerated) == _stable(committed), f"{study}.{profile}{suffix}"
