@@ -261,12 +261,21 @@ def test_judge_against_a_threshold():
     assert judge(1.2, (1.1, 1.3), 0.01, 3, -1, threshold=1.0)[0] == FAILS
 
 
-def test_mean_test_is_the_paired_t_test_with_a_bootstrap_ci():
+def test_mean_test_is_the_paired_t_test_with_its_own_t_interval():
     d = np.array([1.0, 1.4, 0.9, 1.2])
     mean, ci, p = mean_test(d)
-    assert mean == pytest.approx(d.mean())
-    assert p == pytest.approx(stats.ttest_1samp(d, 0.0).pvalue)
-    assert d.min() <= ci[0] < mean < ci[1] <= d.max()
+    # by hand: mean 1.125, sd 0.22174, se 0.11087, t(0.975, 3 df) = 3.18245, t = 10.147
+    assert mean == pytest.approx(1.125)
+    assert ci == pytest.approx((0.77217, 1.47783), abs=1e-4)
+    assert p == pytest.approx(0.002036, abs=2e-5)
+
+
+def test_the_interval_excludes_zero_exactly_when_the_test_rejects():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        d = rng.normal(0.8, 1.0, size=3)
+        _, (low, high), p = mean_test(d)
+        assert (low > 0 or high < 0) == (p < 0.05)
 
 
 # --- claims ---------------------------------------------------------------------------------------------
