@@ -154,6 +154,11 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
     )
     _only_arg(p)
     p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: reports)")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="write a report even when the one on disk reports more finished cells (kept otherwise)",
+    )
     _store_arg(p)
     p.set_defaults(func=cmd_report)
 

@@ -618,10 +618,17 @@ def test_index_lists_every_study_with_its_verdicts(tmp_path: Path):
     write_report(
         tmp_path, _context("table7"), table7_results(), [layout7], [ClaimSpec.parse(ORDERED)], papers, AXES7
     )
-    smoke = table7_results(seeds=1).assign(profile="smoke")
-    write_report(
-        tmp_path, _context("table7", "smoke"), smoke, [layout7], [ClaimSpec.parse(ORDERED)], papers, AXES7
-    )
+    one_seed = table7_results(seeds=1)
+    for profile in ("paper", "smoke"):
+        write_report(
+            tmp_path,
+            _context("table7", profile),
+            one_seed.assign(profile=profile),
+            [layout7],
+            [ClaimSpec.parse(ORDERED)],
+            papers,
+            AXES7,
+        )
     shrinking = table8_results(M_SWEEP, [12.0, 5.0, 2.5, 1.5, 1.0])
     write_report(
         tmp_path,
@@ -635,8 +642,8 @@ def test_index_lists_every_study_with_its_verdicts(tmp_path: Path):
     index = write_index(tmp_path).read_text()
     lines = [ln for ln in index.splitlines() if ln.startswith("| table")]
     assert len(lines) == 2
-    assert "[cpu](table7.cpu.md), [smoke](table7.smoke.md)" in lines[0]
-    assert "cpu holds, smoke inconclusive" in lines[0] and "cpu: 36 / 0 / 0" in lines[0]
+    assert "[cpu](table7.cpu.md), [paper](table7.paper.md)" in lines[0] and "smoke" not in index
+    assert "cpu holds, paper inconclusive" in lines[0] and "cpu: 36 / 0 / 0" in lines[0]
     assert "`gain_grows_with_m`: fails" in lines[1]
     summary = json.loads((tmp_path / "table8.cpu.summary.json").read_text())
     assert render_index([summary]).count("| table8 |") == 1
@@ -673,7 +680,8 @@ def test_cli_reports_a_study_from_the_store(tmp_path: Path, capsys):
     assert cells[0].id in md and "loss is NaN at epoch 1" in md
     verdicts = [ln.split(" | ")[2] for ln in md.splitlines() if ln.startswith("| `tmt")]
     assert verdicts == ["**inconclusive**", "**inconclusive**"]  # one seed: no claim can be decided
-    assert (out / "table7.smoke.csv").exists() and "table7" in (out / "README.md").read_text()
+    assert (out / "table7.smoke.csv").exists()
+    assert "table7" not in (out / "README.md").read_text()  # CI's profile is reported, not indexed
     printed = capsys.readouterr().out
     assert "table7 [smoke]" in printed and "11 of 11 converged" in printed
     assert "11 of 11 finished cells converged" in md
@@ -916,3 +924,38 @@ def test_learning_curves_are_drawn_for_every_training_report(tmp_path: Path):
     assert plt_image.imread(path).shape[:2] == (4 * 3 * 150, 2 * 5 * 150)
     md = (tmp_path / "table7.cpu.md").read_text()
     assert "](figures/table7.cpu.learning_curves.png)" in md and "validation MPJPE (mm) against updates" in md
+
+
+def test_a_report_is_not_replaced_by_one_with_fewer_finished_cells(tmp_path: Path, capsys):
+    """A fresh clone (an empty store) or a partial store never overwrites a fuller report without --replace."""
+    study_mod = pytest.importorskip("bench.study")
+    from bench.cli import main
+    from bench.store import Store
+
+    source = Path(__file__).resolve().parents[1] / "studies" / "table7.yaml"
+    cells = study_mod.expand(study_mod.load_study(source), str(source), "smoke", check_models=False).cells
+    full, partial = Store(tmp_path / "full"), Store(tmp_path / "partial")
+    for i, c in enumerate(cells):
+        for store in (full, partial) if i == 0 else (full,):
+            store.prepare(c)
+            value = table7_value(
+                c.labels["model.depth"], c.labels["model.dim"], c.labels["train.strategy"], 0
+            )
+            store.write_result(c.id, {"metrics": {"mpjpe": value}, "history": []})
+    out = tmp_path / "reports"
+    args = [
+        "report",
+        str(source),
+        "--profile",
+        "smoke",
+        "--out",
+        str(out),
+        "--results",
+        str(tmp_path / "none"),
+    ]
+    assert main([*args, "--store", str(full.root)]) == 0
+    written = (out / "table7.smoke.md").read_text()
+    assert main([*args, "--store", str(partial.root)]) == 0
+    assert "kept" in capsys.readouterr().out and (out / "table7.smoke.md").read_text() == written
+    assert main([*args, "--store", str(partial.root), "--replace"]) == 0
+    assert "(1 done, 0 failed, 11 missing)" in (out / "table7.smoke.md").read_text()

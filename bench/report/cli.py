@@ -20,7 +20,7 @@ import pandas as pd
 from bench.report.claims import evaluate_claims
 from bench.report.convergence import cell_endings
 from bench.report.figures import study_figures
-from bench.report.index import study_summary, write_index, write_summary
+from bench.report.index import read_summary, study_summary, write_index, write_summary
 from bench.report.markdown import ReportContext, render_report, versions
 from bench.report.spec import ClaimSpec, LayoutSpec
 from bench.report.tables import build_table, in_paper_units
@@ -126,9 +126,16 @@ def run(args: argparse.Namespace) -> int:
             versions=libs,
         )
         results = store.results(expansion.cells)
+        name = f"{study.study} [{args.profile}{variant}]"
         if not results["status"].isin(["done", "failed"]).any():
+            print(f"{name}: no finished cell in the store or archive; no report")
+            continue
+        on_disk = read_summary(out_dir, study.study, args.profile + variant)
+        done = int((results.drop_duplicates("cell_id")["status"] == "done").sum())
+        if on_disk and on_disk["cells"]["done"] > done and not getattr(args, "replace", False):
             print(
-                f"{study.study} [{args.profile}{variant}]: no finished cell in the store or archive; no report"
+                f"{name}: kept {out_dir / on_disk['report']}: it reports {on_disk['cells']['done']} finished "
+                f"cells, the store and archive hold {done}; --replace writes the emptier report anyway"
             )
             continue
         summary = write_report(

@@ -53,8 +53,21 @@ def write_summary(out_dir: Path, summary: dict[str, Any]) -> Path:
     return path
 
 
+UNINDEXED_PROFILES = ("smoke",)
+"""CI's profile: its reports are written (and ignored by git) but not indexed beside the results."""
+
+
 def load_summaries(out_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(out_dir.glob(f"*{SUMMARY_SUFFIX}"))]
+    summaries = [
+        json.loads(p.read_text(encoding="utf-8")) for p in sorted(out_dir.glob(f"*{SUMMARY_SUFFIX}"))
+    ]
+    return [s for s in summaries if s["profile"].split("+")[0] not in UNINDEXED_PROFILES]
+
+
+def read_summary(out_dir: Path, study: str, profile: str) -> dict[str, Any] | None:
+    """The summary of the report on disk for ``study`` and ``profile`` (with its variant), or None."""
+    path = out_dir / f"{study}.{profile}{SUMMARY_SUFFIX}"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
 def _natural(text: str) -> list[Any]:
