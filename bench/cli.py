@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.options import parse_only, parse_settings
 from tmt.errors import TmtError
 
 DEFAULT_PROFILE = "cpu"
@@ -249,39 +250,6 @@ def _only_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-def parse_only(items: Sequence[str]) -> dict[str, list[object]]:
-    """``["model.depth=4,6"]`` -> ``{"model.depth": [4, 6]}`` (values parsed as YAML scalars)."""
-    import yaml
-
-    only: dict[str, list[object]] = {}
-    for item in items:
-        axis, sep, text = item.partition("=")
-        if not sep or not axis.strip() or not text.strip():
-            raise TmtError(f"--only: expected AXIS=V1,V2 (e.g. model.depth=4,6), got {item!r}")
-        if axis.strip() in only:
-            raise TmtError(f"--only {axis.strip()}: given twice; list every value once: AXIS=V1,V2")
-        only[axis.strip()] = [yaml.safe_load(v) for v in text.split(",")]
-    return only
-
-
-def parse_settings(items: Sequence[str]) -> dict[str, object]:
-    """``["train.device=cuda", "optim.epochs=3"]`` -> ``{"train.device": "cuda", "optim.epochs": 3}``."""
-    import yaml
-
-    settings: dict[str, object] = {}
-    for item in items:
-        path, sep, text = item.partition("=")
-        if not sep or not path:
-            raise TmtError(f"--set: expected PATH=VALUE (e.g. train.device=cuda), got {item!r}")
-        if path.strip() in settings:
-            raise TmtError(f"--set {path.strip()}: given twice; which value would win is not obvious")
-        try:
-            settings[path.strip()] = yaml.safe_load(text)
-        except yaml.YAMLError:
-            raise TmtError(f"--set {path.strip()}: {text!r} is not a YAML value") from None
-    return settings
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
     from bench.study import estimate_seconds, expand, format_seconds, load_study
 
@@ -355,13 +323,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  failed {outcome.cell_id}: {outcome.detail}")
     status = 1 if summary.failed else 0
     if not args.no_report:
-        report_args = build_parser().parse_args(
-            ["report", str(args.study), "--profile", args.profile, "--out", str(args.out)]
-            + (["--store", str(args.store)] if args.store else [])
-            + (["--seeds", str(args.seeds)] if args.seeds else [])
-            + (["--data", args.data] if args.data else [])
-            + [arg for item in args.settings for arg in ("--set", item)]
-            + [arg for item in args.only for arg in ("--only", item)]
+        report_args = argparse.Namespace(
+            **{**vars(args), "studies": [args.study], "all": False, "replace": False}
         )
         status = max(status, _report(report_args))
     return status

@@ -76,7 +76,7 @@ def write_report(
 def run(args: argparse.Namespace) -> int:
     """Report each of ``args.studies`` (or all of ``studies/`` with ``args.all``) for ``args.profile``."""
     from bench.archive import archive_path, import_archive, variant_suffix
-    from bench.cli import parse_only, parse_settings
+    from bench.options import parse_only, parse_settings
     from bench.paper import load_paper_table
     from bench.store import Store
     from bench.study import expand, load_study

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
 
     Exit status 0 when the study has a complete trial (or no trial was asked for), 1 otherwise.
     """
-    from bench.cli import parse_settings
+    from bench.options import parse_settings
     from bench.search_report import write_search_report
     from bench.tracking import default_mode
 
