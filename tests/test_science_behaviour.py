@@ -1,0 +1,292 @@
+"""Scientific behaviour pinned with stub models and hand-made data whose right answer is known in advance.
+
+Test-time flip averaging, flip augmentation during training, which MixSTE chunk scores the overlapping frames
+at a sequence end, and the significance level of the claims' verdicts. Every expected value is written out
+here (or follows from the stub's definition and the literal Human3.6M left/right lists), never computed by
+the function under test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+from torch import nn
+
+from bench.report import LayoutSpec, evaluate_claims
+from bench.report.claims import FAILS, HOLDS, INCONCLUSIVE, judge
+from tmt.data.windows import Batch, WindowBank
+from tmt.skeleton import H36M
+from tmt.training.config import ExperimentConfig
+from tmt.training.evaluate import Predictor
+from tmt.training.strategies import get_strategy
+from tmt.training.trainer import Trainer
+
+H36M_LEFT: list[int] = [4, 5, 6, 11, 12, 13]
+H36M_RIGHT: list[int] = [1, 2, 3, 14, 15, 16]
+H36M_MIRROR: list[int] = [0, 4, 5, 6, 1, 2, 3, 7, 8, 9, 10, 14, 15, 16, 11, 12, 13]
+"""Joint i of a mirrored pose is joint H36M_MIRROR[i] of the original (Human3.6M left/right twins)."""
+
+
+def mirror(x: np.ndarray) -> np.ndarray:
+    """The test's own mirroring of (..., 17, C) poses: left/right twins swapped, channel 0 (x) negated."""
+    out = np.array(x, copy=True)
+    out[..., H36M_LEFT + H36M_RIGHT, :] = x[..., H36M_RIGHT + H36M_LEFT, :]
+    out[..., 0] *= -1
+    return out
+
+
+# --- bug 1: test-time flip averaging un-flips the mirrored prediction ------------------------------------
+
+
+class Equivariant(nn.Module):
+    """Per-joint lift (x, y) -> (2x, 3y, 0.5): mirroring its input mirrors its output exactly."""
+
+    def __init__(self, eval_protocol: str = "seq2seq") -> None:
+        super().__init__()
+        self.eval_protocol = eval_protocol
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.stack([2 * x[..., 0], 3 * x[..., 1], torch.full_like(x[..., 0], 0.5)], dim=-1)
+        return out if self.eval_protocol == "seq2seq" else out[:, x.shape[1] // 2 : x.shape[1] // 2 + 1]
+
+
+class FixedPose(nn.Module):
+    """Ignores its input and predicts the pose P[j] = (10 + j, 20 + j, 30 + j) on every frame."""
+
+    eval_protocol = "seq2seq"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        j = torch.arange(17, dtype=x.dtype)
+        pose = torch.stack([10 + j, 20 + j, 30 + j], dim=-1)
+        return pose.expand(*x.shape[:2], 17, 3).clone()
+
+
+def keypoints(frames: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(frames, 17, 2)).astype(np.float32)
+
+
+@pytest.mark.parametrize("protocol", ["seq2seq", "seq2frame"])
+def test_flip_averaging_of_an_equivariant_model_is_its_plain_prediction(protocol: str) -> None:
+    """Averaging the plain and the un-flipped mirrored prediction of a mirror-equivariant model changes nothing."""
+    kp = keypoints(11)
+    predictor = Predictor(Equivariant(protocol), get_strategy("baseline"), H36M, frames=5, flip_test=True)
+    pred = predictor.predict(kp)
+    expected = np.stack([2 * kp[..., 0], 3 * kp[..., 1], np.full(kp.shape[:2], 0.5)], axis=-1)
+    np.testing.assert_allclose(pred, expected, rtol=0, atol=1e-6)
+
+
+def test_flip_averaging_swaps_left_and_right_back() -> None:
+    """For a constant prediction P the flip average is (P + mirror(P)) / 2, twin by twin.
+
+    RHip (1) and LHip (4): x = (11 - 14) / 2 = -1.5 and (14 - 11) / 2 = 1.5; y = (21 + 24) / 2 = 22.5 for
+    both; a joint without a twin (Head, 10) keeps y = 30 and z = 40 and gets x = (20 - 20) / 2 = 0.
+    """
+    predictor = Predictor(FixedPose(), get_strategy("baseline"), H36M, frames=4, flip_test=True)
+    pred = predictor.predict(keypoints(6))
+    j = np.arange(17)
+    twin = np.array(H36M_MIRROR)
+    expected = np.stack([(j - twin) / 2, 20 + (j + twin) / 2, 30 + (j + twin) / 2], axis=-1)
+    for frame in pred:
+        np.testing.assert_allclose(frame, expected, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(pred[0, 1], [-1.5, 22.5, 32.5])
+    np.testing.assert_allclose(pred[0, 4], [1.5, 22.5, 32.5])
+    np.testing.assert_allclose(pred[0, 16], [1.5, 34.5, 44.5])  # RWrist with LWrist (13)
+    np.testing.assert_allclose(pred[0, 10], [0.0, 30.0, 40.0])
+    plain = Predictor(FixedPose(), get_strategy("baseline"), H36M, frames=4, flip_test=False)
+    np.testing.assert_allclose(plain.predict(keypoints(6))[0, 1], [11.0, 21.0, 31.0])
+
+
+# --- bug 2: flip augmentation shows every window once plain and once mirrored ----------------------------
+
+
+@dataclass
+class Seq:
+    keypoints_2d: np.ndarray
+    pose_3d: np.ndarray
+    root_3d: np.ndarray
+
+
+T_TRAIN = 3
+LENGTHS = (6, 9)
+WINDOWS = [(0, 0), (0, 3), (1, 0), (1, 3), (1, 6)]
+"""(sequence, start) of every stride-T seq2seq window of sequences of 6 and 9 frames at T = 3."""
+
+
+def _sequences() -> list[Seq]:
+    rng = np.random.default_rng(7)
+    return [
+        Seq(
+            rng.normal(size=(n, 17, 2)).astype(np.float32),
+            rng.normal(size=(n, 17, 3)).astype(np.float32),
+            rng.normal(size=(n, 3)).astype(np.float32),
+        )
+        for n in LENGTHS
+    ]
+
+
+def _clip_key(kp: np.ndarray, pose: np.ndarray, root: np.ndarray) -> bytes:
+    return np.concatenate([kp.ravel(), pose.ravel(), root.ravel()]).astype(np.float32).tobytes()
+
+
+def test_flip_augmentation_feeds_every_window_once_plain_and_once_mirrored() -> None:
+    """A spy on the trainer's batches: each epoch holds 2 x 5 clips, half of them mirrored (x negated,
+    left/right twins swapped in 2D and 3D, root x negated), each window once each way."""
+    seqs = _sequences()
+    config = ExperimentConfig.model_validate(
+        {
+            "model": {"backbone": "mixste", "frames": T_TRAIN, "depth": 1, "dim": 8, "heads": 1},
+            "optim": {"epochs": 3, "batch_clips": 4},
+            "train": {"strategy": "baseline"},
+        }
+    ).resolved()
+    assert config.train.flip_augment is True  # the default the references use
+    bank = WindowBank.from_sequences(seqs, T_TRAIN, "seq2seq", skeleton=H36M)
+    trainer = Trainer(
+        nn.Linear(2, 3), get_strategy("baseline"), bank, config, validate=lambda _m: 0.0, progress=False
+    )
+    seen: list[Batch] = []
+
+    def spy(batch: Batch, epoch: int = 0, number: int = 0) -> dict[str, float]:
+        seen.append(batch)
+        return {"zeros": 0.0}
+
+    trainer.train_batch = spy  # type: ignore[method-assign]
+
+    plain, mirrored = {}, {}
+    for k, (s, start) in enumerate(WINDOWS):
+        kp = seqs[s].keypoints_2d[start : start + T_TRAIN]
+        pose = seqs[s].pose_3d[start : start + T_TRAIN]
+        root = seqs[s].root_3d[start : start + T_TRAIN]
+        plain[_clip_key(kp, pose, root)] = k
+        root_m = root.copy()
+        root_m[:, 0] *= -1
+        mirrored[_clip_key(mirror(kp), mirror(pose), root_m)] = k
+
+    for epoch in range(3):
+        seen.clear()
+        trainer.train_epoch(epoch)
+        clips = [
+            _clip_key(b.keypoints_2d[i].numpy(), b.pose_3d[i].numpy(), b.root_3d[i].numpy())
+            for b in seen
+            for i in range(len(b.keypoints_2d))
+        ]
+        assert len(clips) == 2 * len(WINDOWS)
+        unknown = [c for c in clips if c not in plain and c not in mirrored]
+        assert not unknown, f"epoch {epoch}: {len(unknown)} clips are neither a window nor its mirror"
+        assert sorted(plain[c] for c in clips if c in plain) == list(range(len(WINDOWS))), epoch
+        assert sorted(mirrored[c] for c in clips if c in mirrored) == list(range(len(WINDOWS))), epoch
+
+
+# --- bug 8: which MixSTE chunk scores the overlapping frames at a sequence end ---------------------------
+
+
+class ChunkStamp(nn.Module):
+    """Reads the frame index from keypoint x and predicts (first frame of its chunk, frame index, 0)."""
+
+    eval_protocol = "seq2seq"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        frame = x[..., 0]
+        first = frame[:, :1].expand_as(frame)
+        return torch.stack([first, frame, torch.zeros_like(frame)], dim=-1)
+
+
+def _frame_indexed(frames: int) -> np.ndarray:
+    kp = np.zeros((frames, 17, 2), dtype=np.float32)
+    kp[..., 0] = np.arange(frames, dtype=np.float32)[:, None]
+    return kp
+
+
+def test_overlapping_frames_of_the_last_chunk_are_scored_by_the_earlier_chunk() -> None:
+    """10 frames at T = 4: chunks start at 0, 4 and 6 (the last aligned to the end). Frames 6 and 7 lie in
+    both the second and the last chunk and are scored once, from the second (the first that covers them)."""
+    predictor = Predictor(ChunkStamp(), get_strategy("baseline"), H36M, frames=4, flip_test=False)
+    pred = predictor.predict(_frame_indexed(10))
+    assert pred[:, 0, 0].tolist() == [0, 0, 0, 0, 4, 4, 4, 4, 6, 6]
+    assert pred[:, 0, 1].tolist() == list(range(10))  # every frame its own prediction, in place
+    with_flip = Predictor(ChunkStamp(), get_strategy("baseline"), H36M, frames=4, flip_test=True)
+    assert with_flip.predict(_frame_indexed(10))[:, 5, 0].tolist() == [0, 0, 0, 0, 4, 4, 4, 4, 6, 6]
+
+
+@pytest.mark.parametrize(
+    ("frames", "chunk_of_frame"),
+    [
+        (8, [0, 0, 0, 0, 4, 4, 4, 4]),  # an exact multiple of T: no overlap
+        (9, [0, 0, 0, 0, 4, 4, 4, 4, 5]),  # only frame 8 comes from the last chunk (start 5)
+        (3, [0, 0, 0]),  # shorter than T: one edge-padded chunk
+    ],
+)
+def test_each_frame_comes_from_the_first_chunk_covering_it(frames: int, chunk_of_frame: list[int]) -> None:
+    predictor = Predictor(ChunkStamp(), get_strategy("baseline"), H36M, frames=4, flip_test=False)
+    pred = predictor.predict(_frame_indexed(frames))
+    assert pred[:, 0, 0].tolist() == chunk_of_frame
+    assert pred[:, 0, 1].tolist() == list(range(frames))
+
+
+# --- bug 7: the claims' significance level is 0.05 -------------------------------------------------------
+
+# Paired differences (tmt1 - tmt, mm) over three seeds, all positive: mean 2, sd 1 -> t = 2 * sqrt(3) = 3.46,
+# df 2, two-sided p = 0.0742; mean 3, sd 1 -> t = 5.20, p = 0.0351.
+NOT_SIGNIFICANT = [1.0, 2.0, 3.0]
+SIGNIFICANT = [2.0, 3.0, 4.0]
+
+
+def test_the_chosen_differences_have_the_p_values_the_verdicts_hinge_on() -> None:
+    assert stats.ttest_1samp(NOT_SIGNIFICANT, 0.0).pvalue == pytest.approx(0.0742, abs=1e-4)
+    assert stats.ttest_1samp(SIGNIFICANT, 0.0).pvalue == pytest.approx(0.0351, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("p", "holds"),
+    [(0.0351, True), (0.04, True), (0.0499, True), (0.0501, False), (0.07, False), (0.0742, False)],
+)
+def test_a_verdict_needs_p_below_005_even_when_the_ci_clears_zero(p: float, holds: bool) -> None:
+    """The CI lies wholly on one side of 0 (as a bootstrap over few seeds may); only p decides, at 0.05."""
+    in_favour = judge(2.0, (1.0, 3.0), p, 3, +1, seeds=3)[0]
+    against = judge(-2.0, (-3.0, -1.0), p, 3, +1, seeds=3)[0]
+    assert in_favour == (HOLDS if holds else INCONCLUSIVE)
+    assert against == (FAILS if holds else INCONCLUSIVE)
+
+
+@pytest.mark.parametrize(("diffs", "verdict"), [(NOT_SIGNIFICANT, INCONCLUSIVE), (SIGNIFICANT, HOLDS)])
+def test_an_ordered_claim_holds_at_p_0035_and_not_at_p_0074(diffs: list[float], verdict: str) -> None:
+    """The claim 'tmt < tmt1' on three converged seeds whose paired differences are ``diffs``."""
+    rows = []
+    for seed, d in enumerate(diffs):
+        for strategy, mpjpe in (("tmt", 40.0), ("tmt1", 40.0 + d)):
+            rows.append(
+                {
+                    "cell_id": f"{strategy}-s{seed}",
+                    "study": "test",
+                    "profile": "cpu",
+                    "seed": seed,
+                    "status": "done",
+                    "failure": None,
+                    "train.strategy": strategy,
+                    "mpjpe": mpjpe,
+                    "convergence.stop_reason": "plateau",
+                    "convergence.converged": True,
+                    "convergence.converged_epoch": 10,
+                    "convergence.converged_updates": 100,
+                    "convergence.converged_time_s": 1.0,
+                    "convergence.stopped_epoch": 15,
+                }
+            )
+    claim = {
+        "id": "tmt_beats_tmt1",
+        "text": "TMT < TMT1",
+        "test": "ordered",
+        "metric": "mpjpe",
+        "over": "train.strategy",
+        "order": ["tmt", "tmt1"],
+    }
+    layout = LayoutSpec.parse({"rows": [], "columns": "train.strategy", "metric": "mpjpe"})
+    (result,) = evaluate_claims(pd.DataFrame(rows), [claim], [(layout, None)], ["train.strategy"])
+    assert result.effect == pytest.approx(np.mean(diffs))
+    assert result.p_value == pytest.approx(stats.ttest_1samp(diffs, 0.0).pvalue)
+    assert result.verdict == verdict

@@ -1,0 +1,201 @@
+"""Scientific constants pinned by literal values written down from the reference facts, never from the code.
+
+Each expected number here was taken from the VideoPose3D / MixSTE / PoseFormer / MHFormer reference facts or
+worked out by hand from their formulas (the arithmetic is spelled out beside it), so a test fails when the
+code drifts from the science even if the code and an expectation derived from it would drift together.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tmt.cameras import Camera, image_coordinates, normalize_screen_coordinates, project_to_pixels
+from tmt.data.windows import flip_pose
+from tmt.losses import build_loss
+from tmt.skeleton import H36M, MPI_INF_3DHP
+from tmt.training.config import ExperimentConfig
+from tmt.training.trainer import learning_rate
+
+# --- the Human3.6M 17-joint layout (VideoPose3D), copied from the reference facts --------------------------
+
+H36M_NAMES: tuple[str, ...] = (
+    "Hip", "RHip", "RKnee", "RFoot", "LHip", "LKnee", "LFoot", "Spine", "Thorax",
+    "Neck/Nose", "Head", "LShoulder", "LElbow", "LWrist", "RShoulder", "RElbow", "RWrist",
+)  # fmt: skip
+H36M_LEFT: list[int] = [4, 5, 6, 11, 12, 13]
+H36M_RIGHT: list[int] = [1, 2, 3, 14, 15, 16]
+H36M_MIRROR: list[int] = [0, 4, 5, 6, 1, 2, 3, 7, 8, 9, 10, 14, 15, 16, 11, 12, 13]
+"""Joint i of a mirrored pose is joint H36M_MIRROR[i] of the original (each left joint with its right twin)."""
+
+MPI_LEFT: list[int] = [5, 6, 7, 11, 12, 13]
+MPI_RIGHT: list[int] = [2, 3, 4, 8, 9, 10]
+
+MIXSTE_JOINT_WEIGHTS: dict[str, float] = {
+    "Hip": 1.0, "RHip": 1.0, "RKnee": 2.5, "RFoot": 2.5, "LHip": 1.0, "LKnee": 2.5, "LFoot": 2.5,
+    "Spine": 1.0, "Thorax": 1.0, "Neck/Nose": 1.0, "Head": 1.5, "LShoulder": 1.5, "LElbow": 4.0,
+    "LWrist": 4.0, "RShoulder": 1.5, "RElbow": 4.0, "RWrist": 4.0,
+}  # fmt: skip
+"""MixSTE's WMPJPE weights by joint name: w = [1, 1, 2.5, 2.5, 1, 2.5, 2.5, 1, 1, 1, 1.5, 1.5, 4, 4, 1.5, 4, 4]."""
+
+
+# --- bug 9: the left/right joint lists -------------------------------------------------------------------
+
+
+def test_h36m_layout_and_left_right_lists_are_the_videopose3d_ones() -> None:
+    """A mirrored training clip or test-time flip is only right if left and right are the real twins."""
+    assert H36M.joint_names == H36M_NAMES
+    assert list(H36M.left) == H36M_LEFT
+    assert list(H36M.right) == H36M_RIGHT
+    assert H36M.flip_permutation.tolist() == H36M_MIRROR
+    assert list(MPI_INF_3DHP.left) == MPI_LEFT
+    assert list(MPI_INF_3DHP.right) == MPI_RIGHT
+
+
+def test_flip_pose_swaps_each_named_joint_with_its_twin_and_negates_x() -> None:
+    """Mirroring moves LWrist's (negated-x) coordinates to RWrist and so on, the hips, spine and head stay."""
+    pose = np.zeros((17, 3), dtype=np.float32)
+    for j in range(17):
+        pose[j] = (j + 1, 100 + j, 200 + j)  # every joint distinguishable
+    mirrored = flip_pose(pose, H36M)
+    twin = {
+        "RHip": "LHip", "RKnee": "LKnee", "RFoot": "LFoot", "LShoulder": "RShoulder", "LElbow": "RElbow",
+        "LWrist": "RWrist",
+    }  # fmt: skip
+    twin |= {v: k for k, v in twin.items()}
+    for j, name in enumerate(H36M_NAMES):
+        source = H36M_NAMES.index(twin.get(name, name))
+        assert mirrored[j].tolist() == [-(source + 1), 100 + source, 200 + source], name
+    # two literal rows: RWrist (16) takes LWrist's (13) coordinates, Head (10) keeps its own
+    assert mirrored[16].tolist() == [-14.0, 113.0, 213.0]
+    assert mirrored[10].tolist() == [-11.0, 110.0, 210.0]
+    flipped_2d = flip_pose(torch.from_numpy(pose[:, :2].copy()), H36M)
+    assert flipped_2d[1].tolist() == [-5.0, 104.0]  # RHip <- LHip (4)
+
+
+def test_mpi_inf_3dhp_flip_swaps_its_own_twins() -> None:
+    pose = np.arange(17 * 2, dtype=np.float32).reshape(17, 2)
+    mirrored = flip_pose(pose, MPI_INF_3DHP)
+    expected = pose.copy()
+    expected[MPI_LEFT + MPI_RIGHT] = pose[MPI_RIGHT + MPI_LEFT]
+    expected[:, 0] *= -1
+    np.testing.assert_array_equal(mirrored, expected)
+
+
+# --- bug 3: MixSTE's WMPJPE joint weights ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", H36M_NAMES)
+def test_wmpjpe_weighs_each_joint_by_mixstes_weight(name: str) -> None:
+    """A 0.5 m error on one joint of one frame costs w_joint * 0.5 / 17 (the mean runs over all 17 joints)."""
+    j = H36M_NAMES.index(name)
+    pred = torch.zeros(1, 2, 17, 3, dtype=torch.float64)
+    target = torch.zeros_like(pred)
+    target[0, :, j] = torch.tensor([0.3, 0.4, 0.0], dtype=torch.float64)  # |error| = 0.5 on both frames
+    _, values = build_loss({"wmpjpe": 1.0, "tc": 0.0})(pred, target)
+    assert values["wmpjpe"] == pytest.approx(MIXSTE_JOINT_WEIGHTS[name] * 0.5 / 17, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["RHip", "Head", "LShoulder", "RWrist"])
+def test_temporal_consistency_term_uses_the_same_joint_weights(name: str) -> None:
+    """TC = mean over (b, t, j, c) of w_j * (P[t+1] - P[t])^2: one joint moving 0.1 in x over one step."""
+    j = H36M_NAMES.index(name)
+    pred = torch.zeros(1, 2, 17, 3, dtype=torch.float64)
+    pred[0, 1, j, 0] = 0.1
+    _, values = build_loss({"tc": 1.0})(pred, pred.clone())
+    assert values["tc"] == pytest.approx(MIXSTE_JOINT_WEIGHTS[name] * 0.01 / (17 * 3), rel=1e-12)
+
+
+# --- bug 4: screen normalisation (VideoPose3D: X / w * 2 - [1, h / w]) -----------------------------------
+
+# A 1920 x 1080 frame: x in [0, 1920] -> [-1, 1]; y in [0, 1080] -> [-0.5625, 0.5625] (1080 / 1920 = 0.5625).
+SCREEN_CASES: list[tuple[tuple[float, float], tuple[float, float]]] = [
+    ((0.0, 0.0), (-1.0, -0.5625)),
+    ((960.0, 540.0), (0.0, 0.0)),  # the image centre
+    ((1920.0, 1080.0), (1.0, 0.5625)),
+    ((480.0, 810.0), (-0.5, 0.28125)),  # 480/1920*2 - 1; 810/1920*2 - 0.5625 = 0.84375 - 0.5625
+]
+
+
+@pytest.mark.parametrize(("pixel", "normalized"), SCREEN_CASES)
+def test_normalize_screen_coordinates_of_a_wide_frame(
+    pixel: tuple[float, float], normalized: tuple[float, float]
+) -> None:
+    np.testing.assert_allclose(normalize_screen_coordinates(np.array(pixel), w=1920, h=1080), normalized)
+    np.testing.assert_allclose(image_coordinates(np.array(normalized), w=1920, h=1080), pixel)
+
+
+def test_normalize_screen_coordinates_of_a_tall_frame() -> None:
+    """h > w: y spans [-h/w, h/w] = [-2, 2] for a 500 x 1000 frame, x still [-1, 1]."""
+    pixels = np.array([[0.0, 0.0], [500.0, 1000.0], [125.0, 250.0]])
+    expected = np.array([[-1.0, -2.0], [1.0, 2.0], [-0.5, -1.0]])
+    np.testing.assert_allclose(normalize_screen_coordinates(pixels, w=500, h=1000), expected)
+
+
+# --- bug 5: the distortion model of VideoPose3D's project_to_2d -----------------------------------------
+#
+# VideoPose3D (common/camera.py, the code that wrote data_2d_h36m_gt.npz), with p = (p1, p2) as stored:
+#   xy = X[:2] / X[2]; r2 = |xy|^2; radial = 1 + k1 r2 + k2 r2^2 + k3 r2^3; tan = p1 x + p2 y
+#   xy_d = xy * (radial + tan) + p * r2; pixel = f * xy_d + c
+# (the textbook Brown model has 2 p1 x y + p2 (r2 + 2 x^2) instead, a few pixels away here).
+
+LITERAL_CAMERA = Camera(
+    id="literal",
+    res_w=1000,
+    res_h=1000,
+    focal=np.array([1000.0, 1100.0]),
+    center=np.array([500.0, 400.0]),
+    radial=np.array([-0.2, 0.1, 0.05]),
+    tangential=np.array([0.01, -0.02]),
+    orientation=np.array([1.0, 0.0, 0.0, 0.0]),
+    translation=np.zeros(3),
+)
+
+PROJECTION_CASES: list[tuple[tuple[float, float, float], tuple[float, float]]] = [
+    # xy = (0.15, -0.1), r2 = 0.0325, radial = 1 - 0.0065 + 0.000105625 + 0.00000171640625 = 0.99360734140625,
+    # tan = 0.0015 + 0.002 = 0.0035; x_d = 0.15 * 0.99710734140625 + 0.01 * 0.0325 = 0.1498911012109375,
+    # y_d = -0.1 * 0.99710734140625 - 0.02 * 0.0325 = -0.100360734140625 (textbook: 647.191, 291.941)
+    ((0.3, -0.2, 2.0), (649.8911012109375, 289.6031924453125)),
+    # xy = (-0.2, 0.1), r2 = 0.05, radial = 1 - 0.01 + 0.00025 + 0.00000625 = 0.99025625, tan = -0.004;
+    # x_d = -0.2 * 0.98625625 + 0.0005 = -0.19675125, y_d = 0.098625625 - 0.001 = 0.097625625
+    # (textbook: 298.949, 510.578)
+    ((-0.5, 0.25, 2.5), (303.24875, 507.3881875)),
+    ((0.0, 0.0, 3.0), (500.0, 400.0)),  # on the optical axis: the principal point
+]
+
+
+@pytest.mark.parametrize(("point", "pixel"), PROJECTION_CASES)
+def test_projection_uses_videopose3d_distortion(
+    point: tuple[float, float, float], pixel: tuple[float, float]
+) -> None:
+    np.testing.assert_allclose(project_to_pixels(np.array(point), LITERAL_CAMERA), pixel, rtol=0, atol=1e-9)
+
+
+# --- bug 6: each backbone's learning-rate schedule (0-based epoch e) -------------------------------------
+#
+# MixSTE 4e-5 * 0.99^e, PoseFormer 1e-4 * 0.99^e (0.99^10 = 0.9043820750088043). MHFormer as this project
+# implements "x 0.95 per epoch and x 0.5 every 5th epoch": 1e-3 * 0.95^e * 0.5^(e // 5)
+# (0.95^4 = 0.81450625, 0.95^5 = 0.7737809375, 0.95^10 = 0.5987369392383789). Note that MHFormer's own
+# script multiplies by 0.5 *instead of* 0.95 after every 5th epoch, which would give 1e-3 * 0.95^8 / 4 at e=10.
+
+LR_CASES: list[tuple[str, int, float]] = [
+    ("mixste", 0, 4e-5),
+    ("mixste", 1, 3.96e-5),
+    ("mixste", 10, 3.617528300035217e-05),
+    ("poseformer", 0, 1e-4),
+    ("poseformer", 1, 9.9e-5),
+    ("poseformer", 10, 9.043820750088043e-05),
+    ("mhformer", 0, 1e-3),
+    ("mhformer", 1, 9.5e-4),
+    ("mhformer", 4, 8.1450625e-4),
+    ("mhformer", 5, 3.8689046875e-4),  # 0.7737809375 / 2
+    ("mhformer", 10, 1.4968423480959473e-4),  # 0.5987369392383789 / 4
+]
+
+
+@pytest.mark.parametrize(("backbone", "epoch", "lr"), LR_CASES)
+def test_learning_rate_of_each_backbones_recipe(backbone: str, epoch: int, lr: float) -> None:
+    frames = 27 if backbone != "mixste" else 243
+    config = ExperimentConfig.model_validate({"model": {"backbone": backbone, "frames": frames}}).resolved()
+    assert learning_rate(config, epoch) == pytest.approx(lr, rel=1e-12)
