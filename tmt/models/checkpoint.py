@@ -50,7 +50,8 @@ def _numpy_safe_globals() -> list[Any]:
     ]
 
 
-def _read(path: Path) -> Any:
+def read_checkpoint(path: Path) -> Any:
+    """A torch checkpoint loaded with ``weights_only=True`` (plus the numpy types reference files need)."""
     if not path.is_file():
         raise DataError(f"{path}: checkpoint file not found")
     try:
@@ -127,23 +128,62 @@ def check_state_dict(state: Mapping[str, Tensor], model: nn.Module, source: str)
         raise DataError(f"{source}: state dict does not match {type(model).__name__}: " + "; ".join(problems))
 
 
+def _reference_state(
+    source: str | os.PathLike[str] | Mapping[str, Any], name: str | None
+) -> tuple[str, dict[str, Tensor]]:
+    """The reference state dict (``model_pos`` or bare, ``module.`` prefix removed) and the name to report."""
+    if name is None:
+        name = str(source) if isinstance(source, (str, os.PathLike)) else "reference checkpoint"
+    ckpt = read_checkpoint(Path(source)) if isinstance(source, (str, os.PathLike)) else source
+    if not isinstance(ckpt, Mapping):
+        raise DataError(f"{name}: expected a dict, found {type(ckpt).__name__}")
+    state = ckpt.get("model_pos", ckpt)
+    if not isinstance(state, Mapping) or not state or not all(isinstance(v, Tensor) for v in state.values()):
+        raise DataError(f"{name}: no 'model_pos' state dict (keys: {_listing(sorted(map(str, ckpt)))})")
+    return name, {k.removeprefix(REFERENCE_PREFIX): v for k, v in state.items()}
+
+
 def load_reference_mixste(source: str | os.PathLike[str] | Mapping[str, Any], model: nn.Module) -> nn.Module:
     """Load published MixSTE weights into ``model`` (built with the checkpoint's frames and in_chans).
 
     ``source`` is a checkpoint path, the loaded checkpoint dict (with ``model_pos``) or a bare state dict.
     Every tensor must be used and every model entry filled, else a DataError lists what does not match.
     """
-    name = str(source) if isinstance(source, (str, os.PathLike)) else "reference checkpoint"
-    ckpt = _read(Path(source)) if isinstance(source, (str, os.PathLike)) else source
-    if not isinstance(ckpt, Mapping):
-        raise DataError(f"{name}: expected a dict, found {type(ckpt).__name__}")
-    state = ckpt.get("model_pos", ckpt)
-    if not isinstance(state, Mapping) or not state or not all(isinstance(v, Tensor) for v in state.values()):
-        raise DataError(f"{name}: no 'model_pos' state dict (keys: {_listing(sorted(map(str, ckpt)))})")
-    state = {k.removeprefix(REFERENCE_PREFIX): v for k, v in state.items()}
+    name, state = _reference_state(source, None)
     check_state_dict(state, model, name)
     model.load_state_dict(state, strict=True)
     return model
+
+
+def build_reference_mixste(
+    source: str | os.PathLike[str] | Mapping[str, Any], *, heads: int = 8, name: str | None = None
+) -> nn.Module:
+    """The evaluation MixSTE that published weights describe, built and loaded (in eval mode).
+
+    Frames, input channels, joints, width, depth and MLP ratio are read off the tensor shapes, so no
+    size needs to be given; the number of attention heads is not stored in the weights (the published
+    models use 8). ``name`` is how errors refer to an already loaded ``source``.
+    """
+    name, state = _reference_state(source, name)
+    try:
+        embed = state["Spatial_patch_to_embedding.weight"].shape
+        kwargs = {
+            "frames": state["Temporal_pos_embed"].shape[1],
+            "num_joints": state["Spatial_pos_embed"].shape[1],
+            "in_chans": embed[1],
+            "dim": embed[0],
+            "depth": _block_counts(state).get("STEblocks", 0),
+            "mlp_ratio": state["STEblocks.0.mlp.fc1.weight"].shape[0] / embed[0],
+        }
+    except (KeyError, IndexError) as err:
+        raise DataError(
+            f"{name}: not a MixSTE state dict in the reference layout (an embedding or block weight is "
+            f"missing or has the wrong rank: {type(err).__name__} {err})"
+        ) from None
+    model = build_model("mixste", heads=heads, drop_path=0.0, **kwargs)
+    check_state_dict(state, model, name)
+    model.load_state_dict(state, strict=True)
+    return model.eval()
 
 
 def model_checkpoint(model: nn.Module) -> dict[str, Any]:
@@ -191,7 +231,7 @@ def save_model(model: nn.Module, path: str | os.PathLike[str], **extra: Any) -> 
 def load_model(path: str | os.PathLike[str], **overrides: Any) -> nn.Module:
     """Rebuild the model written by ``save_model``, on the CPU."""
     path = Path(path)
-    ckpt = _read(path)
+    ckpt = read_checkpoint(path)
     if not isinstance(ckpt, Mapping):
         raise DataError(f"{path}: expected a dict, found {type(ckpt).__name__}")
     return model_from_checkpoint(ckpt, str(path), **overrides)

@@ -95,10 +95,17 @@ def load_trained_model(path: Path, device: str = "cpu") -> tuple[torch.nn.Module
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated or foreign file: say which and why
         raise DataError(f"{path}: not a readable model file ({err.__class__.__name__}: {err})") from None
+    return trained_model_from_payload(payload, str(path), device)
+
+
+def trained_model_from_payload(
+    payload: Any, source: str, device: str = "cpu"
+) -> tuple[torch.nn.Module, ExperimentConfig, Strategy]:
+    """:func:`load_trained_model` on an already loaded file (``source`` names it in errors)."""
     if not isinstance(payload, dict) or "experiment" not in payload:
-        raise DataError(f"{path}: not a model file written by `tmt train` (no 'experiment' entry)")
+        raise DataError(f"{source}: not a model file written by `tmt train` (no 'experiment' entry)")
     config = ExperimentConfig.model_validate(payload["experiment"])
-    model = model_from_checkpoint(payload, str(path)).to(device)
+    model = model_from_checkpoint(payload, source).to(device)
     return model.eval(), config, get_strategy(config.train.strategy)
 
 
