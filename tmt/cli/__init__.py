@@ -1,4 +1,4 @@
-"""``python -m tmt``: the library's command line (train, evaluate, complexity).
+"""``python -m tmt``: the library's command line (train, evaluate, lift, complexity).
 
 Each sub-command lives in its own module exposing ``register(subparsers)``; bad input is reported as one
 line on stderr with exit status 2, never as a traceback.
@@ -12,7 +12,7 @@ import sys
 
 from tmt.errors import TmtError
 
-SUBCOMMANDS = ("train", "evaluate", "complexity")
+SUBCOMMANDS = ("train", "evaluate", "lift", "complexity")
 
 
 def build_parser() -> argparse.ArgumentParser:
