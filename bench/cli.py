@@ -251,7 +251,8 @@ def _only_arg(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from bench.study import estimate_seconds, expand, format_seconds, load_study
+    from bench.study import estimate_seconds, expand, load_study
+    from tmt.progress import format_seconds
 
     for path in args.studies:
         study = load_study(path)
@@ -331,7 +332,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _dry_run(expansion, store) -> None:
-    from bench.study import estimate_seconds, format_seconds
+    from bench.study import estimate_seconds
+    from tmt.progress import format_seconds
 
     total = 0.0
     print(

@@ -602,15 +602,3 @@ def estimate_seconds(cell: Cell) -> float:
     clip_frames = 1 if seq2seq else T  # seq2frame backbones run one whole clip per evaluated frame
     evaluation = eval_frames * (clip_frames * per_frame * SECONDS_PER_MAC + EVAL_SECONDS_PER_FRAME)
     return training + evaluation + STARTUP_SECONDS
-
-
-def format_seconds(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"

@@ -23,6 +23,7 @@ from torch import nn
 
 from tmt.data.windows import Batch, WindowBank
 from tmt.losses import build_loss
+from tmt.progress import Progress, format_seconds
 from tmt.training.config import ExperimentConfig
 from tmt.training.convergence import plateau_epoch
 from tmt.training.strategies import Strategy
@@ -279,7 +280,8 @@ class Trainer:
         sums = dict.fromkeys(self.strategy.steps, 0.0)
         count = 0
         batches = range(0, len(index), size)
-        bar = _progress_bar(batches, epoch, self.config.optim.epochs) if self.progress else None
+        label = f"epoch {epoch + 1}/{self.config.optim.epochs}"
+        bar = Progress(label, len(batches), fields=("loss",), lines=False) if self.progress else None
         for start in batches:
             batch = self.bank.batch(index[start : start + size], flips[start : start + size])
             losses = self.train_batch(batch, epoch, start // size)
@@ -307,7 +309,8 @@ class Trainer:
             train_time = time.perf_counter() - t0
             val = self.validate(self.model)
             test = self.test(self.model) if self.test is not None else None
-            state.wall_time_s += time.perf_counter() - t0
+            epoch_wall_s = time.perf_counter() - t0
+            state.wall_time_s += epoch_wall_s
             record = {
                 "epoch": epoch + 1,
                 "loss_step1": losses.get("zeros"),
@@ -329,6 +332,8 @@ class Trainer:
             state.epoch = epoch + 1
             state.stop_reason, state.converged_epoch = stopping_rule(self.config, state)
             self.save_checkpoint()
+            if self.progress:
+                print(epoch_line(record, self.config, state, epoch_wall_s), flush=True)
             for callback in self.callbacks:
                 callback.on_epoch_end(epoch + 1, dict(record))
         return state
@@ -353,6 +358,49 @@ def stopping_rule(config: ExperimentConfig, state: TrainState) -> tuple[str | No
     if opt.max_wall_s is not None and state.wall_time_s >= opt.max_wall_s:
         return "wall_time", None
     return None, None
+
+
+def eta_seconds(config: ExperimentConfig, state: TrainState) -> float:
+    """Time left until the first cap (epochs, updates, wall time) at this run's mean time per epoch."""
+    if state.stop_reason is not None or state.epoch == 0:
+        return 0.0
+    opt = config.optim
+    per_epoch = state.wall_time_s / state.epoch
+    epochs_left = opt.epochs - state.epoch
+    if opt.max_updates is not None and state.updates:
+        epochs_left = min(
+            epochs_left, math.ceil((opt.max_updates - state.updates) * state.epoch / state.updates)
+        )
+    left = max(epochs_left, 0) * per_epoch
+    if opt.max_wall_s is not None:
+        left = min(left, max(opt.max_wall_s - state.wall_time_s, 0.0))
+    return left
+
+
+def epoch_line(
+    record: dict[str, Any], config: ExperimentConfig, state: TrainState, epoch_wall_s: float
+) -> str:
+    """The one line a person watching ``tmt train`` (or its log) sees per epoch.
+
+    "epoch 3/120 | loss 0.0812 / 0.0790 | val MPJPE 65.3 mm | 41 s | ETA 1.4 h": the step losses (step 1 /
+    step 2 of a two-step strategy), the validation MPJPE, the epoch's wall time including validation and
+    the time left; "ETA <=" when training may stop earlier at the validation plateau.
+    """
+    losses = [record[key] for key in ("loss_step1", "loss_step2") if record.get(key) is not None]
+    parts = [
+        f"epoch {record['epoch']}/{config.optim.epochs}",
+        "loss " + " / ".join(f"{value:.4f}" for value in losses),
+        f"val MPJPE {record['val_mpjpe']:.1f} mm",
+    ]
+    if record.get("test_mpjpe") is not None:
+        parts.append(f"test MPJPE {record['test_mpjpe']:.1f} mm")
+    parts.append(format_seconds(epoch_wall_s))
+    if state.stop_reason is None:
+        bound = "<= " if config.optim.stop_at_plateau else ""
+        parts.append(f"ETA {bound}{format_seconds(eta_seconds(config, state))}")
+    else:
+        parts.append(f"done ({state.stop_reason})")
+    return " | ".join(parts)
 
 
 def _resume_identity(config: ExperimentConfig) -> dict[str, Any]:
@@ -405,27 +453,3 @@ def extra_channel_scale(
 
 def _cpu_copy(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in copy.copy(model.state_dict()).items()}
-
-
-class _progress_bar:
-    """A rich progress bar over the batches of one epoch (silent when stdout is not a terminal)."""
-
-    def __init__(self, batches: range, epoch: int, epochs: int):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._progress = Progress(
-            TextColumn(f"epoch {epoch + 1}/{epochs}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}"),
-            TimeRemainingColumn(),
-            transient=True,
-        )
-        self._task = self._progress.add_task("train", total=len(batches), loss=float("nan"))
-        self._progress.start()
-
-    def advance(self, loss: float) -> None:
-        self._progress.update(self._task, advance=1, loss=loss)
-
-    def close(self) -> None:
-        self._progress.stop()

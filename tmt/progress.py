@@ -1,0 +1,84 @@
+"""Progress where a person waits: a live bar on a terminal, plain lines in logs and pipes.
+
+A live bar redraws one line in place, which is unreadable in a log file or a CI console; there a line every
+tenth of the way (or, for training, one line per epoch) says the same without the control characters.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration at the precision a person plans with: "41 s", "12 min", "3.5 h", "2.0 days"."""
+    if not math.isfinite(seconds):
+        return "?"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+class Progress:
+    """Progress over ``total`` items of one loop.
+
+    On a terminal: a transient rich bar with the count, the ``fields`` passed to :meth:`advance` and the time
+    left. Elsewhere: with ``lines``, a line "<label>: n/total <unit> (elapsed)" every tenth of the way;
+    without, nothing (the caller prints its own summary, as training does once per epoch).
+    """
+
+    def __init__(
+        self,
+        label: str,
+        total: int,
+        *,
+        unit: str = "",
+        fields: Sequence[str] = (),
+        lines: bool = True,
+        stream: TextIO | None = None,
+    ):
+        self.label, self.total, self.unit, self.lines = label, total, unit, lines
+        self.stream = stream or sys.stdout
+        self.count = 0
+        self.every = max(1, math.ceil(total / 10))
+        self.started = time.perf_counter()
+        self._bar: Any = None
+        if self.stream.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as RichProgress
+
+            shown = [TextColumn(f"{name} {{task.fields[{name}]:.4f}}") for name in fields]
+            self._bar = RichProgress(
+                TextColumn(label.replace("[", r"\[")),
+                BarColumn(),
+                MofNCompleteColumn(),
+                *shown,
+                TimeRemainingColumn(),
+                console=Console(file=self.stream),
+                transient=True,
+            )
+            self._task = self._bar.add_task(label, total=total, **dict.fromkeys(fields, math.nan))
+            self._bar.start()
+
+    def advance(self, **fields: float) -> None:
+        """One more item done; ``fields`` update the values the bar shows (e.g. the last loss)."""
+        self.count += 1
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1, **fields)
+        elif self.lines and (self.count % self.every == 0 or self.count == self.total):
+            elapsed = format_seconds(time.perf_counter() - self.started)
+            unit = f" {self.unit}" if self.unit else ""
+            print(f"{self.label}: {self.count}/{self.total}{unit} ({elapsed})", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
