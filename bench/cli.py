@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.options import parse_only, parse_settings
+from tmt.cli.help_format import DefaultsHelpFormatter
 from tmt.errors import TmtError
 
 DEFAULT_PROFILE = "cpu"
@@ -46,6 +47,7 @@ def _store_arg(parser: argparse.ArgumentParser) -> None:
 def _add_run(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "run",
+        formatter_class=DefaultsHelpFormatter,
         help="run a study's cells into the store, then write its report",
         description="Expand STUDY into cells, skip those already in the store, run the rest (a killed cell "
         "resumes from its checkpoint), record failures and go on, then write the report.",
@@ -101,13 +103,16 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         "threads) or slurm (one job per cell through submitit); default: pool if --jobs > 1, else local",
     )
     slurm = p.add_argument_group("Slurm (--executor slurm; these override the study's slurm: section)")
-    slurm.add_argument("--slurm-partition", default=None, metavar="NAME", help="partition")
-    slurm.add_argument("--slurm-time", default=None, metavar="TIME", help="time limit: minutes or HH:MM:SS")
-    slurm.add_argument("--slurm-gpus", type=int, default=None, metavar="N", help="GPUs per job")
+    study = "(default: the study's)"
+    slurm.add_argument("--slurm-partition", default=None, metavar="NAME", help=f"partition {study}")
     slurm.add_argument(
-        "--slurm-cpus", type=int, default=None, metavar="N", help="CPUs per job (= torch threads)"
+        "--slurm-time", default=None, metavar="TIME", help=f"time limit: minutes or HH:MM:SS {study}"
     )
-    slurm.add_argument("--slurm-mem", default=None, metavar="SIZE", help="memory per job, e.g. 32G")
+    slurm.add_argument("--slurm-gpus", type=int, default=None, metavar="N", help=f"GPUs per job {study}")
+    slurm.add_argument(
+        "--slurm-cpus", type=int, default=None, metavar="N", help=f"CPUs per job (= torch threads) {study}"
+    )
+    slurm.add_argument("--slurm-mem", default=None, metavar="SIZE", help=f"memory per job, e.g. 32G {study}")
     slurm.add_argument(
         "--slurm-cluster",
         choices=("slurm", "local"),
@@ -123,6 +128,7 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
 def _add_validate(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "validate",
+        formatter_class=DefaultsHelpFormatter,
         help="check study files and every cell of every profile, without running anything",
         description="Validate each STUDY: the schema, then every cell of every profile (config fields, "
         "names, model sizes). Prints the cell count and estimated cost per profile.",
@@ -135,6 +141,7 @@ def _add_validate(subparsers: argparse._SubParsersAction) -> None:
 def _add_report(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "report",
+        formatter_class=DefaultsHelpFormatter,
         help="write the report of studies from the store (paper vs reproduced, claims)",
         description="Read the store and write, per study, tables in the paper's layout and the claims' "
         "verdicts.",
@@ -167,6 +174,7 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
 def _add_search(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "search",
+        formatter_class=DefaultsHelpFormatter,
         help="hyper-parameter search (Optuna) over a search file",
         description="Optuna search (seeded TPE, pruning on per-epoch validation MPJPE) over the search: "
         "section of a study file; every trial is a cell of the store. A rerun continues the search; run the "
@@ -193,8 +201,13 @@ def _add_search(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--study-name", default=None, metavar="NAME", help="Optuna study name (default: <search>.<profile>)"
     )
-    p.add_argument("--pruner", choices=PRUNER_CHOICES, default=None, help="override the file's pruner type")
-    p.add_argument("--data", choices=DATA_CHOICES, default=None, help="real data or the synthetic stand-in")
+    p.add_argument("--pruner", choices=PRUNER_CHOICES, default=None, help="pruner type (default: the file's)")
+    p.add_argument(
+        "--data",
+        choices=DATA_CHOICES,
+        default=None,
+        help="real data or the synthetic stand-in (default: the profile's)",
+    )
     p.add_argument(
         "--set",
         dest="settings",
@@ -203,7 +216,12 @@ def _add_search(subparsers: argparse._SubParsersAction) -> None:
         metavar="PATH=VALUE",
         help="override a config field in every trial (repeatable; part of the cell ids)",
     )
-    p.add_argument("--wandb", choices=WANDB_CHOICES, default=None, help="W&B mirror mode")
+    p.add_argument(
+        "--wandb",
+        choices=WANDB_CHOICES,
+        default=None,
+        help="W&B mirror mode (default: $WANDB_MODE, else offline)",
+    )
     p.add_argument("--no-report", action="store_true", help="do not write the search report")
     p.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports)")
     _store_arg(p)

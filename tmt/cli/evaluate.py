@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from tmt.cli.help_format import DefaultsHelpFormatter
 from tmt.errors import ConfigError
+from tmt.progress import Progress
+from tmt.training.evaluate import Predictor, evaluate_protocol
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate",
+        formatter_class=DefaultsHelpFormatter,
         help="evaluate a trained model on a dataset's test split",
         description="Run the evaluation protocol (MixSTE chunking or centred windows, flip averaging) on the "
         "test split and print MPJPE, P-MPJPE, N-MPJPE and MPJVE per action (and PCK / AUC on MPI-INF-3DHP). "
@@ -22,17 +31,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--keypoints", help="2D keypoint set (default: the training run's)")
     parser.add_argument("--mix", type=float, help="paper Eq. 2 m (default: the training run's)")
     parser.add_argument("--no-flip-test", action="store_true", help="no test-time flip averaging")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    parser.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
+    parser.add_argument("--device", default="cpu", help="torch device")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's, one per core)")
+    parser.add_argument("--quiet", action="store_true", help="no progress over the test sequences")
+    parser.add_argument("--json", type=Path, help="also write the metrics to this JSON file (default: none)")
     parser.set_defaults(func=run)
 
 
+@dataclass
+class ReportingPredictor(Predictor):
+    """A :class:`Predictor` that calls ``on_sequence`` after each sequence it predicts.
+
+    ``evaluate_protocol`` predicts the test sequences one by one through ``Predictor.predict``; counting
+    there shows progress without the protocol knowing about it.
+    """
+
+    on_sequence: Callable[[], None] | None = None
+
+    def predict(self, keypoints_2d: np.ndarray) -> np.ndarray:
+        out = super().predict(keypoints_2d)
+        if self.on_sequence is not None:
+            self.on_sequence()
+        return out
+
+
 def run(args: argparse.Namespace) -> int:
-    from tmt.training.evaluate import Predictor, evaluate_protocol
     from tmt.training.experiment import load_dataset, load_trained_model
 
     if not args.checkpoint.exists():
         raise ConfigError(f"--checkpoint: {args.checkpoint} does not exist")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads: must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     model, config, strategy = load_trained_model(args.checkpoint, device=args.device)
     data_updates = {
         key: value
@@ -41,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     }
     config = config.model_copy(update={"data": config.data.model_copy(update=data_updates)})
     dataset = load_dataset(config)
-    predictor = Predictor(
+    progress = None if args.quiet else Progress("evaluate", len(dataset.test), unit="test sequences")
+    predictor = ReportingPredictor(
         model,
         strategy,
         dataset.skeleton,
@@ -49,8 +81,13 @@ def run(args: argparse.Namespace) -> int:
         flip_test=not args.no_flip_test,
         batch_clips=config.eval.batch_clips,
         device=args.device,
+        on_sequence=progress.advance if progress is not None else None,
     )
-    metrics = evaluate_protocol(predictor, dataset.test, dataset.name)
+    try:
+        metrics = evaluate_protocol(predictor, dataset.test, dataset.name)
+    finally:
+        if progress is not None:
+            progress.close()
     print(f"{'action':<14} {'MPJPE':>8} {'P-MPJPE':>8} {'MPJVE':>8}")
     for group, value in metrics["per_action"]["mpjpe"].items():
         p2 = metrics["per_action"]["p_mpjpe"][group]

@@ -9,15 +9,17 @@ from typing import Any
 
 import yaml
 
+from tmt.cli.help_format import DefaultsHelpFormatter
 from tmt.errors import ConfigError
-from tmt.training.config import STRATEGY_NAMES, load_config
+from tmt.training.config import STRATEGY_NAMES, ExperimentConfig, load_config
 
-# flag -> (config path, help). Flags left unset keep the config file's value or the backbone's reference default.
+# flag -> (config path, help, type). Flags left unset keep the config file's value or the default that
+# --help states (see _default_text).
 FLAGS: dict[str, tuple[str, str, type]] = {
     "backbone": ("model.backbone", "backbone: mixste, poseformer, mhformer or a registered one", str),
     "frames": ("model.frames", "T, frames per clip (MHFormer: a multiple of 9)", int),
-    "depth": ("model.depth", "d_l, number of blocks (default: the backbone's reference depth)", int),
-    "dim": ("model.dim", "d_m, model width (default: the backbone's reference width)", int),
+    "depth": ("model.depth", "d_l, number of blocks", int),
+    "dim": ("model.dim", "d_m, model width", int),
     "heads": ("model.heads", "attention heads", int),
     "drop_path": ("model.drop_path", "maximum drop-path rate", float),
     "attention": ("model.attention", "fused (torch SDPA) or math (textbook attention)", str),
@@ -33,25 +35,33 @@ FLAGS: dict[str, tuple[str, str, type]] = {
         "2D keypoint set, e.g. gt or cpn_ft_h36m_dbb (synthetic: synth_cpn)",
         str,
     ),
-    "mix": ("data.mix_towards_gt", "paper Eq. 2: move the keypoints towards GT 2D by m in [0, 1]", float),
+    "mix": (
+        "data.mix_towards_gt",
+        "paper Eq. 2: move the keypoints towards GT 2D by m in [0, 1] (default: unmixed)",
+        float,
+    ),
     "synthetic": (
         "data.synthetic",
-        "generate the synthetic set of this size (smoke/small/full) if missing",
+        "generate the synthetic set of this size (smoke/small/full) if missing (default: never generate)",
         str,
     ),
-    "max_train_windows": ("data.max_train_windows", "train on an evenly spaced subset of windows", int),
+    "max_train_windows": (
+        "data.max_train_windows",
+        "train on an evenly spaced subset of this many windows (default: all windows)",
+        int,
+    ),
     "epochs": ("optim.epochs", "training epochs", int),
     "lr": ("optim.lr", "initial learning rate", float),
     "lr_decay": ("optim.lr_decay", "lr multiplied by this after every epoch", float),
     "weight_decay": ("optim.weight_decay", "optimizer weight decay", float),
     "batch_frames": ("optim.batch_frames", "batch size in frames (clips = frames // T)", int),
     "batch_clips": ("optim.batch_clips", "batch size in clips (overrides --batch-frames)", int),
-    "grad_clip": ("optim.grad_clip", "clip the gradient norm to this value", float),
+    "grad_clip": ("optim.grad_clip", "clip the gradient norm to this value (default: no clipping)", float),
     "precision": ("train.precision", "fp32, bf16 (CPU and GPU autocast) or fp16 (GPU)", str),
     "velocity": ("train.velocity", "V3 from root_relative targets (default) or absolute positions", str),
     "seed": ("train.seed", "seed for data order, initialisation and augmentation", int),
     "device": ("train.device", "torch device, e.g. cpu or cuda", str),
-    "threads": ("train.threads", "torch intra-op threads", int),
+    "threads": ("train.threads", "torch intra-op threads (default: torch's, one per core)", int),
     "selection": (
         "eval.selection",
         "evaluated weights: best_val (default), last, best_test (reference)",
@@ -60,9 +70,35 @@ FLAGS: dict[str, tuple[str, str, type]] = {
 }
 
 
+BACKBONES = ("mixste", "poseformer", "mhformer")
+
+
+def _default_text(path: str, help_text: str) -> str:
+    """``help_text`` with the value an unset flag takes, read from the config model, the backbones' own
+    defaults and their training recipes, so that ``--help`` cannot drift from what runs."""
+    from tmt.models import model_defaults
+    from tmt.training.defaults import RECIPES
+
+    if "default" in help_text:
+        return help_text
+    section, key = path.split(".")
+    value = getattr(getattr(ExperimentConfig(), section), key)
+    if value is not None:
+        return f"{help_text} (default: {value})"
+    if section == "model":
+        per_backbone = {name: model_defaults(name).get(key) for name in BACKBONES}
+    else:
+        per_backbone = {name: RECIPES[name][section].get(key) for name in BACKBONES}
+    listed = ", ".join(f"{name} {value}" for name, value in per_backbone.items() if value is not None)
+    return f"{help_text} (default per backbone: {listed})"
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from tmt.training.defaults import RECIPES
+
     parser = subparsers.add_parser(
         "train",
+        formatter_class=DefaultsHelpFormatter,
         help="train and evaluate one configuration",
         description="Train a backbone with a strategy and evaluate it with the Human3.6M / MPI-INF-3DHP "
         "protocol. Every flag overrides the --config file; unset fields take the backbone's reference recipe. "
@@ -70,18 +106,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "rerunning with the same --out resumes.",
     )
     parser.add_argument(
-        "--config", type=Path, help="YAML file with data / model / optim / train / eval sections"
+        "--config",
+        type=Path,
+        help="YAML file with data / model / optim / train / eval sections (default: none, flags only)",
     )
-    parser.add_argument(
-        "--out", type=Path, default=Path("runs/train"), help="run folder (default: runs/train)"
-    )
+    parser.add_argument("--out", type=Path, default=Path("runs/train"), help="run folder")
     parser.add_argument("--no-flip", action="store_true", help="no flip augmentation in training")
     parser.add_argument("--no-flip-test", action="store_true", help="no test-time flip averaging")
     parser.add_argument("--compile", action="store_true", help="torch.compile the training step")
-    parser.add_argument("--loss", help='loss terms as JSON, e.g. \'{"wmpjpe": 1, "tc": 0.5, "mpjve": 2}\'')
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    for flag, (_, help_text, kind) in FLAGS.items():
-        parser.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=kind, help=help_text)
+    losses = ", ".join(f"{name} {json.dumps(RECIPES[name]['loss'])}" for name in BACKBONES)
+    parser.add_argument("--loss", help=f"loss terms as JSON (default per backbone: {losses})")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress (neither the live bar nor the line per epoch)"
+    )
+    for flag, (path, help_text, kind) in FLAGS.items():
+        parser.add_argument(
+            f"--{flag.replace('_', '-')}", dest=flag, type=kind, help=_default_text(path, help_text)
+        )
     parser.set_defaults(func=run)
 
 

@@ -1,0 +1,105 @@
+"""What a person waiting on ``tmt train`` / ``tmt evaluate`` sees when stdout is a log or a pipe."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from tmt.cli import main
+from tmt.progress import Progress, format_seconds
+from tmt.training.config import ExperimentConfig
+from tmt.training.trainer import TrainState, epoch_line, eta_seconds
+
+TINY = [
+    "--frames",
+    "9",
+    "--depth",
+    "1",
+    "--dim",
+    "16",
+    "--heads",
+    "2",
+    "--batch-clips",
+    "16",
+    "--threads",
+    "1",
+]
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_lines_every_tenth_of_the_way_when_not_a_terminal() -> None:
+    stream = io.StringIO()
+    progress = Progress("evaluate", 20, unit="test sequences", stream=stream)
+    for _ in range(20):
+        progress.advance()
+    progress.close()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 10
+    assert lines[0].startswith("evaluate: 2/20 test sequences (")
+    assert lines[-1].startswith("evaluate: 20/20 test sequences (")
+
+
+def test_no_lines_when_asked_for_none_and_a_bar_on_a_terminal() -> None:
+    silent = io.StringIO()
+    progress = Progress("epoch 1/3", 5, fields=("loss",), lines=False, stream=silent)
+    for _ in range(5):
+        progress.advance(loss=0.5)
+    progress.close()
+    assert silent.getvalue() == ""
+
+    terminal = Terminal()
+    progress = Progress("epoch 1/3", 5, fields=("loss",), lines=False, stream=terminal)
+    progress.advance(loss=0.5)
+    progress.close()
+    assert "epoch 1/3" in terminal.getvalue()
+
+
+def test_epoch_line_states_losses_validation_time_and_eta() -> None:
+    config = ExperimentConfig.model_validate({"optim": {"epochs": 10}})
+    state = TrainState(epoch=2, wall_time_s=120.0, updates=20)
+    record = {"epoch": 2, "loss_step1": 0.25, "loss_step2": 0.125, "val_mpjpe": 65.34, "test_mpjpe": None}
+    assert eta_seconds(config, state) == 8 * 60.0
+    line = epoch_line(record, config, state, 61.0)
+    assert line == "epoch 2/10 | loss 0.2500 / 0.1250 | val MPJPE 65.3 mm | 61 s | ETA 8 min"
+
+    capped = ExperimentConfig.model_validate({"optim": {"epochs": 10, "max_updates": 30}})
+    assert eta_seconds(capped, state) == 60.0  # 10 updates per epoch: one epoch left
+    plateau = ExperimentConfig.model_validate({"optim": {"epochs": 10, "stop_at_plateau": True}})
+    assert "ETA <= 8 min" in epoch_line(record, plateau, state, 61.0)
+    state.stop_reason = "epochs"
+    assert epoch_line(record, config, state, 61.0).endswith("| done (epochs)")
+
+
+def test_format_seconds() -> None:
+    assert [format_seconds(s) for s in (41, 720, 3.5 * 3600, 2 * 86400)] == [
+        "41 s",
+        "12 min",
+        "3.5 h",
+        "2.0 days",
+    ]
+
+
+def test_train_prints_a_line_per_epoch_and_evaluate_counts_sequences(smoke_data, tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(smoke_data), *TINY, "--epochs", "2", "--max-train-windows", "24"]
+    assert main([*argv, "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    epochs = [line for line in lines if line.startswith("epoch ")]
+    assert re.fullmatch(
+        r"epoch 1/2 \| loss [\d.]+ / [\d.]+ \| val MPJPE [\d.]+ mm \| [\d.]+ (s|min) \| ETA [\d.]+ (s|min)",
+        epochs[0],
+    )
+    assert epochs[1].startswith("epoch 2/2 |") and epochs[1].endswith("| done (epochs)")
+
+    assert main(["evaluate", "--checkpoint", str(out / "model.pt"), "--threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    counts = re.findall(r"^evaluate: (\d+)/(\d+) test sequences", printed, flags=re.MULTILINE)
+    assert counts and counts[-1][0] == counts[-1][1]
+    assert "Average" in printed
+
+    assert main(["evaluate", "--checkpoint", str(out / "model.pt"), "--threads", "1", "--quiet"]) == 0
+    assert "evaluate:" not in capsys.readouterr().out
