@@ -1,4 +1,5 @@
-"""``python -m tmt.data``: dataset tools. ``synth`` writes the embedded synthetic Human3.6M-like set."""
+"""``python -m tmt.data``: dataset tools. ``synth`` writes the embedded synthetic Human3.6M-like set; ``check``
+verifies a data folder (real or synthetic) in seconds, before a training run depends on it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
+from tmt.cli.help_format import DefaultsHelpFormatter
 from tmt.errors import TmtError
 
 
@@ -18,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     sizes = ", ".join(f"{name} {lo}-{hi}" for name, (lo, hi) in SIZES.items())
     synth = commands.add_parser(
         "synth",
+        formatter_class=DefaultsHelpFormatter,
         help="write the synthetic Human3.6M-like set in the VideoPose3D npz format",
         description=(
             "Write data_3d_h36m.npz (world joints, 32-joint layout, metres), data_2d_h36m_gt.npz (GT 2D, px, "
@@ -34,16 +38,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--size",
         default="small",
         choices=list(SIZES),
-        help=f"frames per sequence, drawn per sequence ({sizes}); default: small",
+        help=f"frames per sequence, drawn per sequence ({sizes})",
     )
     synth.add_argument(
-        "--seed", type=int, default=0, help="random seed; the same seed gives identical arrays (default 0)"
+        "--seed", type=int, default=0, help="random seed; the same seed gives identical arrays"
     )
     synth.add_argument(
         "--detector-name",
         default=DEFAULT_DETECTOR,
-        help=f"name of the detector-like keypoints, file data_2d_h36m_<NAME>.npz (default {DEFAULT_DETECTOR})",
+        help="name of the detector-like keypoints, file data_2d_h36m_<NAME>.npz",
     )
+    synth.set_defaults(func=run_synth)
+    check = commands.add_parser(
+        "check",
+        formatter_class=DefaultsHelpFormatter,
+        help="verify a data folder and print what it holds",
+        description=(
+            "Load DIR with the loaders training uses: Human3.6M in the VideoPose3D layout (data_3d_h36m.npz "
+            "and every data_2d_h36m_<keypoints>.npz: subjects, actions, 4 cameras per recording, 2D frames "
+            "covering the mocap, joint counts) and MPI-INF-3DHP in the P-STMO layout (data_train_3dhp.npz, "
+            "data_test_3dhp.npz) when its files are there. Prints subjects, actions, cameras, frames and "
+            "keypoint sets; a broken folder is one line on stderr and exit status 2. See docs/data.md."
+        ),
+    )
+    check.add_argument("root", metavar="DIR", type=Path, help="the data folder, e.g. data/h36m")
+    check.set_defaults(func=run_check)
     return parser
 
 
@@ -67,10 +86,21 @@ def run_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_check(args: argparse.Namespace) -> int:
+    """Print what DIR holds; any problem propagates as the loaders' one-line DataError."""
+    from tmt.data.check import check_folder
+
+    start = time.perf_counter()
+    for line in check_folder(args.root):
+        print(line)
+    print(f"ok: {args.root} loads ({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return run_synth(args)
+        return int(args.func(args))
     except TmtError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

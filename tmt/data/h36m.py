@@ -52,6 +52,13 @@ def action_group(name: str) -> str:
     return canonical_action(name).partition(" ")[0]
 
 
+def read_poses_3d(root: Path) -> dict[str, dict]:
+    """``data_3d_h36m.npz`` of ``root`` as {subject: {canonical action: (N, 32, 3) array as stored}}."""
+    path_3d = Path(root) / FILE_3D
+    items = read_npz(path_3d, ["positions_3d"], missing_hint=_missing_hint(Path(root)))
+    return _canonical_tree(items["positions_3d"], path_3d)
+
+
 def load_h36m(
     root: Path,
     keypoints: str = "gt",
@@ -60,11 +67,14 @@ def load_h36m(
     train_subjects: Iterable[str] = H36M_TRAIN_SUBJECTS,
     test_subjects: Iterable[str] = H36M_TEST_SUBJECTS,
     actions: Iterable[str] | None = None,
+    poses: dict[str, dict] | None = None,
 ) -> PoseDataset:
     """Load Human3.6M from ``root`` with the 2D of ``data_2d_h36m_<keypoints>.npz``.
 
     ``mix_towards_gt=m`` moves those keypoints towards ``data_2d_h36m_gt.npz`` in pixel space (paper Eq. 2:
     P2 = K + m (GT - K)); ``actions`` keeps only the given full names or action groups (e.g. "Walking").
+    ``poses`` is the 3D file as :func:`read_poses_3d` returned it, so that loading several keypoint sets
+    (``python -m tmt.data check``) reads the 3D file once.
     """
     root = Path(root)
     m = _check_mix(mix_towards_gt)
@@ -74,7 +84,7 @@ def load_h36m(
     hint = _missing_hint(root)
 
     path_3d = root / FILE_3D
-    poses = _canonical_tree(read_npz(path_3d, ["positions_3d"], missing_hint=hint)["positions_3d"], path_3d)
+    poses = read_poses_3d(root) if poses is None else poses
     sources = {keypoints: _read_2d(file_2d(root, keypoints), hint)}
     if m is not None:
         sources.setdefault("gt", _read_2d(file_2d(root, "gt"), hint))
