@@ -74,7 +74,7 @@ def plot_pose(
         ax.plot(*coords[[p, c]].T, color=colour, linewidth=linewidth, solid_capstyle="round")
     ax.scatter(*coords.T, color="black", s=6, zorder=3)
     if not three_d:
-        ax.set_aspect("equal", adjustable="datalim")
+        ax.set_aspect("equal", adjustable="box")
         if not ax.yaxis_inverted():
             ax.invert_yaxis()
         return
@@ -83,9 +83,8 @@ def plot_pose(
     for axis, c in zip("xyz", centre, strict=True):
         getattr(ax, f"set_{axis}lim")(c - r, c + r)
     ax.set_box_aspect((1, 1, 1))
-    ax.set_xlabel("x (m)")
-    ax.set_ylabel("depth (m)")
-    ax.set_zlabel("up (m)")
+    for axis, label in zip("xyz", ("x (m)", "depth (m)", "up (m)"), strict=True):
+        getattr(ax, f"set_{axis}label")(label, fontsize=7, labelpad=-4)
 
 
 def _frame_limits(keypoints_2d: np.ndarray, margin: float = 0.1) -> tuple[tuple[float, float], ...]:
@@ -107,7 +106,8 @@ def _draw_frame(
     ax_2d.tick_params(labelsize=6)
     plot_pose(ax_3d, pose, radius=radius)
     ax_3d.view_init(**VIEW)
-    ax_3d.tick_params(labelsize=5)
+    ax_3d.locator_params(nbins=3)
+    ax_3d.tick_params(labelsize=6, pad=0)
 
 
 def _check_sequence(
@@ -126,7 +126,7 @@ def contact_sheet(
     """A PNG with ``columns`` evenly spaced frames: the 2D input above the lifted 3D pose."""
     kp, pose, radius = _check_sequence(keypoints_2d, positions_3d)
     frames = np.unique(np.linspace(0, len(kp) - 1, min(columns, len(kp))).round().astype(int))
-    fig = _figure(2.4 * len(frames), 5.0)
+    fig = _figure(2.6 * len(frames), 5.6)
     limits = _frame_limits(kp)
     for k, i in enumerate(frames):
         ax_2d = fig.add_subplot(2, len(frames), k + 1)

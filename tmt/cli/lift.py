@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     s = result.settings
     flip = "with" if s["flip"] else "without"
     print(
-        f"lifted {s['num_frames']} frames of {s['input']} ({s['layout']} layout) with {s['backbone']} / "
+        f"lifted {s['num_frames']} frames of {s['input']}, {s['layout']} layout, with {s['backbone']} / "
         f"{s['strategy']}, {s['frames']}-frame clips, {flip} flip averaging"
     )
     filled = ", ".join(f"{joint} {n}" for joint, n in result.filled.items())
