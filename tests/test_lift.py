@@ -309,6 +309,13 @@ def test_a_file_that_is_not_a_model_is_refused_before_writing(walking, tmp_path,
     assert not out.exists()
 
 
+def test_an_out_path_that_is_a_file_is_refused(tmp_path, capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    code, _, err = lift_cli(capsys, tmp_path / "walk.npz", "--checkpoint", tmp_path / "m.pt", "--out", taken)
+    assert code == 2 and err == f"error: --out: {taken} exists and is not a folder\n"
+
+
 def test_render_writes_a_contact_sheet_and_a_gif(model_file, walking, tmp_path, capsys):
     seq, pixels = walking
     np.savez(tmp_path / "short.npz", keypoints=pixels[:12])

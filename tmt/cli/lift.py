@@ -57,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.fps <= 0:
         raise ConfigError(f"--fps must be positive, got {args.fps}")
+    out: Path = args.out if args.out is not None else Path("runs/lift") / args.input.stem
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {out} exists and is not a folder")
     result = lift(
         args.input,
         args.checkpoint,
@@ -69,7 +72,6 @@ def run(args: argparse.Namespace) -> int:
         heads=args.heads,
         device=args.device,
     )
-    out: Path = args.out if args.out is not None else Path("runs/lift") / args.input.stem
     result.settings.update(fps=args.fps, render=args.render)
     written = result.save(out)
     if args.render:
