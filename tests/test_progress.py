@@ -94,6 +94,7 @@ def test_train_prints_a_line_per_epoch_and_evaluate_counts_sequences(smoke_data,
         epochs[0],
     )
     assert epochs[1].startswith("epoch 2/2 |") and epochs[1].endswith("| done (epochs)")
+    assert lines[lines.index(epochs[1]) + 1].startswith("evaluate: ")  # the final test evaluation
 
     assert main(["evaluate", "--checkpoint", str(out / "model.pt"), "--threads", "1"]) == 0
     printed = capsys.readouterr().out

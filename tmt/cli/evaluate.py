@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from tmt.cli.help_format import DefaultsHelpFormatter
 from tmt.errors import ConfigError
-from tmt.progress import Progress
-from tmt.training.evaluate import Predictor, evaluate_protocol
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,25 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-@dataclass
-class ReportingPredictor(Predictor):
-    """A :class:`Predictor` that calls ``on_sequence`` after each sequence it predicts.
-
-    ``evaluate_protocol`` predicts the test sequences one by one through ``Predictor.predict``; counting
-    there shows progress without the protocol knowing about it.
-    """
-
-    on_sequence: Callable[[], None] | None = None
-
-    def predict(self, keypoints_2d: np.ndarray) -> np.ndarray:
-        out = super().predict(keypoints_2d)
-        if self.on_sequence is not None:
-            self.on_sequence()
-        return out
-
-
 def run(args: argparse.Namespace) -> int:
-    from tmt.training.experiment import load_dataset, load_trained_model
+    from tmt.training.evaluate import Predictor
+    from tmt.training.experiment import evaluate_test_split, load_dataset, load_trained_model
 
     if not args.checkpoint.exists():
         raise ConfigError(f"--checkpoint: {args.checkpoint} does not exist")
@@ -72,8 +51,7 @@ def run(args: argparse.Namespace) -> int:
     }
     config = config.model_copy(update={"data": config.data.model_copy(update=data_updates)})
     dataset = load_dataset(config)
-    progress = None if args.quiet else Progress("evaluate", len(dataset.test), unit="test sequences")
-    predictor = ReportingPredictor(
+    predictor = Predictor(
         model,
         strategy,
         dataset.skeleton,
@@ -81,13 +59,8 @@ def run(args: argparse.Namespace) -> int:
         flip_test=not args.no_flip_test,
         batch_clips=config.eval.batch_clips,
         device=args.device,
-        on_sequence=progress.advance if progress is not None else None,
     )
-    try:
-        metrics = evaluate_protocol(predictor, dataset.test, dataset.name)
-    finally:
-        if progress is not None:
-            progress.close()
+    metrics = evaluate_test_split(predictor, dataset, progress=not args.quiet)
     print(f"{'action':<14} {'MPJPE':>8} {'P-MPJPE':>8} {'MPJVE':>8}")
     for group, value in metrics["per_action"]["mpjpe"].items():
         p2 = metrics["per_action"]["p_mpjpe"][group]

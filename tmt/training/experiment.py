@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from tmt.data.windows import WindowBank
 from tmt.errors import ConfigError, DataError
 from tmt.models import build_model
 from tmt.models.checkpoint import model_from_checkpoint, save_model
+from tmt.progress import Progress
 from tmt.skeleton import Skeleton
 from tmt.training.config import ExperimentConfig
 from tmt.training.convergence import convergence_summary
@@ -107,6 +109,37 @@ def trained_model_from_payload(
     config = ExperimentConfig.model_validate(payload["experiment"])
     model = model_from_checkpoint(payload, source).to(device)
     return model.eval(), config, get_strategy(config.train.strategy)
+
+
+@dataclass
+class _ReportingPredictor(Predictor):
+    """A :class:`Predictor` that calls ``on_sequence`` after each sequence it predicts."""
+
+    on_sequence: Callable[[], None] | None = None
+
+    def predict(self, keypoints_2d: np.ndarray) -> np.ndarray:
+        out = super().predict(keypoints_2d)
+        if self.on_sequence is not None:
+            self.on_sequence()
+        return out
+
+
+def evaluate_test_split(predictor: Predictor, dataset: PoseDataset, *, progress: bool = False) -> dict:
+    """:func:`evaluate_protocol` on the test split; with ``progress``, shown over its sequences.
+
+    The protocol predicts the sequences one by one through ``Predictor.predict``, so counting there shows
+    how far a long evaluation (minutes on real data) has got without the protocol knowing about it.
+    """
+    if not progress:
+        return evaluate_protocol(predictor, dataset.test, dataset.name)
+    bar = Progress("evaluate", len(dataset.test), unit="test sequences")
+    counting = _ReportingPredictor(
+        **{f.name: getattr(predictor, f.name) for f in fields(Predictor)}, on_sequence=bar.advance
+    )
+    try:
+        return evaluate_protocol(counting, dataset.test, dataset.name)
+    finally:
+        bar.close()
 
 
 def seed_everything(seed: int) -> None:
@@ -203,7 +236,7 @@ def run_experiment(
     if save_model and workdir is not None:
         save_trained_model(model, config, workdir / MODEL_FILE)
     t0 = time.perf_counter()
-    metrics = evaluate_protocol(predictor(config.eval.flip_test), dataset.test, dataset.name)
+    metrics = evaluate_test_split(predictor(config.eval.flip_test), dataset, progress=progress)
     evaluation_time = time.perf_counter() - t0
     return {
         "metrics": metrics,
