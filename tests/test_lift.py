@@ -320,17 +320,8 @@ def test_render_writes_a_contact_sheet_and_a_gif(model_file, walking, tmp_path, 
     seq, pixels = walking
     np.savez(tmp_path / "short.npz", keypoints=pixels[:12])
     out = tmp_path / "out"
-    argv = [
-        "--checkpoint",
-        model_file,
-        "--image-size",
-        *seq.resolution,
-        "--out",
-        out,
-        "--render",
-        "--fps",
-        25,
-    ]
+    argv = ["--checkpoint", model_file, "--image-size", *seq.resolution, "--out", out]
+    argv += ["--render", "--fps", 25, "--threads", 1]
     code, printed, _ = lift_cli(capsys, tmp_path / "short.npz", *argv)
     assert code == 0 and "contact_sheet.png" in printed
     for name in ("contact_sheet.png", "animation.gif"):

@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
+
+from tmt.cli.help_format import DefaultsHelpFormatter
 from tmt.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "lift",
+        formatter_class=DefaultsHelpFormatter,
         help="lift one person's 2D keypoints to 3D",
         description="Lift one person's 2D keypoints (npz / npy array or VideoPose3D npz, COCO keypoint JSON, "
         "CSV) to root-relative 3D in metres with a model.pt of `tmt train` or published MixSTE weights, using "
@@ -24,15 +28,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         nargs=2,
         metavar=("W", "H"),
-        help="video frame size in pixels (needed for pixel coordinates unless the file records it)",
+        help="video frame size in pixels; needed for pixel coordinates unless the file records it (default: none, "
+        "the coordinates are already normalised)",
     )
     parser.add_argument(
         "--layout", help="joint order of the input: h36m or coco (default: the file's, else h36m)"
     )
     parser.add_argument("--out", type=Path, help="output folder (default: runs/lift/<input name>)")
-    parser.add_argument(
-        "--fps", type=float, default=50.0, help="frame rate of the input, for the animation (default: 50)"
-    )
+    parser.add_argument("--fps", type=float, default=50.0, help="frame rate of the input, for the animation")
     parser.add_argument(
         "--render", action="store_true", help="also draw a contact sheet PNG and a GIF (and MP4)"
     )
@@ -41,14 +44,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--min-score",
         type=float,
         default=0.3,
-        help="joints scored below this are treated as missing and interpolated (default: 0.3)",
+        help="joints scored below this are treated as missing and interpolated",
     )
-    parser.add_argument("--sequence", help="VideoPose3D npz with several sequences: VIDEO or SUBJECT/ACTION")
-    parser.add_argument("--camera", type=int, default=0, help="VideoPose3D npz: camera index (default: 0)")
     parser.add_argument(
-        "--heads", type=int, default=8, help="reference MixSTE weights: attention heads (default: 8)"
+        "--sequence", help="VideoPose3D npz: VIDEO or SUBJECT/ACTION (default: the only one the file holds)"
     )
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--camera", type=int, default=0, help="VideoPose3D npz: camera index")
+    parser.add_argument("--heads", type=int, default=8, help="reference MixSTE weights: attention heads")
+    parser.add_argument("--device", default="cpu", help="torch device")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's, one per core)")
     parser.set_defaults(func=run)
 
 
@@ -57,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.fps <= 0:
         raise ConfigError(f"--fps must be positive, got {args.fps}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads: must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     out: Path = args.out if args.out is not None else Path("runs/lift") / args.input.stem
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out: {out} exists and is not a folder")
