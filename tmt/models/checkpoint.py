@@ -59,14 +59,14 @@ def read_checkpoint(path: Path) -> Any:
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         unsafe = _unsafe_globals(path)
-        if not unsafe:
-            raise DataError(f"{path}: not a readable torch checkpoint ({str(err).splitlines()[0]})") from None
+        if not unsafe:  # torch's own message suggests weights_only=False, which this project never does
+            raise DataError(f"{path}: not a readable torch checkpoint (not plain tensors and numbers)") from None
         raise DataError(
             f"{path}: holds pickled objects other than tensors, numbers and numpy arrays ({', '.join(unsafe)}); "
             "it was not loaded, since unpickling them could run code"
         ) from None
     except (RuntimeError, EOFError, OSError) as err:
-        raise DataError(f"{path}: not a readable torch checkpoint ({err})") from None
+        raise DataError(f"{path}: not a readable torch checkpoint ({str(err).splitlines()[0]})") from None
 
 
 def _unsafe_globals(path: Path) -> list[str]:
