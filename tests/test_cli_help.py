@@ -11,7 +11,7 @@ from tmt.cli import build_parser as tmt_parser
 from tmt.data.__main__ import build_parser as data_parser
 
 COMMANDS = [
-    (tmt_parser, ("train", "evaluate", "complexity")),
+    (tmt_parser, ("train", "evaluate", "lift", "complexity")),
     (data_parser, ("synth", "check")),
     (bench_parser, ("run", "validate", "report", "search")),
 ]
