@@ -22,8 +22,8 @@ EXECUTOR_CHOICES = ("local", "pool", "slurm")
 PRUNER_CHOICES = ("median", "hyperband", "none")
 
 EPILOG = """examples:
-  python -m bench run studies/table7.yaml                  # cpu profile: synthetic data, 3 seeds, < 1 h
-  python -m bench run studies/table7.yaml --profile smoke  # about a minute
+  python -m bench run studies/table7.yaml                  # cpu profile: synthetic data, 3 seeds, hours
+  python -m bench run studies/table7.yaml --profile smoke  # about half a minute
   python -m bench run studies/table7.yaml --dry-run        # list the cells and their estimated cost
   python -m bench validate studies/*.yaml
   python -m bench report studies/table7.yaml --profile cpu
