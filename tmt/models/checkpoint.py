@@ -57,10 +57,12 @@ def read_checkpoint(path: Path) -> Any:
     try:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
+    except pickle.UnpicklingError:
         unsafe = _unsafe_globals(path)
         if not unsafe:  # torch's own message suggests weights_only=False, which this project never does
-            raise DataError(f"{path}: not a readable torch checkpoint (not plain tensors and numbers)") from None
+            raise DataError(
+                f"{path}: not a readable torch checkpoint (not plain tensors and numbers)"
+            ) from None
         raise DataError(
             f"{path}: holds pickled objects other than tensors, numbers and numpy arrays ({', '.join(unsafe)}); "
             "it was not loaded, since unpickling them could run code"
