@@ -388,8 +388,6 @@ def _report(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     if not args.studies and not args.all:
         raise TmtError("report: name one or more STUDY files, or --all")
-    if args.all and not args.studies:
-        args.studies = sorted(Path("studies").glob("table*.yaml")) + sorted(Path("studies").glob("fig*.yaml"))
     return _report(args)
 
 

@@ -510,7 +510,6 @@ def _context(study: str, profile: str = "cpu") -> ReportContext:
         paper=study,
         data="synthetic",
         seeds=[0, 1, 2],
-        revision="abc123",
         versions={"torch": "9.9"},
     )
 
@@ -526,7 +525,7 @@ def test_write_report_files_failures_claims_and_figures(tmp_path: Path):
     )
 
     md = (tmp_path / "table8.cpu.md").read_text()
-    assert "profile **cpu**" in md and "seeds: 0, 1, 2" in md and "`abc123`" in md and "torch 9.9" in md
+    assert "profile **cpu**" in md and "seeds: 0, 1, 2" in md and "torch 9.9" in md
     assert failed["cell_id"] in md and "TrainingFailed: loss is NaN" in md
     assert "`gain_grows_with_m`" in md and "**holds**" in md and "Verdict rule" in md
     csv = pd.read_csv(tmp_path / "table8.cpu.csv")

@@ -24,7 +24,6 @@ from bench.report.index import read_summary, study_summary, write_index, write_s
 from bench.report.markdown import ReportContext, render_report, versions
 from bench.report.spec import ClaimSpec, LayoutSpec
 from bench.report.tables import build_table, in_paper_units
-from bench.revision import code_revision
 
 FIGURES = "figures"
 CONVERGENCE = "convergence"
@@ -73,6 +72,15 @@ def write_report(
     return summary
 
 
+def all_studies(folder: Path = Path("studies")) -> list[Path]:
+    """What ``--all`` reports: the paper's tables, then its figures, then the controls; not the searches."""
+    files = sorted(folder.glob("*.yaml"))
+    tables = [f for f in files if f.stem.startswith("table") and "_" not in f.stem]
+    figures = [f for f in files if f.stem.startswith("fig")]
+    rest = [f for f in files if f not in tables + figures and not f.stem.startswith("search_")]
+    return sorted(tables, key=lambda f: int(f.stem[5:])) + figures + rest
+
+
 def run(args: argparse.Namespace) -> int:
     """Report each of ``args.studies`` (or all of ``studies/`` with ``args.all``) for ``args.profile``."""
     from bench.archive import archive_path, import_archive, variant_suffix
@@ -86,10 +94,10 @@ def run(args: argparse.Namespace) -> int:
     variant = variant_suffix(settings, only)
     paths = list(args.studies or [])
     if not paths and getattr(args, "all", False):
-        paths = sorted(Path("studies").glob("table*.yaml")) + sorted(Path("studies").glob("fig*.yaml"))
+        paths = all_studies()
     out_dir = Path(args.out)
     store = Store(args.store)
-    libs, revision = versions(), code_revision()
+    libs = versions()
     for path in paths:
         study = load_study(path)
         expansion = expand(
@@ -122,7 +130,6 @@ def run(args: argparse.Namespace) -> int:
             description=study.description,
             data=data,
             seeds=sorted({cell.seed for cell in expansion.cells}),
-            revision=revision,
             versions=libs,
         )
         results = store.results(expansion.cells)

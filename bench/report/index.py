@@ -40,7 +40,6 @@ def study_summary(
         "title": ctx.title,
         "profile": ctx.profile,
         "report": report,
-        "revision": ctx.revision,
         "cells": {s: int((status == s).sum()) for s in ("done", "failed", "missing")},
         "convergence": counts(endings) if len(endings) else None,
         "claims": [{"id": c.id, "verdict": c.verdict, "effect": c.effect, "unit": c.unit} for c in claims],

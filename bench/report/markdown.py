@@ -25,8 +25,9 @@ LIBRARIES = ("torch", "numpy", "pandas", "scipy", "matplotlib", "seaborn", "pyda
 
 @dataclass
 class ReportContext:
-    """What a report states about itself besides the numbers: no clock time and no report machine, so that
-    the same results and code give the same report (the committed reports are regenerated from the archive)."""
+    """What a report states about itself besides the numbers: no clock time, report machine or report-writing
+    revision (the cells' own revisions are listed), so the same results give the same report: the committed
+    reports are regenerated from the archive without a change."""
 
     study: str
     title: str
@@ -36,7 +37,6 @@ class ReportContext:
     description: str = ""
     data: str = ""
     seeds: list[int] = field(default_factory=list)
-    revision: str = "unknown"
     versions: dict[str, str] = field(default_factory=dict)
 
 
@@ -101,7 +101,6 @@ def render_header(ctx: ReportContext, results: pd.DataFrame) -> str:
         f"- **Cells ran on:** {_ran_on(cells)}",
         f"- **Cells' code revisions:** {_cell_revisions(cells)}",
         f"- **Libraries:** {', '.join(f'{k} {v}' for k, v in ctx.versions.items()) or 'unknown'}",
-        f"- **Report written by code revision:** `{ctx.revision}`",
     ]
     return "\n".join(lines)
 
