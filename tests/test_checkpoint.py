@@ -7,6 +7,7 @@ import collections
 import numpy as np
 import pytest
 import torch
+from payloads import RunsCode
 
 from tmt.errors import ConfigError, DataError
 from tmt.models import build_model
@@ -140,7 +141,7 @@ def test_unreadable_or_unsafe_files_are_refused(tmp_path):
     with pytest.raises(DataError, match=r"tmt\.errors\.ConfigError.*could run code"):
         load_reference_mixste(tmp_path / "unsafe.bin", model)
     marker = tmp_path / "ran"
-    ckpt["args"] = _RunsCode(str(marker))
+    ckpt["args"] = RunsCode(str(marker))
     torch.save(ckpt, tmp_path / "payload.bin")
     with pytest.raises(DataError, match="could run code"):
         load_reference_mixste(tmp_path / "payload.bin", model)
@@ -192,13 +193,3 @@ def test_own_checkpoint_overrides_and_errors(tmp_path):
         model_from_checkpoint({k: v for k, v in ckpt.items() if k != "kwargs"})
     with pytest.raises(ConfigError, match=r"no model_spec: build it with tmt\.models\.build_model"):
         model_checkpoint(torch.nn.Linear(2, 3))
-
-
-class _RunsCode:
-    """Unpickling this would create a file: the shape of a malicious checkpoint's payload."""
-
-    def __init__(self, path: str):
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))

@@ -15,6 +15,7 @@ from h36m_fixtures import (
     write_h36m_fixture,
     write_mpi_inf_3dhp_fixture,
 )
+from payloads import RunsCode
 
 from tmt.cameras import h36m_cameras, normalize_screen_coordinates, project_to_pixels, world_to_camera
 from tmt.data import PoseDataset, load_h36m, load_mpi_inf_3dhp
@@ -339,20 +340,10 @@ def test_mpi_inf_3dhp_missing_file(tmp_path: Path) -> None:
         load_mpi_inf_3dhp(root)
 
 
-class _RunsCode:
-    """Unpickling this would create a file: the shape of a malicious data file's payload."""
-
-    def __init__(self, path: str):
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
-
-
 def test_npz_with_a_code_payload_is_refused_without_running_it(tmp_path):
     marker = tmp_path / "ran"
     np.savez(
-        tmp_path / "data_3d_h36m.npz", positions_3d=np.array([{"S1": _RunsCode(str(marker))}], dtype=object)
+        tmp_path / "data_3d_h36m.npz", positions_3d=np.array([{"S1": RunsCode(str(marker))}], dtype=object)
     )
     with pytest.raises(
         DataError, match=r"data_3d_h36m\.npz: holds a pickled object .*refused to load io\.open"
@@ -365,7 +356,7 @@ def test_a_pickle_saved_under_an_npz_name_is_refused_without_running_it(tmp_path
     import pickle
 
     marker = tmp_path / "ran"
-    (tmp_path / "data_3d_h36m.npz").write_bytes(pickle.dumps(_RunsCode(str(marker))))
+    (tmp_path / "data_3d_h36m.npz").write_bytes(pickle.dumps(RunsCode(str(marker))))
     with pytest.raises(DataError, match=r"data_3d_h36m\.npz: not a readable npz file"):
         load_h36m(tmp_path, "gt")
     assert not marker.exists()

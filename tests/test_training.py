@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from payloads import RunsCode
 
 from tmt.data.dataset import Sequence
 from tmt.errors import CheckpointError
@@ -266,21 +267,13 @@ def test_a_checkpoint_of_another_configuration_is_refused(smoke_data, tmp_path):
 
 def test_a_crafted_or_corrupt_checkpoint_is_refused_without_running_code(smoke_data, tmp_path):
     marker = tmp_path / "ran"
-    torch.save({"state": _RunsCode(str(marker))}, tmp_path / "ckpt.pt")
+    torch.save({"state": RunsCode(str(marker))}, tmp_path / "ckpt.pt")
     with pytest.raises(CheckpointError, match=r"ckpt\.pt: unreadable checkpoint"):
         make_trainer(tiny_config(smoke_data, "tmt1"), tmp_path / "ckpt.pt").fit()
     assert not marker.exists()
     (tmp_path / "ckpt.pt").write_bytes(b"\x00" * 100)
     with pytest.raises(CheckpointError, match="delete it to start this run afresh"):
         make_trainer(tiny_config(smoke_data, "tmt1"), tmp_path / "ckpt.pt").fit()
-
-
-class _RunsCode:
-    def __init__(self, path: str):
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
 
 
 def test_extra_channel_scale_multiplies_step_two_and_standardize_gives_unit_spread(smoke_data):

@@ -6,9 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from tmt.cli.help_format import DefaultsHelpFormatter
+from tmt.cli.threads import add_threads_argument, apply_threads
 from tmt.errors import ConfigError
 
 
@@ -27,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--mix", type=float, help="paper Eq. 2 m (default: the training run's)")
     parser.add_argument("--no-flip-test", action="store_true", help="no test-time flip averaging")
     parser.add_argument("--device", default="cpu", help="torch device")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's, one per core)")
+    add_threads_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress over the test sequences")
     parser.add_argument("--json", type=Path, help="also write the metrics to this JSON file (default: none)")
     parser.set_defaults(func=run)
@@ -39,10 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.checkpoint.exists():
         raise ConfigError(f"--checkpoint: {args.checkpoint} does not exist")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ConfigError(f"--threads: must be at least 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     model, config, strategy = load_trained_model(args.checkpoint, device=args.device)
     data_updates = {
         key: value

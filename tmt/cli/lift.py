@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from tmt.cli.help_format import DefaultsHelpFormatter
+from tmt.cli.threads import add_threads_argument, apply_threads
 from tmt.errors import ConfigError
 
 
@@ -52,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--camera", type=int, default=0, help="VideoPose3D npz: camera index")
     parser.add_argument("--heads", type=int, default=8, help="reference MixSTE weights: attention heads")
     parser.add_argument("--device", default="cpu", help="torch device")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's, one per core)")
+    add_threads_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -61,10 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.fps <= 0:
         raise ConfigError(f"--fps must be positive, got {args.fps}")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ConfigError(f"--threads: must be at least 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     out: Path = args.out if args.out is not None else Path("runs/lift") / args.input.stem
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out: {out} exists and is not a folder")
