@@ -84,6 +84,7 @@ def test_cell_job_limits_threads_unless_the_cell_sets_them(
     assert seen == [(3, "3"), (1, "1")]
 
 
+@pytest.mark.child_process
 def test_pool_gives_the_in_process_results(
     baseline: tuple[Path, dict[str, dict]], tmp_path: Path, smoke_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -99,6 +100,7 @@ def test_pool_gives_the_in_process_results(
     assert [(store.path(cid) / "result.json").stat().st_mtime_ns for cid in expected] == stamps
 
 
+@pytest.mark.child_process
 def test_slurm_jobs_through_submitit_give_the_in_process_results(
     baseline: tuple[Path, dict[str, dict]], tmp_path: Path, smoke_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -160,6 +160,7 @@ def _outcome(folder: Path) -> dict[str, float]:
     return out
 
 
+@pytest.mark.child_process
 def test_sigkill_at_any_phase_then_rerun_gives_the_uninterrupted_results(
     tmp_path: Path, smoke_data: Path
 ) -> None:

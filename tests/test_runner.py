@@ -170,6 +170,7 @@ def test_synthetic_set_is_generated_on_first_use(tmp_path: Path, monkeypatch: py
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["synthetic-smoke"]
 
 
+@pytest.mark.child_process
 def test_killed_cell_resumes_with_no_lost_or_duplicated_cells(workdir: Path) -> None:
     """SIGKILL a real run in the middle of a cell's training, then run again: every cell ends done once."""
     # 4 epochs of 96 clips: the kill after epoch 1 leaves the cell seconds of work, so it lands mid-training

@@ -246,6 +246,7 @@ def test_stale_running_trials_are_failed_and_enqueued_again(tmp_path: Path) -> N
     assert counted(trials) == 3  # the retried failures do not count; the retries (waiting) do
 
 
+@pytest.mark.child_process
 def test_interrupted_search_resumes_its_cut_trial(workdir: Path) -> None:
     """SIGKILL a search worker in the middle of a trial's training; the rerun fails that trial, retries it
     (the same cell, resumed from its checkpoint) and completes the search."""
@@ -287,6 +288,7 @@ def test_interrupted_search_resumes_its_cut_trial(workdir: Path) -> None:
     assert store.read_result(cut.user_attrs["cell_id"])["epochs_run"] == 3
 
 
+@pytest.mark.child_process
 @pytest.mark.skipif(
     not POSTGRES_URL,
     reason="TMT_TEST_POSTGRES_URL is not set (.ci/run starts a PostgreSQL server and sets it)",
