@@ -301,6 +301,7 @@ def _claims(results, claims, layout=TABLE7_LAYOUT, paper="table7", axes=AXES7):
 def test_ordered_claim_holds_with_measured_and_paper_effects():
     (result,) = _claims(table7_results(), [ORDERED])
     assert result.verdict == HOLDS
+    assert result.unit == "mm"  # a difference of MPJPE, printed as "3.000 mm" under "effect"
     assert len(result.components) == 2 * (len(TABLE7_ROWS) + 1)
     assert all(c.verdict == HOLDS for c in result.components)
     pooled = next(c for c in result.components if c.label == "tmt < tmt1 (all rows)")
@@ -958,3 +959,15 @@ def test_a_report_is_not_replaced_by_one_with_fewer_finished_cells(tmp_path: Pat
     assert "kept" in capsys.readouterr().out and (out / "table7.smoke.md").read_text() == written
     assert main([*args, "--store", str(partial.root), "--replace"]) == 0
     assert "(1 done, 0 failed, 11 missing)" in (out / "table7.smoke.md").read_text()
+
+
+def test_a_metric_is_shown_in_its_unit_after_the_paper_scale() -> None:
+    from bench.report.units import metric_unit
+
+    assert metric_unit("mpjpe") == metric_unit("per_action.p_mpjpe.Walking") == "mm"
+    assert metric_unit("convergence.time_to_plateau_s") == "s"
+    assert metric_unit("convergence.time_to_plateau_s", 1 / 60) == "min"
+    assert metric_unit("num_parameters", 1e-6) == "M parameters"
+    assert metric_unit("paper_flops", 1e-9) == "GFLOPs"
+    assert metric_unit("mpjpe", 0.1) == "mm x 0.1"
+    assert metric_unit("some_score") == ""

@@ -41,12 +41,21 @@ from scipy import stats
 from bench.report.convergence import unconverged_cells
 from bench.report.spec import ClaimSpec, LayoutSpec, norm_value
 from bench.report.tables import AVERAGE, unique_cells
+from bench.report.units import metric_unit
 
 ALPHA = 0.05
 CONFIDENCE = 0.95
 N_RESAMPLES = 9999
 RNG_SEED = 0
 HOLDS, FAILS, INCONCLUSIVE, UNCONVERGED = "holds", "fails", "inconclusive", "unconverged"
+
+EFFECT_RULE = (
+    "What each test measures, in the unit printed beside it. An order `a < b` (`ordered`, `less`): the mean "
+    "over paired cells of b - a, so a positive effect is the claimed direction (for an error in mm, how many "
+    "mm lower a is). A ratio (`ratio_less`): the geometric mean of a / b, claimed below its limit. A trend "
+    "(`monotonic`): Spearman's rho along the axis, its sign the claimed direction. A correlation: Pearson's r "
+    "over joints. The paper's effect is the same quantity computed from the paper's printed numbers."
+)
 
 VERDICT_RULE = (
     "A comparison **holds** when the measured effect lies on the claimed side of its threshold (0 for a "
@@ -320,7 +329,9 @@ def _ordered(
             )
             paper_effect = float((pgrp["b"] - pgrp["a"]).mean()) if pgrp is not None and len(pgrp) else None
             comps.append(Comparison(label, effect, ci, p, len(d), verdict, reason, paper_effect))
-    return _combine(claim, comps, claim.metric, f"paired difference b - a of {claim.metric}, claimed > 0")
+    scale = layout.paper_scale if layout.value_metric == claim.value_metric else 1.0
+    unit = metric_unit(claim.value_metric, scale) or claim.metric
+    return _combine(claim, comps, unit, f"paired difference b - a of {claim.metric} ({unit}), claimed > 0")
 
 
 def _ratio_less(

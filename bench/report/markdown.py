@@ -15,10 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report.claims import UNCONVERGED, VERDICT_RULE, ClaimResult, Comparison
+from bench.report.claims import EFFECT_RULE, UNCONVERGED, VERDICT_RULE, ClaimResult, Comparison
 from bench.report.convergence import FIELDS, summary_line
 from bench.report.spec import LayoutSpec
 from bench.report.tables import unique_cells
+from bench.report.units import metric_unit
 
 LIBRARIES = ("torch", "numpy", "pandas", "scipy", "matplotlib", "seaborn", "pydantic")
 
@@ -186,6 +187,18 @@ def render_table(table: pd.DataFrame, layout: LayoutSpec) -> str:
     return _md_table([*rows, "", *map(str, columns)], out)
 
 
+def _relative_rule(table: pd.DataFrame) -> str:
+    """How to read the "vs <baseline> %" lines, when the table has them."""
+    baseline = table.attrs.get("baseline")
+    if not len(table) or not (table["rel_pct"].notna().any() or table["paper_rel_pct"].notna().any()):
+        return ""
+    return (
+        f"vs {baseline} % = ({baseline} - value) / {baseline} x 100, against the {baseline} entry that differs "
+        f"only in `{table.attrs.get('effect_axis')}`: positive means lower than {baseline} (the paper's "
+        '"improvement"). '
+    )
+
+
 def paper_num(value: Any) -> str:
     """A paper number as printed (no padding to a fixed number of decimals)."""
     return "-" if value is None or pd.isna(value) else f"{float(value):g}"
@@ -243,19 +256,27 @@ def render_claims(claims: Sequence[ClaimResult]) -> str:
     """Summary table of every claim, the verdict rule, then each claim's detail and comparisons."""
     if not claims:
         return "This study states no claims."
-    header = ["claim", "text", "verdict", "measured", "paper", "95% CI", "p", "n"]
+    header = ["claim", "text", "verdict", "effect", "paper's effect", "95% CI", "p", "n"]
     rows = [
-        [f"`{c.id}`", c.text, f"**{c.verdict}**", f"{num(c.effect, 3)} {c.unit}", *_stats(c)[1:]]
+        [
+            f"`{c.id}`",
+            c.text,
+            f"**{c.verdict}**",
+            f"{num(c.effect, 3)} {c.unit}" if c.effect is not None else "-",
+            *_stats(c)[1:],
+        ]
         for c in claims
     ]
-    parts = [_md_table(header, rows), "", f"*Verdict rule.* {VERDICT_RULE}"]
+    parts = [_md_table(header, rows), "", f"*Effect.* {EFFECT_RULE}", "", f"*Verdict rule.* {VERDICT_RULE}"]
     for c in claims:
         parts += ["", f"**`{c.id}`** ({c.test}): {c.detail}"]
         if len(c.components) > 1:
             comp_rows = [[k.label, k.verdict, *_stats(k)] for k in c.components]
             parts += [
                 "",
-                _md_table(["comparison", "verdict", "measured", "paper", "95% CI", "p", "n"], comp_rows),
+                _md_table(
+                    ["comparison", "verdict", "effect", "paper's effect", "95% CI", "p", "n"], comp_rows
+                ),
             ]
     return "\n".join(parts)
 
@@ -288,12 +309,14 @@ def render_report(
     parts = [render_header(ctx, results), ""]
     for layout, table in tables:
         name = layout.name or layout.paper or ctx.paper or "table"
+        unit = metric_unit(layout.value_metric, layout.paper_scale)
         parts += [
             f"## {name}: {layout.metric}"
             + (f" (paper column `{layout.paper_metric}`)" if layout.paper_metric else ""),
             "",
-            f"Reproduced = mean ± sd over seeds (n = finished cells); delta = reproduced - paper. "
-            f"All numbers in [{csv_name}]({csv_name}).",
+            "Reproduced = mean ± sd over seeds (n = finished cells); delta = reproduced - paper"
+            + (f"; values in {unit}" if unit else "")
+            + f". {_relative_rule(table)}All numbers in [{csv_name}]({csv_name}).",
             "",
             render_table(table, layout) if len(table) else "No cells.",
             "",
