@@ -14,6 +14,7 @@ from pathlib import Path
 from bench.options import parse_only, parse_settings
 from tmt.cli.help_format import DefaultsHelpFormatter
 from tmt.errors import TmtError
+from tmt.plugins import add_import_option, import_modules
 
 DEFAULT_PROFILE = "cpu"
 DATA_CHOICES = ("real", "synthetic")
@@ -238,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_run, _add_validate, _add_report, _add_search):
         add(subparsers)
+    for sub in subparsers.choices.values():
+        add_import_option(sub)
     return parser
 
 
@@ -407,6 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "store", None) is None and os.environ.get("BENCH_STORE"):
         args.store = Path(os.environ["BENCH_STORE"])
     try:
+        import_modules(args.imports)
         return int(args.func(args) or 0)
     except TmtError as err:
         print(f"error: {' '.join(str(err).splitlines())}", file=sys.stderr)  # one line, whatever the message

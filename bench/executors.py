@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tmt.errors import ConfigError
+from tmt.plugins import import_modules, imported_modules
 
 if TYPE_CHECKING:
     from bench.cells import Cell
@@ -98,13 +99,20 @@ def _set_thread_variables(threads: int) -> None:
 
 
 def run_cell_job(
-    cell: Cell, store: Store, threads: int | None, cwd: str, options: dict[str, Any]
+    cell: Cell,
+    store: Store,
+    threads: int | None,
+    cwd: str,
+    options: dict[str, Any],
+    modules: Sequence[str] = (),
 ) -> CellOutcome:
-    """A cell in a worker process or a Slurm job: the submitter's working directory, a bounded thread count.
+    """A cell in a worker process or a Slurm job: the submitter's working directory, a bounded thread count,
+    the modules the submitter imported with ``--import`` (a user's backbone must be registered here too).
 
     ``threads`` None means all the cores the job was given. The cell's own ``train.threads`` wins.
     """
     os.chdir(cwd)  # relative data roots and stores resolve as they did where the cells were submitted
+    import_modules(modules)
     limit_threads(cell.config["train"].get("threads") or threads or available_cores())
     from bench.runner import run_cell
 
@@ -175,7 +183,8 @@ class PoolExecutor:
             initargs=(self.threads,),
         ) as pool:
             futures = {
-                pool.submit(run_cell_job, cell, store, self.threads, cwd, options): cell for cell in cells
+                pool.submit(run_cell_job, cell, store, self.threads, cwd, options, imported_modules()): cell
+                for cell in cells
             }
             try:
                 for future in as_completed(futures):
@@ -355,7 +364,8 @@ class SlurmExecutor:
         threads = self.options.cpus  # None: every core the job was given
         with executor.batch():
             submitted = [
-                (cell, executor.submit(run_cell_job, cell, store, threads, cwd, options)) for cell in cells
+                (cell, executor.submit(run_cell_job, cell, store, threads, cwd, options, imported_modules()))
+                for cell in cells
             ]
         jobs = {id(job): cell for cell, job in submitted}
         try:

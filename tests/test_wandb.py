@@ -71,6 +71,7 @@ def test_summary_metrics_are_flat_numbers() -> None:
     assert "per_joint_mpjpe" not in summary
 
 
+@pytest.mark.child_process  # the W&B service process
 def test_offline_run_is_written_per_cell(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

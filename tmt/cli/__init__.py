@@ -11,6 +11,7 @@ import importlib
 import sys
 
 from tmt.errors import TmtError
+from tmt.plugins import add_import_option, import_modules
 
 SUBCOMMANDS = ("train", "evaluate", "lift", "complexity")
 
@@ -20,12 +21,15 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
         importlib.import_module(f"tmt.cli.{name}").register(subparsers)
+    for sub in subparsers.choices.values():
+        add_import_option(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        import_modules(args.imports)
         return int(args.func(args) or 0)
     except TmtError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -60,6 +62,9 @@ def register_model(
                 return self.fc(x)
 
         model = build_model("linear", in_chans=5)
+
+    Commands find it with ``--import MODULE``, installed packages with a ``tmt.backbones`` entry point
+    (docs/extending.md).
     """
 
     def decorate(factory: Factory) -> Factory:
@@ -77,17 +82,45 @@ def register_model(
     return decorate
 
 
+ENTRY_POINT_GROUP = "tmt.backbones"
+"""Installed packages declare backbones here (``name = "package.module:Factory"``); see docs/extending.md."""
+
+
+@functools.cache
+def load_entry_points() -> None:
+    """Register the backbones that installed packages declare, once per process (a worker process too).
+
+    An entry point whose module registers itself under the entry point's name is taken as it is; otherwise
+    the object it names is registered under that name."""
+    for point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if point.name in _REGISTRY:
+            continue
+        try:
+            factory = point.load()
+        except Exception as err:  # the package is broken: say which one, not a traceback
+            raise ConfigError(
+                f"entry point {ENTRY_POINT_GROUP}:{point.name} = {point.value!r} failed to load: "
+                f"{type(err).__name__}: {err}"
+            ) from err
+        if point.name not in _REGISTRY:
+            register_model(point.name)(factory)
+
+
 def _entry(name: str) -> _Entry:
+    if name not in _REGISTRY:
+        load_entry_points()
     try:
         return _REGISTRY[name]
     except KeyError:
         raise ConfigError(
-            f"model.backbone: unknown backbone {name!r}; available: {', '.join(available_models())}"
+            f"model.backbone: unknown backbone {name!r}; available: {', '.join(available_models())} "
+            "(register your own with --import MODULE or an installed entry point: docs/extending.md)"
         ) from None
 
 
 def available_models() -> list[str]:
-    """Registered backbone names, sorted."""
+    """Registered backbone names (the installed packages' included), sorted."""
+    load_entry_points()
     return sorted(_REGISTRY)
 
 

@@ -58,11 +58,12 @@ def build_experiment_model(config: ExperimentConfig) -> torch.nn.Module:
     kwargs = {k: v for k, v in (("depth", m.depth), ("dim", m.dim), ("heads", m.heads)) if v is not None}
     if m.drop_path is not None:
         kwargs["drop_path"] = m.drop_path
+    if m.attention != "fused":  # every built-in backbone's default; a user's backbone need not take it
+        kwargs["attention"] = m.attention
     return build_model(
         m.backbone,
         in_chans=get_strategy(config.train.strategy).in_chans,
         frames=m.frames,
-        attention=m.attention,
         **kwargs,
         **m.extra,
     )
