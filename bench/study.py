@@ -9,7 +9,9 @@ fields, known names, a model that can be built) before anything runs; errors nam
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
+import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -557,6 +559,21 @@ DATA_FRAMES = {
 """Frames of each data set (the synthetic sizes: 600 training / 232 test sequences of the mean length)."""
 
 
+BUILT_IN_BACKBONES = ("mixste", "poseformer", "mhformer")
+
+
+@functools.cache
+def _measured_backbone(config_json: str) -> tuple[float, bool]:
+    """(MACs per input frame, seq2seq?) of a user's backbone, counted on one clip of the model the cell
+    builds (built-in backbones use the formulas of ``frame_macs``, which need no model)."""
+    from tmt.complexity import paper_flops
+    from tmt.training.config import load_config
+    from tmt.training.experiment import build_experiment_model
+
+    model = build_experiment_model(load_config(json.loads(config_json)))
+    return paper_flops(model) / 2 / model.frames, getattr(model, "eval_protocol", "seq2seq") == "seq2seq"
+
+
 def frame_macs(model: dict[str, Any]) -> float:
     """Multiply-accumulates of one forward pass per input frame (matmuls only; rough, per backbone)."""
     d, depth, T = model.get("dim") or 512, model.get("depth") or 8, model["frames"]
@@ -589,13 +606,15 @@ def estimate_seconds(cell: Cell) -> float:
     val_frames = train_frames * data.get("validation_fraction", 0.1)
     train_frames -= val_frames
     T = model["frames"]
-    seq2seq = model["backbone"] == "mixste"
+    if model["backbone"] in BUILT_IN_BACKBONES:
+        per_frame, seq2seq = frame_macs(model), model["backbone"] == "mixste"
+    else:
+        per_frame, seq2seq = _measured_backbone(json.dumps(cfg, sort_keys=True))
     windows = train_frames / T if seq2seq else train_frames / (data.get("train_stride") or 1)
     if data.get("max_train_windows"):
         windows = min(windows, data["max_train_windows"])
     flips = 2 if train.get("flip_augment", True) else 1
     updates = get_strategy(train["strategy"]).updates_per_batch
-    per_frame = frame_macs(model)
     train_frames_seen = windows * flips * updates * optim["epochs"] * T
     training = train_frames_seen * (3 * per_frame * SECONDS_PER_MAC + TRAIN_SECONDS_PER_FRAME)
     eval_frames = 2 * (val_frames * optim["epochs"] + test_frames)  # x2: flip test

@@ -4,17 +4,18 @@ re-imported in worker processes (examples/extending/my_backbone.py registers ``m
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from bench.cli import main as bench_main
 from tmt.cli import main as tmt_main
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "extending" / "my_backbone.py"
+STUDY = ROOT / "examples" / "extending" / "mlp_study.yaml"
 TRAIN = [
     "--data",
     "data/synthetic-smoke",
@@ -37,34 +38,18 @@ def plugin_dir(workdir: Path) -> Path:
 
 
 def _study(path: Path) -> Path:
-    study = {
-        "study": "plugin",
-        "title": "a user's backbone",
-        "kind": "train",
-        "requires": "h36m",
-        "base": {"model": {"backbone": "mlp_lifter", "dim": 32, "depth": 2}},
-        "grid": [{"axes": {"model.frames": [9], "train.strategy": ["tmt"]}}],
-        "layout": {"rows": ["model.frames"], "columns": "train.strategy", "metric": "mpjpe"},
-        "profiles": {
-            name: {
-                "seeds": 1,
-                "synthetic": "smoke",
-                "set": {"optim.epochs": 1, "data.max_train_windows": 200},
-            }
-            for name in ("smoke", "cpu", "paper")
-        },
-    }
-    out = path / "plugin.yaml"
-    out.write_text(yaml.safe_dump(study, sort_keys=False))
-    return out
+    """The worked example study (a user's backbone and strategy), copied beside the module."""
+    shutil.copy(STUDY, path / "mlp_study.yaml")
+    return path / "mlp_study.yaml"
 
 
 def test_tmt_train_and_evaluate_a_backbone_named_with_import(plugin_dir: Path) -> None:
     out = plugin_dir / "runs" / "mlp"
     args = ["train", "--import", "my_backbone", "--backbone", "mlp_lifter", *TRAIN, "--out", str(out)]
-    assert tmt_main(args) == 0
+    assert tmt_main([*args, "--strategy", "tmt_gt_first"]) == 0
     result = json.loads((out / "result.json").read_text())
     assert result["config"]["model"]["backbone"] == "mlp_lifter"
+    assert result["config"]["train"]["strategy"] == "tmt_gt_first"
     assert result["metrics"]["mpjpe"] > 0
     assert tmt_main(["evaluate", "--import", "my_backbone", "--checkpoint", str(out / "model.pt")]) == 0
 
@@ -102,8 +87,9 @@ def test_pool_workers_import_the_modules_of_the_command_line(plugin_dir: Path) -
     study = _study(plugin_dir)
     args = ["run", "--import", "my_backbone", str(study), "--profile", "smoke", "--executor", "pool"]
     assert bench_main([*args, "--jobs", "1", "--no-report", "--store", "runs"]) == 0
-    (result,) = [json.loads(p.read_text()) for p in (plugin_dir / "runs").glob("*/result.json")]
-    assert result["config"]["model"]["backbone"] == "mlp_lifter"
+    results = [json.loads(p.read_text()) for p in (plugin_dir / "runs").glob("*/result.json")]
+    assert sorted(r["config"]["train"]["strategy"] for r in results) == ["baseline", "tmt", "tmt_gt_first"]
+    assert {r["config"]["model"]["backbone"] for r in results} == {"mlp_lifter"}
 
 
 def test_an_installed_packages_entry_point_registers_its_backbone(
@@ -115,7 +101,15 @@ def test_an_installed_packages_entry_point_registers_its_backbone(
     from tmt.models.registry import load_entry_points
 
     (tmp_path / "ep_module.py").write_text(
-        EXAMPLE.read_text().replace('@register_model("mlp_lifter")\n', "").replace("MLPLifter", "EPLifter")
+        "from torch import nn\n\n"
+        "class EPLifter(nn.Module):\n"
+        "    eval_protocol = 'seq2seq'\n\n"
+        "    def __init__(self, in_chans=2, num_joints=17, frames=27):\n"
+        "        super().__init__()\n"
+        "        self.in_chans, self.num_joints, self.frames = in_chans, num_joints, frames\n"
+        "        self.fc = nn.Linear(in_chans, 3)\n\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(x)\n"
     )
     info = tmp_path / "ep_package-0.1.dist-info"
     info.mkdir()
@@ -129,3 +123,22 @@ def test_an_installed_packages_entry_point_registers_its_backbone(
         assert "ep_lifter" in available_models()
     finally:
         load_entry_points.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("strategy", "message"),
+    [
+        (("x_bad_extra", "v4", ("zeros",)), "extra 'v4'"),
+        (("x_no_steps", "v3", ()), "steps ()"),
+        (("x_bad_step", "v3", ("zeros", "gt")), "each is 'zeros' or 'features'"),
+        (("x_plain_features", "none", ("features",)), "needs extra channels"),
+        (("tmt", "v3", ("zeros",)), "'tmt' is already registered"),
+    ],
+)
+def test_a_bad_strategy_is_refused_when_registered(strategy: tuple, message: str) -> None:
+    from tmt.errors import ConfigError
+    from tmt.training import STRATEGIES, Strategy, register_strategy
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        register_strategy(Strategy(*strategy))
+    assert STRATEGIES["tmt"].steps == ("zeros", "features")

@@ -1,10 +1,11 @@
-"""An example backbone plugin: a per-frame MLP that lifts every frame of a clip (the seq2seq protocol).
+"""An example plugin: a backbone (a per-frame MLP that lifts every frame of a clip, the seq2seq protocol)
+and a training strategy (TMT with its two steps in the other order: ground-truth velocity first, then zeros).
 
-Register it for a command with ``--import my_backbone`` (run from this folder, or put the folder on
-PYTHONPATH), then name it like a built-in backbone::
+Register both for a command with ``--import my_backbone`` (run from this folder, or put the folder on
+PYTHONPATH), then name them like built-in ones::
 
-    python -m tmt train --import my_backbone --backbone mlp_lifter --data data/synthetic-smoke ...
-    python -m bench run my_study.yaml --import my_backbone      # a study whose cells set model.backbone
+    python -m tmt train --import my_backbone --backbone mlp_lifter --strategy tmt_gt_first ...
+    python -m bench run --import my_backbone examples/extending/mlp_study.yaml --profile smoke
 
 docs/extending.md explains what a backbone must provide.
 """
@@ -15,6 +16,9 @@ import torch
 from torch import nn
 
 from tmt.models import register_model
+from tmt.training import Strategy, register_strategy
+
+register_strategy(Strategy("tmt_gt_first", extra="v3", steps=("features", "zeros")))
 
 
 @register_model("mlp_lifter")

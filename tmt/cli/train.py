@@ -11,7 +11,7 @@ import yaml
 
 from tmt.cli.help_format import DefaultsHelpFormatter
 from tmt.errors import ConfigError
-from tmt.training.config import STRATEGY_NAMES, ExperimentConfig, load_config
+from tmt.training.config import BUILT_IN_STRATEGIES, ExperimentConfig, load_config
 
 # flag -> (config path, help, type). Flags left unset keep the config file's value or the default that
 # --help states (see _default_text).
@@ -23,7 +23,11 @@ FLAGS: dict[str, tuple[str, str, type]] = {
     "heads": ("model.heads", "attention heads", int),
     "drop_path": ("model.drop_path", "maximum drop-path rate", float),
     "attention": ("model.attention", "fused (torch SDPA) or math (textbook attention)", str),
-    "strategy": ("train.strategy", f"training strategy: {', '.join(STRATEGY_NAMES)}", str),
+    "strategy": (
+        "train.strategy",
+        f"training strategy: {', '.join(BUILT_IN_STRATEGIES)} or a registered one",
+        str,
+    ),
     "data": (
         "data.root",
         "folder with data_3d_h36m.npz and data_2d_h36m_<keypoints>.npz (or the 3DHP npz)",

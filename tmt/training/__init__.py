@@ -2,7 +2,7 @@
 
 from tmt.training.config import ExperimentConfig, load_config
 from tmt.training.experiment import run_experiment
-from tmt.training.strategies import STRATEGIES, Strategy, get_strategy
+from tmt.training.strategies import STRATEGIES, Strategy, get_strategy, register_strategy
 from tmt.training.trainer import Callback, TrainingFailed
 
 __all__ = [
@@ -13,5 +13,6 @@ __all__ = [
     "TrainingFailed",
     "get_strategy",
     "load_config",
+    "register_strategy",
     "run_experiment",
 ]

@@ -16,7 +16,7 @@ from tmt.errors import ConfigError
 from tmt.losses import LOSS_TERMS
 from tmt.training.strategies import STRATEGIES
 
-STRATEGY_NAMES = tuple(STRATEGIES)
+BUILT_IN_STRATEGIES = tuple(STRATEGIES)
 MAX_SIZE = 10**6
 """Upper bound of sizes (frames, widths, heads, batch sizes, strides): generous, but a typo such as 10**12
 fails when the config is validated instead of when memory is allocated."""
@@ -185,9 +185,9 @@ class ExperimentConfig(StrictModel):
 
     @model_validator(mode="after")
     def _known_names(self) -> ExperimentConfig:
-        if self.train.strategy not in STRATEGY_NAMES:
+        if self.train.strategy not in STRATEGIES:  # the built-in ones and any registered with --import
             raise ValueError(
-                f"train.strategy: unknown strategy {self.train.strategy!r}; allowed: {', '.join(STRATEGY_NAMES)}"
+                f"train.strategy: unknown strategy {self.train.strategy!r}; allowed: {', '.join(STRATEGIES)}"
             )
         unknown = sorted(set(self.train.loss or ()) - set(LOSS_TERMS))
         if unknown:

@@ -82,6 +82,29 @@ STRATEGIES: dict[str, Strategy] = {
 }
 
 
+def register_strategy(strategy: Strategy, *, overwrite: bool = False) -> Strategy:
+    """Make ``train.strategy: <strategy.name>`` train with ``strategy``: a user's order of steps or choice of
+    extra channels (docs/extending.md). Its parts are checked here, so a bad one fails at import."""
+    if strategy.extra not in EXTRA_CHANNELS:
+        raise ConfigError(
+            f"strategy {strategy.name}: extra {strategy.extra!r}; allowed: {sorted(EXTRA_CHANNELS)}"
+        )
+    if not strategy.steps or any(step not in ("zeros", "features") for step in strategy.steps):
+        raise ConfigError(
+            f"strategy {strategy.name}: steps {strategy.steps!r}; each is 'zeros' or 'features'"
+        )
+    if strategy.extra == "none" and "features" in strategy.steps:
+        raise ConfigError(
+            f"strategy {strategy.name}: a 'features' step needs extra channels (extra is 'none')"
+        )
+    if strategy.name in STRATEGIES and not overwrite:
+        raise ConfigError(
+            f"strategy {strategy.name!r} is already registered (pass overwrite=True to replace it)"
+        )
+    STRATEGIES[strategy.name] = strategy
+    return strategy
+
+
 def get_strategy(name: str) -> Strategy:
     try:
         return STRATEGIES[name]
