@@ -199,3 +199,101 @@ def test_learning_rate_of_each_backbones_recipe(backbone: str, epoch: int, lr: f
     frames = 27 if backbone != "mixste" else 243
     config = ExperimentConfig.model_validate({"model": {"backbone": backbone, "frames": frames}}).resolved()
     assert learning_rate(config, epoch) == pytest.approx(lr, rel=1e-12)
+
+
+# -- per-joint error, PCK and AUC on a hand-worked pose (ground truth away from the origin) ---------------------
+
+# Two frames of three joints. The prediction is the ground truth plus offsets whose lengths are worked out by
+# hand: frame 0: 0.05 (3-4-5), 0, 0.1; frame 1: 0.2, 0.2 (0.12-0.16-0.2), 0. The ground truth is far from 0,
+# so an error computed from pred + gt (or from pred alone) cannot pass for pred - gt.
+HAND_GT = np.array(
+    [
+        [[1.0, 2.0, 3.0], [0.5, 0.5, 0.5], [-1.0, 0.0, 2.0]],
+        [[1.5, 2.5, 3.5], [0.25, -0.5, 1.0], [-2.0, 1.0, 2.5]],
+    ]
+)
+HAND_OFFSETS = np.array(
+    [
+        [[0.03, 0.04, 0.0], [0.0, 0.0, 0.0], [0.1, 0.0, 0.0]],
+        [[0.0, 0.0, 0.2], [0.0, 0.12, 0.16], [0.0, 0.0, 0.0]],
+    ]
+)
+HAND_PRED = HAND_GT + HAND_OFFSETS
+
+
+def test_per_joint_error_pck_and_auc_of_a_hand_worked_pose() -> None:
+    from tmt.metrics import auc, mpjpe, pck, per_frame_mpjpe, per_joint_mpjpe
+
+    np.testing.assert_allclose(per_joint_mpjpe(HAND_PRED, HAND_GT), [0.125, 0.1, 0.05], atol=1e-12)
+    np.testing.assert_allclose(per_frame_mpjpe(HAND_PRED, HAND_GT), [0.05, 0.4 / 3], atol=1e-12)
+    assert mpjpe(HAND_PRED, HAND_GT) == pytest.approx(0.55 / 6, abs=1e-12)
+    # distances 0.05, 0, 0.1, 0.2, 0.2, 0: four within 0.15; on joints 0 and 2, three of four within 0.12
+    assert pck(HAND_PRED, HAND_GT, threshold=0.15, joints=None) == pytest.approx(4 / 6)
+    assert pck(HAND_PRED, HAND_GT, threshold=0.12, joints=[0, 2]) == pytest.approx(3 / 4)
+    # PCK at 0, 0.06, 0.15, 0.3 is 2/6, 3/6, 4/6, 6/6: AUC = 15/24
+    assert auc(HAND_PRED, HAND_GT, thresholds=[0.0, 0.06, 0.15, 0.3], joints=None) == pytest.approx(0.625)
+
+
+@pytest.mark.parametrize(
+    ("function", "name"),
+    [
+        ("per_frame_mpjpe", "per_frame_mpjpe"),
+        ("per_joint_mpjpe", "per_joint_mpjpe"),
+        ("pck", "pck"),
+        ("auc", "auc"),
+        ("p_mpjpe", "procrustes_align"),
+        ("n_mpjpe", "per_frame_n_mpjpe"),
+        ("mpjve", "per_frame_mpjve"),
+    ],
+)
+def test_a_metric_names_itself_when_shapes_differ(function: str, name: str) -> None:
+    import tmt.metrics
+    from tmt.errors import DataError
+
+    with pytest.raises(DataError) as err:
+        getattr(tmt.metrics, function)(HAND_PRED, HAND_GT[:, :2])
+    assert str(err.value) == (
+        f"{name}: prediction (2, 3, 3) and ground truth (2, 2, 3) must both be (N, J, C)"
+    )
+
+
+def test_mpjpe_loss_of_a_hand_worked_pose() -> None:
+    from tmt.losses import mpjpe_loss
+
+    pred, gt = torch.tensor(HAND_PRED), torch.tensor(HAND_GT)
+    assert float(mpjpe_loss(pred, gt)) == pytest.approx(0.55 / 6, abs=1e-12)
+    with pytest.raises(Exception) as err:
+        mpjpe_loss(pred, gt[:1])
+    assert str(err.value) == (
+        "mpjpe_loss: prediction (2, 3, 3) and target (1, 3, 3) differ in shape "
+        "(a centre-frame model's target must be sliced to the centre frame)"
+    )
+
+
+def test_a_skeleton_with_mismatched_lists_is_refused_with_its_name() -> None:
+    from tmt.skeleton import Skeleton
+
+    with pytest.raises(ValueError) as err:
+        Skeleton("toy", ("a", "b"), (-1,), (), ())
+    assert str(err.value) == "skeleton toy: 1 parents for 2 joints"
+    with pytest.raises(ValueError) as err:
+        Skeleton("toy", ("a", "b"), (-1, 0), (0,), ())
+    assert str(err.value) == "skeleton toy: left and right joint lists differ in length"
+    assert Skeleton("toy", ("a", "b"), (-1, 0), (), ()).num_joints == 2
+
+
+def test_quality_mixing_keeps_the_inputs_precision_and_names_a_shape_mismatch() -> None:
+    from tmt.data.quality import mix_towards_gt
+    from tmt.errors import DataError
+
+    detected = np.array([[0.0, 1.0]], dtype=np.float64)
+    gt = np.array([[1.0, 3.0]], dtype=np.float32)
+    mixed = mix_towards_gt(detected, gt, 0.25)  # K + m (GT - K) = (0.25, 1.5)
+    assert mixed.dtype == np.float64
+    np.testing.assert_array_equal(mixed, [[0.25, 1.5]])
+    with pytest.raises(DataError) as err:
+        mix_towards_gt(detected, gt[:, :1], 0.5)
+    assert str(err.value) == (
+        "mix_towards_gt: detected keypoints (1, 2) and ground-truth keypoints (1, 1) must have the same shape "
+        "(truncate the 2D sequence to the mocap length first)"
+    )
