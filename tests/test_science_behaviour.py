@@ -290,3 +290,23 @@ def test_an_ordered_claim_holds_at_p_0035_and_not_at_p_0074(diffs: list[float], 
     assert result.effect == pytest.approx(np.mean(diffs))
     assert result.p_value == pytest.approx(stats.ttest_1samp(diffs, 0.0).pvalue)
     assert result.verdict == verdict
+
+
+def test_the_trainers_loss_weighs_the_joints_of_its_data_set() -> None:
+    """On MPI-INF-3DHP windows the weighted loss gives RKnee (index 9 there) the knee's 2.5 and HeadTop
+    (index 0) the head top's 1.5, not the Human3.6M weights of those indices (1 and 1)."""
+    from tmt.skeleton import MPI_INF_3DHP
+
+    config = ExperimentConfig.model_validate(
+        {
+            "model": {"backbone": "mixste", "frames": T_TRAIN, "depth": 1, "dim": 8, "heads": 1},
+            "train": {"strategy": "baseline", "loss": {"wmpjpe": 1.0, "tc": 0.5}},
+        }
+    ).resolved()
+    weights = {}
+    for skeleton in (H36M, MPI_INF_3DHP):
+        bank = WindowBank.from_sequences(_sequences(), T_TRAIN, "seq2seq", skeleton=skeleton)
+        trainer = Trainer(nn.Linear(2, 3), get_strategy("baseline"), bank, config, validate=lambda _m: 0.0)
+        weights[skeleton.name] = trainer.loss_fn.joint_weights
+    assert weights["mpi_inf_3dhp"][9] == 2.5 and weights["mpi_inf_3dhp"][0] == 1.5
+    assert weights["h36m"][2] == 2.5 and weights["h36m"][10] == 1.5  # RKnee and Head in Human3.6M order

@@ -297,3 +297,13 @@ def test_quality_mixing_keeps_the_inputs_precision_and_names_a_shape_mismatch() 
         "mix_towards_gt: detected keypoints (1, 2) and ground-truth keypoints (1, 1) must have the same shape "
         "(truncate the 2D sequence to the mocap length first)"
     )
+
+
+def test_mpi_inf_3dhp_loss_weights_follow_the_joints_not_their_indices() -> None:
+    """MixSTE's weights written down per MPI-INF-3DHP joint (its order: HeadTop, Neck, RShoulder, RElbow, RWrist,
+    LShoulder, LElbow, LWrist, RHip, RKnee, RAnkle, LHip, LKnee, LAnkle, Pelvis, Spine, Head): left and right
+    alike, knees and ankles 2.5, elbows and wrists 4, shoulders and head top 1.5, the trunk 1."""
+    from tmt.skeleton import joint_weights
+
+    assert joint_weights(MPI_INF_3DHP) == (1.5, 1, 1.5, 4, 4, 1.5, 4, 4, 1, 2.5, 2.5, 1, 2.5, 2.5, 1, 1, 1)
+    assert joint_weights(H36M) == (1, 1, 2.5, 2.5, 1, 2.5, 2.5, 1, 1, 1, 1.5, 1.5, 4, 4, 1.5, 4, 4)

@@ -120,6 +120,30 @@ MPI_INF_3DHP_PCK_JOINTS: tuple[int, ...] = tuple(range(14))
 H36M_JOINT_WEIGHTS: tuple[float, ...] = (1, 1, 2.5, 2.5, 1, 2.5, 2.5, 1, 1, 1, 1.5, 1.5, 4, 4, 1.5, 4, 4)
 """Per-joint weights of MixSTE's weighted MPJPE loss, in Human3.6M 17-joint order."""
 
+AS_H36M_JOINT: dict[str, dict[str, str]] = {
+    "mpi_inf_3dhp": {
+        "Pelvis": "Hip",
+        "RAnkle": "RFoot",
+        "LAnkle": "LFoot",
+        "Neck": "Thorax",  # where the shoulders attach: Human3.6M's thorax
+        "Head": "Neck/Nose",  # the head centre, between the neck and the head top
+        "HeadTop": "Head",  # Human3.6M's "Head" is the top of the head
+    },
+}
+"""Per skeleton, the Human3.6M joint each differently named joint stands for (the same place on the body)."""
+
+
+def joint_weights(skeleton: Skeleton) -> tuple[float, ...]:
+    """MixSTE's per-joint loss weights in ``skeleton``'s joint order, matched by joint name (a knee gets the
+    knee's weight whatever its index), so the weighted losses mean the same on every data set."""
+    by_name = dict(zip(H36M.joint_names, H36M_JOINT_WEIGHTS, strict=True))
+    aliases = AS_H36M_JOINT.get(skeleton.name, {})
+    try:
+        return tuple(float(by_name[aliases.get(name, name)]) for name in skeleton.joint_names)
+    except KeyError as err:
+        raise ValueError(f"skeleton {skeleton.name}: no loss weight for joint {err.args[0]!r}") from None
+
+
 H36M_ACTIONS: tuple[str, ...] = (
     "Directions", "Discussion", "Eating", "Greeting", "Phoning", "Photo", "Posing", "Purchases",
     "Sitting", "SittingDown", "Smoking", "Waiting", "WalkDog", "Walking", "WalkTogether",

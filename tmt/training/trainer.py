@@ -24,6 +24,7 @@ from torch import nn
 from tmt.data.windows import Batch, WindowBank
 from tmt.losses import build_loss
 from tmt.progress import Progress, format_seconds
+from tmt.skeleton import H36M, joint_weights
 from tmt.training.config import ExperimentConfig
 from tmt.training.convergence import plateau_epoch
 from tmt.training.strategies import Strategy
@@ -155,7 +156,8 @@ class Trainer:
         self.callbacks = callbacks
         self.progress = progress
         self.device = torch.device(config.train.device)
-        self.loss_fn = build_loss(config.train.loss)
+        skeleton = bank.skeleton or H36M
+        self.loss_fn = build_loss(config.train.loss, joint_weights(skeleton))
         self.optimizer = make_optimizer(model, config)
         self.state = TrainState()
         if config.train.precision == "fp16" and self.device.type != "cuda":
