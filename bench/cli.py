@@ -11,14 +11,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.options import parse_only, parse_settings
+from bench.options import add_wandb_options, parse_only, parse_settings, tracking_from_args
+from bench.tracking import MODES
 from tmt.cli.help_format import DefaultsHelpFormatter
 from tmt.errors import TmtError
 from tmt.plugins import add_import_option, import_modules
 
 DEFAULT_PROFILE = "cpu"
 DATA_CHOICES = ("real", "synthetic")
-WANDB_CHOICES = ("online", "offline", "disabled")
 EXECUTOR_CHOICES = ("local", "pool", "slurm")
 PRUNER_CHOICES = ("median", "hyperband", "none")
 
@@ -73,12 +73,7 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="real data or the synthetic stand-in (default: the profile's: paper real, cpu/smoke synthetic)",
     )
-    p.add_argument(
-        "--wandb",
-        choices=WANDB_CHOICES,
-        default=None,
-        help="W&B mirror mode (default: $WANDB_MODE, else offline)",
-    )
+    add_wandb_options(p)
     p.add_argument(
         "--set",
         dest="settings",
@@ -164,6 +159,13 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
     _only_arg(p)
     p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: reports)")
     p.add_argument(
+        "--wandb",
+        choices=MODES,
+        default="disabled",
+        help="also log each report to a W&B study-level run (default: disabled; bench run logs its report "
+        "in its own --wandb mode)",
+    )
+    p.add_argument(
         "--replace",
         action="store_true",
         help="write a report even when the one on disk reports more finished cells (kept otherwise)",
@@ -217,12 +219,7 @@ def _add_search(subparsers: argparse._SubParsersAction) -> None:
         metavar="PATH=VALUE",
         help="override a config field in every trial (repeatable; part of the cell ids)",
     )
-    p.add_argument(
-        "--wandb",
-        choices=WANDB_CHOICES,
-        default=None,
-        help="W&B mirror mode (default: $WANDB_MODE, else offline)",
-    )
+    add_wandb_options(p)
     p.add_argument("--no-report", action="store_true", help="do not write the search report")
     p.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports)")
     _store_arg(p)
@@ -299,7 +296,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.archive import export_archive, import_archive
     from bench.runner import check_writable, run_cells
     from bench.study import expand, load_study
-    from bench.tracking import default_mode
 
     study = load_study(args.study)
     settings = parse_settings(args.settings)
@@ -331,9 +327,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.executors import executor_from_args
 
     executor = executor_from_args(args, study, str(args.study))
-    summary = run_cells(
-        expansion, store, force=args.force, wandb_mode=args.wandb or default_mode(), executor=executor
-    )
+    tracking = tracking_from_args(args)
+    summary = run_cells(expansion, store, force=args.force, tracking=tracking, executor=executor)
     counts = ", ".join(
         f"{summary.count(s)} {s}" for s in ("done", "skipped", "failed", "busy") if summary.count(s)
     )
@@ -346,7 +341,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     status = 1 if summary.failed else 0
     if not args.no_report:
         report_args = argparse.Namespace(
-            **{**vars(args), "studies": [args.study], "all": False, "replace": False}
+            **{**vars(args), "studies": [args.study], "all": False, "replace": False, "wandb": tracking.mode}
         )
         status = max(status, _report(report_args))
     return status

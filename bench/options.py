@@ -1,10 +1,13 @@
 """Command-line values shared by ``bench run``, ``report`` and ``search``: ``--set PATH=VALUE`` and
-``--only AXIS=V1,V2``, parsed once into plain dicts (values as YAML scalars)."""
+``--only AXIS=V1,V2``, parsed once into plain dicts (values as YAML scalars), and the W&B options, turned into
+one :class:`bench.tracking.Tracking`."""
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 
+from bench.tracking import MODES, Tracking, default_mode
 from tmt.errors import TmtError
 
 
@@ -39,3 +42,40 @@ def parse_settings(items: Sequence[str]) -> dict[str, object]:
         except yaml.YAMLError:
             raise TmtError(f"--set {path.strip()}: {text!r} is not a YAML value") from None
     return settings
+
+
+def add_wandb_options(p: argparse.ArgumentParser) -> None:
+    """W&B options of ``run`` and ``search``."""
+    p.add_argument(
+        "--wandb",
+        choices=MODES,
+        default=None,
+        help="W&B mirror mode (default: $WANDB_MODE, else offline)",
+    )
+    p.add_argument(
+        "--wandb-log-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also log the training losses every N updates (default: 0, per epoch only)",
+    )
+    p.add_argument(
+        "--wandb-log-model",
+        action="store_true",
+        help="upload each finished cell's evaluated weights as a W&B model artifact",
+    )
+
+
+def tracking_from_args(args: argparse.Namespace) -> Tracking:
+    """The :class:`bench.tracking.Tracking` the command line asks for (the variant named by --set / --only)."""
+    from bench.archive import variant_suffix
+
+    try:
+        return Tracking(
+            mode=args.wandb or default_mode(),
+            variant=variant_suffix(parse_settings(args.settings), parse_only(getattr(args, "only", []))),
+            log_every=args.wandb_log_every,
+            log_model=args.wandb_log_model,
+        )
+    except ValueError as err:
+        raise TmtError(str(err)) from None

@@ -7,6 +7,7 @@ cells to it.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import math
 import os
@@ -21,9 +22,9 @@ from bench.cells import Cell
 from bench.executors import Executor, make_executor
 from bench.progress import RunProgress
 from bench.revision import process_revision
-from bench.store import Store
+from bench.store import MODEL, Store
 from bench.study import SYNTHETIC_DETECTOR, Expansion
-from bench.tracking import Tracker, tracking_mode
+from bench.tracking import Tracker, Tracking, tracking_mode
 from tmt.data.synth_folder import ensure_synthetic
 from tmt.errors import CheckpointError, DataError, TmtError
 
@@ -99,14 +100,17 @@ def complexity_result(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def execute(cell: Cell, workdir: Path, callbacks: Sequence[Any]) -> dict[str, Any]:
-    """Do the cell's work and return its result record (raises on failure)."""
+def execute(
+    cell: Cell, workdir: Path, callbacks: Sequence[Any], *, save_model: bool = False
+) -> dict[str, Any]:
+    """Do the cell's work and return its result record (raises on failure); ``save_model`` also writes the
+    evaluated weights to ``workdir/model.pt``."""
     if cell.kind == "complexity":
         return complexity_result(cell.config)
     from tmt.training import ExperimentConfig, run_experiment
 
     config = ExperimentConfig.model_validate(cell.config)
-    record = run_experiment(config, workdir, callbacks=list(callbacks), progress=False)
+    record = run_experiment(config, workdir, callbacks=list(callbacks), progress=False, save_model=save_model)
     record["environment"]["code_revision"] = process_revision()
     return record
 
@@ -116,13 +120,14 @@ def run_cell(
     store: Store,
     *,
     force: bool = False,
-    wandb_mode: str = "disabled",
+    tracking: Tracking | None = None,
     progress: RunProgress | None = None,
     callbacks: Sequence[Any] = (),
 ) -> CellOutcome:
     """Run one cell unless it is done (or running elsewhere); record its result or its failure.
 
     ``callbacks`` get every epoch after the history is written; one may raise :class:`CellStopped`.
+    ``tracking`` says what the cell's W&B run records (off by default).
     """
     with store.lock(cell.id) as held:
         if not held:
@@ -136,7 +141,8 @@ def run_cell(
         resumed = store.has_checkpoint(cell.id)
         if progress is not None:
             progress.cell_started(cell, resumed)
-        tracker = Tracker(cell, wandb_mode)
+        tracking = tracking or Tracking()
+        tracker = Tracker(cell, tracking, history=store.history(cell.id), model_file=workdir / MODEL)
         epoch_callbacks: list[Any] = [HistoryWriter(store, cell.id), tracker]
         if progress is not None:
             epoch_callbacks.append(progress)
@@ -144,12 +150,12 @@ def run_cell(
         t0 = time.perf_counter()
         try:
             try:
-                result = execute(cell, workdir, epoch_callbacks)
+                result = execute(cell, workdir, epoch_callbacks, save_model=tracking.log_model)
             except CheckpointError as err:  # unreadable (or foreign) checkpoint: keep it aside, start afresh
                 kept = store.set_checkpoint_aside(cell.id)
                 if progress is not None:
                     progress.print(f"    {cell.id}: {err}; it was moved to {kept.name} and the cell restarts")
-                result = execute(cell, workdir, epoch_callbacks)
+                result = execute(cell, workdir, epoch_callbacks, save_model=tracking.log_model)
             bad = non_finite_metrics(result)
             if bad:
                 raise FloatingPointError(f"non-finite result metric(s): {', '.join(bad)}")
@@ -159,7 +165,7 @@ def run_cell(
             }
             store.write_result(cell.id, result)
         except CellStopped as stop:
-            tracker.fail(f"stopped: {stop}")
+            tracker.stop(str(stop))
             return CellOutcome(cell.id, "stopped", str(stop), time.perf_counter() - t0)
         except Exception as err:  # recorded, and the study goes on (KeyboardInterrupt is not caught)
             reason = getattr(err, "reason", None) or f"{type(err).__name__}: {err}"
@@ -273,7 +279,7 @@ def run_cells(
     store: Store,
     *,
     force: bool = False,
-    wandb_mode: str = "disabled",
+    tracking: Tracking | None = None,
     live: bool | None = None,
     jobs: int = 1,
     executor: Executor | None = None,
@@ -315,10 +321,11 @@ def run_cells(
                 )
 
         chosen = executor if executor is not None else make_executor(jobs=jobs)
-        wandb_mode = tracking_mode(wandb_mode, progress.print)
+        tracking = tracking or Tracking()
+        tracking = dataclasses.replace(tracking, mode=tracking_mode(tracking.mode, progress.print))
         stopped = None
         try:
-            chosen.run(pending, store, report, progress=progress, force=force, wandb_mode=wandb_mode)
+            chosen.run(pending, store, report, progress=progress, force=force, tracking=tracking)
         except StudyStopped as stop:
             stopped = str(stop)
     not_run = CellOutcome("", "not run", "the study stopped first")

@@ -24,12 +24,13 @@ import pandas as pd
 from bench.cells import Cell
 
 DEFAULT_ROOT = "runs"
-CONFIG, RESULT, FAILURE, HISTORY, CHECKPOINT, LOCK = (
+CONFIG, RESULT, FAILURE, HISTORY, CHECKPOINT, MODEL, LOCK = (
     "config.json",
     "result.json",
     "failure.json",
     "history.jsonl",
     "checkpoint.pt",
+    "model.pt",  # the evaluated weights, written only when asked for (``--wandb-log-model``)
     "lock",
 )
 RESULT_SCALARS = ("num_parameters", "train_time_s", "epochs_run", "train_windows", "evaluation_time_s")
@@ -164,9 +165,9 @@ class Store:
         return kept
 
     def clear(self, cell_id: str) -> None:
-        """Forget a cell's outcome and progress (``--force``): result, failure, history and checkpoint."""
+        """Forget a cell's outcome and progress (``--force``): result, failure, history, checkpoint, weights."""
         folder = self.path(cell_id)
-        for name in (RESULT, FAILURE, HISTORY, CHECKPOINT):
+        for name in (RESULT, FAILURE, HISTORY, CHECKPOINT, MODEL):
             with contextlib.suppress(FileNotFoundError):
                 (folder / name).unlink()
 

@@ -12,7 +12,7 @@ import pytest
 from bench import runner
 from bench.cells import Cell
 from bench.store import Store
-from bench.tracking import Tracker, default_mode, summary_metrics
+from bench.tracking import Tracker, Tracking, default_mode, summary_metrics
 
 
 def make_cell(seed: int = 0) -> Cell:
@@ -31,7 +31,7 @@ def make_cell(seed: int = 0) -> Cell:
     )
 
 
-def fake_execute(cell, folder, callbacks):
+def fake_execute(cell, folder, callbacks, save_model=False):
     for epoch in (1, 2):
         for callback in callbacks:
             callback.on_epoch_end(
@@ -59,7 +59,7 @@ def test_mode_defaults_to_offline(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_disabled_tracking_never_imports_wandb(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "wandb", None)  # any import of wandb would now raise ImportError
     monkeypatch.setattr(runner, "execute", fake_execute)
-    outcome = runner.run_cell(make_cell(), Store(tmp_path), wandb_mode="disabled")
+    outcome = runner.run_cell(make_cell(), Store(tmp_path), tracking=Tracking("disabled"))
     assert outcome.status == "done"
     assert not Tracker(make_cell(), "disabled").active
 
@@ -80,7 +80,7 @@ def test_offline_run_is_written_per_cell(
     (tmp_path / "wb").mkdir()
     monkeypatch.setattr(runner, "execute", fake_execute)
     cell = make_cell()
-    outcome = runner.run_cell(cell, Store(tmp_path / "runs"), wandb_mode="offline")
+    outcome = runner.run_cell(cell, Store(tmp_path / "runs"), tracking=Tracking("offline"))
     assert outcome.status == "done"
     runs = list((tmp_path / "wb" / "wandb").glob(f"offline-run-*-{cell.id}"))
     assert len(runs) == 1
@@ -92,6 +92,9 @@ class _BrokenRun:
     def __init__(self) -> None:
         self.summary: dict = {}
         self.finished = False
+
+    def define_metric(self, *args, **kwargs) -> None:
+        pass
 
     def log(self, *args, **kwargs) -> None:
         raise ConnectionError("the W&B service went away")
@@ -117,9 +120,201 @@ def test_wandb_failure_never_fails_or_loses_a_cell(
     store = Store(tmp_path)
     cell = make_cell()
     with caplog.at_level(logging.WARNING, logger="bench.tracking"):
-        outcome = runner.run_cell(cell, store, wandb_mode="online")
+        outcome = runner.run_cell(cell, store, tracking=Tracking("online"))
     assert outcome.status == "done" and store.read_result(cell.id)["metrics"]["mpjpe"] == 80.0
     assert len(store.history(cell.id)) == 2
     assert f"W&B {'start' if broken == 'init' else 'log'} failed for cell {cell.id}" in caplog.text
     if broken == "log":
         assert run.finished  # the broken run was closed, tracking went off for the rest of the cell
+
+
+# -- what a run records: a stand-in for the wandb module that keeps every call ---------------------------------
+
+
+class _Recorded:
+    """A wandb run that records what it is given; ``summary`` may hold what an earlier attempt logged."""
+
+    def __init__(self, init: dict, summary: dict | None = None) -> None:
+        self.init, self.summary, self.tags = init, dict(summary or {}), tuple(init.get("tags", ()))
+        self.logged: list[dict] = []
+        self.metrics: dict[str, str | None] = {}
+        self.artifacts: list = []
+        self.exit_code: int | None = None
+
+    def define_metric(self, name: str, step_metric: str | None = None) -> None:
+        self.metrics[name] = step_metric
+
+    def log(self, values: dict) -> None:
+        self.logged.append(values)
+
+    def log_artifact(self, artifact) -> None:
+        self.artifacts.append(artifact)
+
+    def finish(self, exit_code: int = 0) -> None:
+        self.exit_code = exit_code
+
+
+class _Artifact:
+    def __init__(self, name: str, type: str, metadata: dict | None = None) -> None:
+        self.name, self.type, self.files = name, type, []
+
+    def add_file(self, path: str, name: str | None = None) -> None:
+        self.files.append(name or Path(path).name)
+
+
+def _fake_wandb(monkeypatch: pytest.MonkeyPatch, summary: dict | None = None) -> list[_Recorded]:
+    runs: list[_Recorded] = []
+
+    def init(**kwargs):
+        runs.append(_Recorded(kwargs, summary))
+        return runs[-1]
+
+    fake = types.SimpleNamespace(
+        init=init,
+        Settings=lambda **kwargs: None,
+        Table=lambda columns, data: {"columns": columns, "data": data},
+        Artifact=_Artifact,
+    )
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    return runs
+
+
+def resumed_execute(cell, folder, callbacks, save_model=False):
+    """Epochs 3 and 4 of a cell whose epochs 1 and 2 ran in a killed process (they are in the store)."""
+    for epoch in (3, 4):
+        for callback in callbacks:
+            callback.on_epoch_end(epoch, {"loss_step1": 0.5, "val_mpjpe": 90.0 - epoch, "epoch": epoch})
+    if save_model:
+        (folder / "model.pt").write_bytes(b"weights")
+    history = [{"epoch": e, "val_mpjpe": 90.0 - e, "lr": 0.1 / e} for e in (1, 2, 3, 4)]
+    return {
+        "metrics": {
+            "mpjpe": 80.0,
+            "per_action": {"mpjpe": {"Walking": 79.0, "Eating": 81.0}},
+            "per_joint_mpjpe": [1.0] * 17,
+        },
+        "selection": {"rule": "best_val", "epoch": 3},
+        "history": history,
+        "epochs_run": 4,
+    }
+
+
+@pytest.mark.parametrize(("wandb_had", "replayed"), [(0, [1, 2]), (1, [2])])
+def test_a_resumed_cell_replays_the_stored_epochs_wandb_lacks(
+    wandb_had: int, replayed: list[int], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    runs = _fake_wandb(monkeypatch, {"epoch": wandb_had} if wandb_had else None)
+    monkeypatch.setattr(runner, "execute", resumed_execute)
+    store, cell = Store(tmp_path), make_cell()
+    store.prepare(cell)
+    for epoch in (1, 2):  # what the killed process had written
+        store.append_history(cell.id, {"epoch": epoch, "val_mpjpe": 90.0 - epoch})
+    assert runner.run_cell(cell, store, tracking=Tracking("offline")).status == "done"
+    (run,) = runs
+    epochs = [values["epoch"] for values in run.logged if "epoch" in values]
+    assert epochs == [*replayed, 3, 4]  # every epoch once, in order
+    assert run.metrics["*"] == "epoch" and run.metrics["train/*"] == "update"
+    # the summary holds the selected epoch (3), not the last one (4)
+    assert (
+        run.summary["selected_epoch"] == 3
+        and run.summary["val_mpjpe"] == 87.0
+        and run.summary["lr"] == 0.1 / 3
+    )
+    tables = next(values for values in run.logged if "per_joint" in values)
+    assert tables["per_joint"]["data"][2][:2] == ["RKnee", 1.0]
+    assert tables["per_action"]["data"] == [["Eating", 81.0], ["Walking", 79.0]]
+    assert run.exit_code == 0 and not run.artifacts
+
+
+def test_variants_trials_and_models_are_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    runs = _fake_wandb(monkeypatch)
+    monkeypatch.setattr(runner, "execute", resumed_execute)
+    tracking = Tracking(
+        "offline",
+        variant="+train.precision=bf16+model.depth=4",
+        log_model=True,
+        trial={"study": "s", "number": 7},
+    )
+    cell = make_cell()
+    assert runner.run_cell(cell, Store(tmp_path), tracking=tracking).status == "done"
+    (run,) = runs
+    assert run.init["name"] == f"table7+train.precision=bf16+model.depth=4/{cell.describe()}"
+    assert run.init["group"] == "table7+train.precision=bf16+model.depth=4"
+    assert {"study:table7", "variant:train.precision=bf16", "variant:model.depth=4", "trial:s#7"} <= set(
+        run.tags
+    )
+    assert run.init["config"]["bench"]["trial"] == {"study": "s", "number": 7}
+    (artifact,) = run.artifacts
+    assert (artifact.type, artifact.files) == ("model", ["model.pt"])
+
+
+def test_a_pruned_trial_finishes_as_pruned_not_failed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    runs = _fake_wandb(monkeypatch)
+
+    def pruned(cell, folder, callbacks, save_model=False):
+        raise runner.CellStopped("pruned after epoch 2 (validation MPJPE 88.0 mm)")
+
+    monkeypatch.setattr(runner, "execute", pruned)
+    outcome = runner.run_cell(make_cell(), Store(tmp_path), tracking=Tracking("offline"))
+    assert outcome.status == "stopped"
+    (run,) = runs
+    assert run.exit_code == 0 and "pruned" in run.tags
+    assert run.summary["state"] == "pruned" and run.summary["stopped"].startswith("pruned after epoch 2")
+
+
+def test_training_losses_are_logged_every_n_updates(monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = _fake_wandb(monkeypatch)
+    tracker = Tracker(make_cell(), Tracking("offline", log_every=2))
+    for update in range(1, 6):
+        tracker.on_batch_end(update, {"zeros": 1.0 / update, "features": float("nan")})
+    (run,) = runs
+    assert run.logged == [{"train/loss_step1": 0.5, "update": 2}, {"train/loss_step1": 0.25, "update": 4}]
+
+
+def test_bad_tracking_options_are_refused() -> None:
+    with pytest.raises(ValueError, match="--wandb-log-every: must be 0"):
+        Tracking("offline", log_every=-1)
+    with pytest.raises(ValueError, match="unknown mode 'cloud'"):
+        Tracking("cloud")
+
+
+def test_a_report_is_logged_to_a_study_level_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """``bench report --wandb``: one run per study and profile, the report's files as an artifact and its
+    cells (their own run ids) as a table, read here from the committed table7 cpu archive."""
+    from bench.cli import main
+
+    runs = _fake_wandb(monkeypatch)
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)  # the archives live in results/
+    out = tmp_path / "reports"
+    args = [
+        "report",
+        "studies/table7.yaml",
+        "--profile",
+        "cpu",
+        "--out",
+        str(out),
+        "--store",
+        str(tmp_path / "s"),
+    ]
+    assert main([*args, "--wandb", "offline"]) == 0
+    (run,) = runs
+    assert (
+        run.init["job_type"] == "report"
+        and run.init["group"] == "table7"
+        and run.init["id"] == "report-table7.cpu"
+    )
+    (artifact,) = run.artifacts
+    assert artifact.type == "report"
+    assert {"table7.cpu.md", "table7.cpu.csv"} <= set(artifact.files)
+    assert any(name.endswith(".png") for name in artifact.files)
+    (logged,) = run.logged
+    table = logged["cells"]
+    cell_ids = [row[table["columns"].index("cell_id")] for row in table["data"]]
+    assert len(cell_ids) == 9 and "841727e93a958465" in cell_ids
+    assert {row[table["columns"].index("status")] for row in table["data"]} == {"done"}
+    assert "table7.cpu: report logged to W&B (offline)" in capsys.readouterr().out

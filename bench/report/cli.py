@@ -98,6 +98,11 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     store = Store(args.store)
     libs = versions()
+    tracking = getattr(args, "wandb", None) or "disabled"
+    if tracking != "disabled":
+        from bench.tracking import tracking_mode
+
+        tracking = tracking_mode(tracking)
     for path in paths:
         study = load_study(path)
         expansion = expand(
@@ -155,6 +160,15 @@ def run(args: argparse.Namespace) -> int:
             list(study.axes),
             exact=study.kind == "complexity",
         )
+        if tracking != "disabled":
+            _log_to_wandb(
+                out_dir,
+                f"{study.study}.{args.profile}{variant}",
+                study.study,
+                expansion.cells,
+                results,
+                tracking,
+            )
         verdicts = ", ".join(f"{c['id']} {c['verdict']}" for c in summary["claims"]) or "no claims"
         cells, ended = summary["cells"], summary["convergence"]
         converged = f"{ended['converged']} of {ended['cells']} converged; " if ended else ""
@@ -165,3 +179,28 @@ def run(args: argparse.Namespace) -> int:
     index = write_index(out_dir)
     print(f"index: {index}")
     return 0
+
+
+def _log_to_wandb(
+    out_dir: Path, stem: str, study: str, cells: Sequence[Any], results: pd.DataFrame, mode: str
+) -> None:
+    """The report's files and its cells (with status and MPJPE) to a W&B study-level run."""
+    from bench.tracking import log_report
+
+    files = [out_dir / f"{stem}.md", out_dir / f"{stem}.csv", *sorted((out_dir / FIGURES).glob(f"{stem}.*"))]
+    rows = results.drop_duplicates("cell_id").set_index("cell_id")
+    table = []
+    for cell in cells:
+        row = rows.loc[cell.id] if cell.id in rows.index else None
+        mpjpe = row.get("mpjpe") if row is not None else None
+        table.append(
+            {
+                "cell_id": cell.id,
+                "seed": cell.seed,
+                "labels": ", ".join(f"{k}={v}" for k, v in cell.labels.items()),
+                "status": str(row["status"]) if row is not None else "missing",
+                "mpjpe": float(mpjpe) if mpjpe is not None and pd.notna(mpjpe) else None,
+            }
+        )
+    if log_report(study, stem.split(".", 1)[1], files, table, mode):
+        print(f"{stem}: report logged to W&B ({mode})")

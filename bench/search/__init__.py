@@ -27,9 +27,8 @@ def run(args: argparse.Namespace) -> int:
 
     Exit status 0 when the study has a complete trial (or no trial was asked for), 1 otherwise.
     """
-    from bench.options import parse_settings
+    from bench.options import parse_settings, tracking_from_args
     from bench.search_report import write_search_report
-    from bench.tracking import default_mode
 
     spec = load_search(args.spec)
     settings = parse_settings(args.settings)
@@ -44,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         pruner=args.pruner,
         data=args.data,
         settings=settings,
-        wandb_mode=args.wandb or default_mode(),
+        tracking=tracking_from_args(args),
     )
     trials = study.get_trials(deepcopy=False)
     counts = {s: sum(t.state == s for t in trials) for s in TrialState}

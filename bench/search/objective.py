@@ -14,7 +14,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn
 
 import optuna
@@ -35,6 +35,7 @@ from bench.search.storage import (
     retry_callback,
 )
 from bench.store import Store
+from bench.tracking import Tracking
 from tmt.errors import TmtError
 
 BUSY_POLL_S = 1.0
@@ -81,7 +82,7 @@ class Objective:
     store: Store
     data: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
-    wandb_mode: str = "disabled"
+    tracking: Tracking = field(default_factory=Tracking)
     lock: TrialLock | None = None
     log: Callable[[str], None] = print
 
@@ -112,7 +113,10 @@ class Objective:
         self.log(f"trial {trial.number}: {describe(params)} (cell {cell.id})")
         t0 = time.perf_counter()
         while True:
-            outcome = run_cell(cell, self.store, wandb_mode=self.wandb_mode, callbacks=[reporter])
+            trial_tracking = replace(
+                self.tracking, trial={"study": trial.study.study_name, "number": trial.number}
+            )
+            outcome = run_cell(cell, self.store, tracking=trial_tracking, callbacks=[reporter])
             if outcome.status != "busy":
                 break
             while self.store.is_locked(cell.id):  # another worker runs this very cell: wait, then reuse it
@@ -186,7 +190,7 @@ def run_search(
     pruner: str | None = None,
     data: str | None = None,
     settings: dict[str, Any] | None = None,
-    wandb_mode: str = "disabled",
+    tracking: Tracking | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[optuna.Study, SearchStorage]:
     """Run trials until the study holds ``trials`` counted trials (this worker's share when others help) and
@@ -214,7 +218,14 @@ def run_search(
             settings=settings,
         )
         objective = Objective(
-            spec, profile, store, data, settings, wandb_mode, lock=TrialLock(handle.locks), log=log
+            spec,
+            profile,
+            store,
+            data,
+            settings,
+            tracking or Tracking(),
+            lock=TrialLock(handle.locks),
+            log=log,
         )
         while True:
             fail_stale_trials(study, handle, log=log)

@@ -41,6 +41,9 @@ class TrainingFailed(RuntimeError):
 
 
 class Callback(Protocol):
+    """Told about every finished epoch. A callback may also define ``on_batch_end(update, losses)``, called
+    after every batch with the number of updates so far and each step's loss (e.g. per-update logging)."""
+
     def on_epoch_end(self, epoch: int, record: dict[str, Any]) -> None: ...
 
 
@@ -284,12 +287,15 @@ class Trainer:
         batches = range(0, len(index), size)
         label = f"epoch {epoch + 1}/{self.config.optim.epochs}"
         bar = Progress(label, len(batches), fields=("loss",), lines=False) if self.progress else None
+        batch_hooks = [hook for c in self.callbacks if (hook := getattr(c, "on_batch_end", None)) is not None]
         for start in batches:
             batch = self.bank.batch(index[start : start + size], flips[start : start + size])
             losses = self.train_batch(batch, epoch, start // size)
             for step, value in losses.items():
                 sums[step] += value
             count += 1
+            for on_batch_end in batch_hooks:
+                on_batch_end(self.state.updates, dict(losses))
             if bar is not None:
                 bar.advance(loss=value)
         if bar is not None:
