@@ -920,10 +920,15 @@ def test_learning_curves_are_drawn_for_every_training_report(tmp_path: Path):
     papers = {"table7": load_paper_table("table7")}
     write_report(tmp_path, _context("table7"), results, [layout], [claim], papers, AXES7)
     path = tmp_path / "figures" / "table7.cpu.learning_curves.png"
-    # one row of two 5 x 3 inch panels per layout row (4 rows), at 150 dpi
-    assert plt_image.imread(path).shape[:2] == (4 * 3 * 150, 2 * 5 * 150)
+    # one row of two 5 x 3 inch panels per layout row (4 rows), at 200 dpi, and the same figure as SVG
+    assert plt_image.imread(path).shape[:2] == (4 * 3 * 200, 2 * 5 * 200)
+    assert path.with_suffix(".svg").read_text().lstrip().startswith("<?xml")
     md = (tmp_path / "table7.cpu.md").read_text()
     assert "](figures/table7.cpu.learning_curves.png)" in md and "validation MPJPE (mm) against updates" in md
+    assert "([SVG](figures/table7.cpu.learning_curves.svg))" in md
+    # the table as a picture: one panel per layout row with reproduced cells, the strategies along x
+    assert "](figures/table7.cpu.table.png)" in md
+    assert (tmp_path / "figures" / "table7.cpu.table.svg").exists()
 
 
 def test_a_report_is_not_replaced_by_one_with_fewer_finished_cells(tmp_path: Path, capsys):

@@ -53,7 +53,7 @@ def write_report(
     stem = f"{ctx.study}.{ctx.profile}"
     tables = [(layout, build_table(results, layout, papers.get(layout.paper or ""))) for layout in layouts]
     claim_results = evaluate_claims(results, claims, tables, axes, exact=exact)
-    for old in (out_dir / FIGURES).glob(f"{stem}.*.png"):
+    for old in [*(out_dir / FIGURES).glob(f"{stem}.*.png"), *(out_dir / FIGURES).glob(f"{stem}.*.svg")]:
         old.unlink()
     pairs = list(zip(claims, claim_results, strict=True))
     figures = study_figures(results, tables, pairs, axes, out_dir / FIGURES, stem)

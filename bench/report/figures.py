@@ -12,10 +12,13 @@ global state, so reports can be written from any thread or process without a dis
 
 from __future__ import annotations
 
+import re
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -25,12 +28,18 @@ from matplotlib.figure import Figure
 from bench.report.claims import ClaimResult, done_cells, layout_for, paper_frame, select, trend_curves
 from bench.report.spec import ClaimSpec, LayoutSpec
 from bench.report.tables import AVERAGE, long_values, unique_cells
+from bench.report.units import axis_label, metric_label, metric_unit
 from tmt.skeleton import H36M
 
 PAPER, OURS = "paper", "reproduced"
 MPJPE = "mpjpe"
 """The layout metric whose paper values (mm) mark the validation-MPJPE axes of the learning curves."""
-DPI = 110
+DPI = 200
+JOINT_WORDS = {
+    "per_joint_mpjpe": "joint's MPJPE (mm)",
+    "per_joint_speed": "joint's mean speed (mm / frame)",
+}
+"""PNG resolution: print quality at the figures' sizes; every figure is also written as SVG (vector)."""
 
 
 def _figure(nrows: int, ncols: int, width: float, height: float) -> tuple[Figure, np.ndarray]:
@@ -42,8 +51,12 @@ def _figure(nrows: int, ncols: int, width: float, height: float) -> tuple[Figure
 
 
 def _save(fig: Figure, path: Path, dpi: int = DPI) -> Path:
+    """``path`` (PNG) and the same figure as SVG beside it, both byte-for-byte reproducible (no date, fixed
+    SVG ids), so regenerating a report changes no committed file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
+    with matplotlib.rc_context({"svg.hashsalt": "tmt-bench"}):
+        fig.savefig(path.with_suffix(".svg"), metadata={"Date": None})
     return path
 
 
@@ -80,8 +93,52 @@ def per_action_figure(
         )
         ax.set_title(_row_label(key, rows), fontsize=9)
         ax.set_xlabel("")
-        ax.set_ylabel(layout.metric)
+        ax.set_ylabel(metric_label(layout.value_metric, layout.paper_scale))
         ax.tick_params(axis="x", rotation=45, labelsize=8)
+    return _save(fig, path)
+
+
+def table_figure(results: pd.DataFrame, table: pd.DataFrame, layout: LayoutSpec, path: Path) -> Path | None:
+    """The table as a picture, in its own layout: one panel per row that has reproduced cells, the table's
+    columns along x; per column each seed's value (dots), their mean +- sd (bar) and the paper's value
+    (a black square)."""
+    col = layout.column_name
+    rows = [r for r in layout.rows if r in table.columns]
+    ours = long_values(results, layout)
+    ours = ours[ours["status"] == "done"].dropna(subset=["value"])
+    if ours.empty or col not in ours.columns:
+        return None
+    columns = [str(c) for c in dict.fromkeys(table[col])]
+    position = {c: i for i, c in enumerate(columns)}
+
+    def key(frame: pd.DataFrame) -> list[tuple]:
+        return list(map(tuple, frame[rows].astype(str).to_numpy())) if rows else [()] * len(frame)
+
+    ours = ours.assign(_row=key(ours), _x=ours[col].astype(str).map(position))
+    paper = table.assign(_row=key(table), _x=table[col].astype(str).map(position))
+    keys = list(dict.fromkeys(ours["_row"]))
+    ncols = min(len(keys), 3)
+    nrows = -(-len(keys) // ncols)
+    fig, axes = _figure(nrows, ncols, max(4.5, 1.1 * len(columns) + 1.5), 3.6)
+    palette = sns.color_palette()
+    for ax, row in zip(axes.ravel(), keys, strict=False):
+        mine, theirs = ours[ours["_row"] == row], paper[paper["_row"] == row].dropna(subset=["paper"])
+        jitter = (mine["seed"].rank(method="dense").to_numpy(float) - 2) * 0.06
+        ax.scatter(mine["_x"] + jitter, mine["value"], s=12, color=palette[0], alpha=0.6, label="seeds")
+        stats = mine.groupby("_x")["value"].agg(["mean", "std"]).fillna(0)
+        ax.errorbar(
+            stats.index + 0.18, stats["mean"], yerr=stats["std"], fmt="o", color=palette[0], capsize=3,
+            label=f"{OURS} (mean ± sd)",
+        )  # fmt: skip
+        if len(theirs):
+            ax.scatter(theirs["_x"] - 0.18, theirs["paper"], marker="s", color="black", s=24, label=PAPER)
+        ax.set_xticks(range(len(columns)), columns, rotation=30 if len(columns) > 4 else 0, fontsize=8)
+        ax.set_xlim(-0.6, len(columns) - 0.4)
+        ax.set(xlabel=axis_label(col), ylabel=metric_label(layout.value_metric, layout.paper_scale))
+        ax.set_title(textwrap.fill(_row_label(row, rows), 48), fontsize=9)
+    for ax in axes.ravel()[len(keys) :]:
+        ax.set_visible(False)
+    axes.ravel()[0].legend(fontsize=7)
     return _save(fig, path)
 
 
@@ -164,7 +221,7 @@ def learning_curve_figure(
         ax_row[-1].legend(
             title=hue, fontsize=7, title_fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5)
         )
-    return _save(fig, path, dpi=150)
+    return _save(fig, path)
 
 
 def paper_mpjpe(reference: tuple[LayoutSpec, pd.DataFrame] | None, named: dict[str, Any]) -> float | None:
@@ -204,13 +261,13 @@ def trend_figure(
                 else None
             )
             _curve(axes[0, 0], ours, theirs, str(value))
-        axes[0, 0].set(xlabel=claim.along, ylabel=eff.metric)
+        axes[0, 0].set(xlabel=axis_label(claim.along), ylabel=metric_label(eff.metric, layout.paper_scale))
         axes[0, 0].legend(fontsize=8)
     ax = axes[0, -1]
     _curve(
         ax, curves, trend_curves(paper, claim, axes_names), "effect" if eff is not None else str(claim.metric)
     )
-    ax.set(xlabel=claim.along, ylabel=_quantity(claim))
+    ax.set(xlabel=axis_label(claim.along), ylabel=_quantity(claim, layout.paper_scale))
     ax.legend(fontsize=8)
     fig.suptitle(claim.text, fontsize=9)
     return _save(fig, path)
@@ -229,16 +286,18 @@ def _curve(ax, curves: pd.DataFrame, paper_curves: pd.DataFrame | None, label: s
         ax.plot(px, py, "--", marker="s", markersize=3, color=colour, alpha=0.7, label=f"{label} ({PAPER})")
 
 
-def _quantity(claim: ClaimSpec) -> str:
+def _quantity(claim: ClaimSpec, scale: float = 1.0) -> str:
+    """The trend's y axis in words: the metric with its unit, or the effect's formula with its unit."""
     eff = claim.effect
     if eff is None:
-        return str(claim.metric)
+        return metric_label(str(claim.metric), scale)
+    unit = metric_unit(eff.metric, scale)
     formulas = {
         "relative": f"({eff.lhs} - {eff.rhs}) / {eff.lhs} (%)",
-        "absolute": f"{eff.lhs} - {eff.rhs}",
+        "absolute": f"{eff.lhs} - {eff.rhs}" + (f" ({unit})" if unit else ""),
         "ratio": f"{eff.lhs} / {eff.rhs}",
     }
-    return f"{eff.metric}: {formulas[eff.kind]}"
+    return f"{metric_label(eff.metric, scale).split(' (')[0]}: {formulas[eff.kind]}"
 
 
 def joint_speed_figure(
@@ -266,7 +325,7 @@ def joint_speed_figure(
         ax.annotate(name, (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
     r = f"r = {result.effect:.2f}, p = {result.p_value:.2g}" if result.effect is not None else "r undefined"
     ax.set_title(f"{claim.y} vs {claim.x} ({r}, {result.verdict})", fontsize=9)
-    ax.set(xlabel=claim.x, ylabel=claim.y)
+    ax.set(xlabel=JOINT_WORDS.get(claim.x, claim.x), ylabel=JOINT_WORDS.get(claim.y, claim.y))
     return _save(fig, path)
 
 
@@ -296,6 +355,14 @@ def study_figures(
             name = (layout.name or f"layout{i}") if len(tables) > 1 else "per_action"
             path = per_action_figure(results, table, layout, out_dir / f"{stem}.{name}.png")
             out.append((f"Per-action {layout.metric}: paper vs reproduced", path))
+        else:
+            name = f"table.{re.sub(r'[^a-z0-9]+', '_', (layout.name or str(i)).lower()).strip('_')}"
+            name = name if len(tables) > 1 else "table"
+            path = table_figure(results, table, layout, out_dir / f"{stem}.{name}.png")
+            out.append(
+                (f"{layout.name or 'The table'}: {metric_label(layout.value_metric, layout.paper_scale)}, "
+                 "each seed, the mean ± sd and the paper's value", path)
+            )  # fmt: skip
     if tables:
         layout = tables[0][0]
         hue = variant_axis(layout, [c for c, _ in claims], results)

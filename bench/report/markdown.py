@@ -337,5 +337,7 @@ def render_report(
     if figures:
         parts += ["", "## Figures"]
         for caption, path in figures:
-            parts += ["", f"![{caption}]({os.path.relpath(path, out_dir)})", "", f"*{caption}*"]
+            link = os.path.relpath(path, out_dir)
+            vector = os.path.relpath(path.with_suffix(".svg"), out_dir)
+            parts += ["", f"![{caption}]({link})", "", f"*{caption}* ([SVG]({vector}))"]
     return "\n".join(parts) + "\n"

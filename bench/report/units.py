@@ -37,3 +37,45 @@ def metric_unit(metric: str, scale: float = 1.0) -> str:
         (unit for (b, s), unit in SCALED_UNITS.items() if b == base and math.isclose(scale, s, rel_tol=1e-9)),
         f"{base} x {scale:g}",
     )
+
+
+AXIS_WORDS = {
+    "model.frames": "clip length T (frames)",
+    "model.depth": "depth d_l (blocks)",
+    "model.dim": "width d_m",
+    "model.backbone": "backbone",
+    "optim.lr": "learning rate",
+    "optim.batch_frames": "batch (frames)",
+    "optim.batch_clips": "batch (clips)",
+    "train.strategy": "training strategy",
+    "train.extra_scale": "scale of the extra channels",
+    "data.mix_towards_gt": "m: 2D input moved towards the ground truth (Eq. 2)",
+    "data.keypoints": "2D keypoints",
+    "data.actions": "actions",
+    "data.test_subjects": "test subjects",
+}
+"""Figure-axis words for the configuration keys that studies sweep."""
+
+METRIC_WORDS = {
+    "mpjpe": "MPJPE",
+    "p_mpjpe": "P-MPJPE",
+    "n_mpjpe": "N-MPJPE",
+    "val_mpjpe": "validation MPJPE",
+    "mpjve": "MPJVE",
+    "epochs_to_plateau": "epochs to the plateau",
+    "time_to_plateau_s": "training time to the plateau",
+    "num_parameters": "parameters",
+    "paper_flops": "FLOPs",
+}
+
+
+def axis_label(key: str) -> str:
+    """Words for a configuration key on a figure axis (the key itself when it has none)."""
+    return AXIS_WORDS.get(key, key)
+
+
+def metric_label(metric: str, scale: float = 1.0) -> str:
+    """A metric in words with its unit, e.g. "MPJPE (mm)" or "training time to the plateau (min)"."""
+    words = next((METRIC_WORDS[part] for part in metric.split(".") if part in METRIC_WORDS), metric)
+    unit = metric_unit(metric, scale)
+    return f"{words} ({unit})" if unit and unit != words else words
