@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cells import Cell
-from tmt.skeleton import H36M, MPI_INF_3DHP
+from tmt.skeleton import H36M, SKELETONS
 
 MODES = ("online", "offline", "disabled")
 DEFAULT_PROJECT = "tmt-bench"
@@ -276,7 +276,7 @@ class Tracker:
 
 def joint_names(dataset: str, count: int) -> tuple[str, ...]:
     """The names of a per-joint array's entries, in the order of the cell's data set."""
-    skeleton = MPI_INF_3DHP if dataset == "mpi_inf_3dhp" else H36M
+    skeleton = SKELETONS.get(dataset, H36M)
     return skeleton.joint_names if count == skeleton.num_joints else tuple(f"joint {i}" for i in range(count))
 
 

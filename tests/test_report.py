@@ -123,6 +123,12 @@ def table7_results(seeds: int = 3, flip_row: tuple | None = None) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
+TREND_RHO = np.sqrt(27 / 28)
+"""Spearman's rho over the 15 (m, seed) points of a strictly rising 5-value sweep with 3 seeds whose values
+never overlap across m: x ranks 2, 5, 8, 11, 14 (three tied each), y ranks 1-3, 4-6, ..., 13-15, so
+cov = 270, var x = 270, var y = 280 and rho = 270 / sqrt(270 * 280). (Three values: -3 / sqrt(10).)"""
+
+
 def table8_results(ms, improvement, seeds: int = 3, noise: float = 0.05) -> pd.DataFrame:
     """Baseline MPJPE 40 - 20 m; TMT = baseline * (1 - improvement(m) / 100), plus small seed noise."""
     rng = np.random.default_rng(0)
@@ -369,9 +375,9 @@ def test_monotonic_trend_holds_and_the_papers_trend_is_shown():
     results = table8_results(M_SWEEP, [1.0, 1.5, 2.5, 5.0, 12.0])
     (result,) = _claims(results, [IMPROVEMENT], TABLE8_LAYOUT, "table8", AXES8)
     assert result.verdict == HOLDS
-    assert result.effect == pytest.approx(1.0)
+    assert result.effect == pytest.approx(TREND_RHO)
     assert result.paper_effect == pytest.approx(1.0)  # 0.98, 1.12, 1.37, 2.51, 13.89 % rise with m
-    assert result.n == 3
+    assert result.n == 15  # the (m, seed) points the test reads
     assert "12" in result.detail and "paper 13.9" in result.detail
 
 
@@ -379,7 +385,7 @@ def test_monotonic_trend_fails_when_the_effect_shrinks():
     results = table8_results(M_SWEEP, [12.0, 5.0, 2.5, 1.5, 1.0])
     (result,) = _claims(results, [IMPROVEMENT], TABLE8_LAYOUT, "table8", AXES8)
     assert result.verdict == FAILS
-    assert result.effect == pytest.approx(-1.0)
+    assert result.effect == pytest.approx(-TREND_RHO)
 
 
 def test_monotonic_trend_with_one_seed_is_inconclusive():
@@ -405,7 +411,7 @@ def test_monotonic_metric_trend_without_an_effect():
     )
     spec = LayoutSpec.parse(layout)
     (result,) = evaluate_claims(falling, [claim], [(spec, None)], ["model.frames"])
-    assert result.verdict == HOLDS and result.effect == pytest.approx(-1.0)
+    assert result.verdict == HOLDS and result.effect == pytest.approx(-3 / np.sqrt(10))
     rising = falling.assign(mpjpe=80.0 - falling["mpjpe"])
     (result,) = evaluate_claims(rising, [claim], [(spec, None)], ["model.frames"])
     assert result.verdict == FAILS
@@ -853,7 +859,7 @@ def test_trend_and_correlation_claims_read_convergence_too():
     results = table8_results(M_SWEEP, [1.0, 1.5, 2.5, 5.0, 12.0])
     results.loc[0, "convergence.converged"] = False
     (result,) = _claims(results, [IMPROVEMENT], TABLE8_LAYOUT, "table8", AXES8)
-    assert result.verdict == UNCONVERGED and result.effect == pytest.approx(1.0)
+    assert result.verdict == UNCONVERGED and result.effect == pytest.approx(TREND_RHO)
     joints = joint_results(3.0).drop(columns=["convergence.converged", "convergence.stop_reason"])
     (corr,) = evaluate_claims(joints, [CORRELATION], [(LayoutSpec.parse(ONE_COLUMN), None)])
     assert corr.verdict == UNCONVERGED and corr.effect > 0.9

@@ -11,15 +11,18 @@ Cells pair when they agree on every grid axis except the compared one, and on th
 - ``monotonic``: per seed, the curve along ``along`` of ``metric`` or of ``effect`` (relative
   ``(lhs - rhs) / lhs * 100``, absolute ``lhs - rhs`` or ratio ``lhs / rhs`` between two values of
   ``effect.over``), averaged over any other axis. The effect is Spearman's rho between ``along`` and the
-  seed-mean curve; its CI a percentile bootstrap over seeds; its p-value Spearman's test on all (along, value)
-  points. ``direction`` gives the claimed sign. Needs 3 values of ``along`` and 2 seeds.
+  value over every (along value, seed) point; its CI and p-value come from one Fisher z statistic (the
+  Bonett-Wright variance for Spearman's rho), so they agree. ``direction`` gives the claimed sign. Needs 3
+  values of ``along`` and 2 seeds.
 - ``correlation``: Pearson's r between the per-joint arrays ``y`` and ``x`` (default ``per_joint_mpjpe`` and
   ``per_joint_speed``) averaged over the selected cells; joints with zero error (the root of a root-relative
   pose) are left out. The sample is the joints, so one seed suffices. CI and p-value by Fisher's z against
   ``min`` (default 0); claimed r > ``min``.
 
 For the paired tests the p-value is a two-sided one-sample t-test of the paired differences (the paired
-t-test) and the CI that test's t-interval of the mean, so the two always agree.
+t-test) and the CI that test's t-interval of the mean; for trends and correlations both come from one Fisher z
+statistic. Estimate, interval and p-value therefore always come from one procedure and agree
+(``PROCEDURES`` names each test's, and the reports print it).
 
 A comparison reads cells: both sides of its pairs, or every selected cell of a trend or a correlation. If one
 of them trained but did not converge (``bench.report.convergence``), the comparison is ``unconverged``.
@@ -27,11 +30,12 @@ of them trained but did not converge (``bench.report.convergence``), the compari
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -45,9 +49,17 @@ from bench.report.units import metric_unit
 
 ALPHA = 0.05
 CONFIDENCE = 0.95
-N_RESAMPLES = 9999
-RNG_SEED = 0
 HOLDS, FAILS, INCONCLUSIVE, UNCONVERGED = "holds", "fails", "inconclusive", "unconverged"
+
+PROCEDURES = {
+    "ordered": "paired t-test (two-sided) and its t-interval",
+    "less": "paired t-test (two-sided) and its t-interval",
+    "ratio_less": "paired t-test of log ratios (two-sided) and its t-interval, exponentiated",
+    "monotonic": "Spearman's rho over (value, seed) points; Fisher z with the Bonett-Wright variance",
+    "correlation": "Pearson's r over joints; Fisher z",
+}
+"""The one procedure behind each test's estimate, 95 % interval and p-value."""
+EXACT = "exact counts: the side of the threshold decides (no test)"
 
 EFFECT_RULE = (
     "What each test measures, in the unit printed beside it. An order `a < b` (`ordered`, `less`): the mean "
@@ -64,8 +76,8 @@ VERDICT_RULE = (
     "effect, the whole CI and p < 0.05 all point the other way; otherwise it is **inconclusive** - always "
     "so with fewer than 2 seeds (the pairs of a comparison may pool several layout rows, but their seeds "
     "must number 2 or more), or fewer than 4 joints for a correlation (its sample is the joints). For a "
-    "paired difference or ratio the CI is the t-interval of the same paired t-test, so CI and p agree; for a "
-    "trend the CI is a bootstrap over seeds and both must agree. A comparison that "
+    "paired difference or ratio the CI is the t-interval of the same paired t-test, and for a trend or a "
+    "correlation CI and p come from one Fisher z statistic, so CI and p always agree. A comparison that "
     "reads any cell whose training did not converge (it stopped at a cap on epochs, updates or wall time, or "
     "its result records no convergence) is **unconverged** whatever its numbers say: they are shown, with "
     "the verdict they alone would give, but a number cut at a cap depends on where the cap was set, so it "
@@ -109,9 +121,30 @@ class ClaimResult:
     verdict: str
     detail: str
     components: list[Comparison] = field(default_factory=list)
+    procedure: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def rows(self) -> list[dict[str, Any]]:
+        """The claim (``comparison`` "claim") and each of its comparisons as CSV rows."""
+        rows = []
+        for label, k in [("claim", self), *((c.label, c) for c in self.components)]:
+            low, high = k.ci if k.ci else (None, None)
+            rows.append(
+                {
+                    "claim": self.id,
+                    "comparison": label,
+                    "test": self.test,
+                    "procedure": self.procedure,
+                    "verdict": k.verdict,
+                    "effect": k.effect,
+                    "unit": self.unit,
+                    "paper_effect": k.paper_effect,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "p": k.p_value,
+                    "n": k.n,
+                }
+            )
+        return rows
 
 
 def evaluate_claims(
@@ -163,7 +196,12 @@ def evaluate_claim(
         "correlation": _correlation,
     }
     judge_fn = functools.partial(judge, exact=True) if exact else judge
-    return tests[claim.test](claim, done, layout, list(axes), paper, judge_fn)
+    result = tests[claim.test](claim, done, layout, list(axes), paper, judge_fn)
+    result.procedure = EXACT if exact else PROCEDURES[claim.test]
+    if exact:  # a count has no sampling error: no interval, no p-value
+        result.ci = result.p_value = None
+        result.components = [dataclasses.replace(c, ci=None, p_value=None) for c in result.components]
+    return result
 
 
 def judge(
@@ -448,13 +486,11 @@ def _monotonic(
     if len(paper_curve):
         paper_rho = _spearman(paper_curve.columns.to_numpy(float), paper_curve.iloc[0].to_numpy(float))
     effect = ci = p = None
+    points = n * len(x)
     if n and len(x) >= 3:
-        effect = _spearman(x, complete.mean().to_numpy(float))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            p = float(stats.spearmanr(np.tile(x, n), complete.to_numpy(float).ravel()).pvalue)
-        if n >= 2:
-            ci = _bootstrap_rho(x, complete.to_numpy(float))
+        effect = _spearman(np.tile(x, n), complete.to_numpy(float).ravel())
+        if effect is not None and points > 3:
+            ci, p = _fisher(effect, points, 0.0, spearman=True)
     eff = claim.effect
     read = select(done, {eff.over: [eff.lhs, eff.rhs]}) if eff is not None else done
     unconverged = unconverged_cells(read, axes)
@@ -462,12 +498,15 @@ def _monotonic(
         reason = f"{len(x)} values of {claim.along}: at least 3 needed for a trend"
         verdict, reason = unless_unconverged(INCONCLUSIVE, reason, unconverged)
     else:
-        verdict, reason = judge(effect, ci, p, n, claim.sign, seeds=n, unconverged=unconverged)
+        verdict, reason = judge(effect, ci, p, points, claim.sign, seeds=n, unconverged=unconverged)
     what = _trend_quantity(claim)
     direction = claim.direction or "increasing"
-    comp = Comparison(f"{what} {direction} along {claim.along}", effect, ci, p, n, verdict, reason, paper_rho)
+    comp = Comparison(
+        f"{what} {direction} along {claim.along}", effect, ci, p, points, verdict, reason, paper_rho
+    )
     detail = (
-        f"Spearman rho of the seed-mean {what} vs {claim.along}; n = seeds with a complete curve "
+        f"Spearman rho of {what} vs {claim.along} over every (value, seed) point, 95 % CI and p from Fisher's "
+        f"z with the Bonett-Wright variance; n = points, from {n} seeds with a complete curve "
         f"({len(curves) - n} incomplete); {_curve_text(complete, paper_curve)}"
     )
     return _combine(claim, [comp], "Spearman rho", detail)
@@ -560,32 +599,11 @@ def select(frame: pd.DataFrame, where: dict[str, Any]) -> pd.DataFrame:
     return frame
 
 
-def _bootstrap_rho(x: np.ndarray, curves: np.ndarray) -> tuple[float, float]:
-    """Percentile bootstrap over seeds (rows of ``curves``) of Spearman's rho between x and the mean curve."""
-    x_ranks = stats.rankdata(x)
-    xc = x_ranks - x_ranks.mean()
-
-    def rho(idx: np.ndarray, axis: int = -1) -> np.ndarray:
-        ranks = stats.rankdata(curves[idx.astype(int)].mean(axis=-2), axis=-1)
-        rc = ranks - ranks.mean(axis=-1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (rc @ xc) / np.sqrt((rc**2).sum(axis=-1) * (xc**2).sum())
-
-    res = stats.bootstrap(
-        (np.arange(len(curves), dtype=float),),
-        rho,
-        vectorized=True,
-        confidence_level=CONFIDENCE,
-        n_resamples=N_RESAMPLES,
-        method="percentile",
-        rng=np.random.default_rng(RNG_SEED),
-    )
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
-
-
-def _fisher(r: float, n: int, null: float) -> tuple[tuple[float, float], float]:
-    """95 % CI of a Pearson r and the two-sided p-value of r against ``null`` (Fisher's z, n - 3 dof)."""
-    se = 1.0 / math.sqrt(n - 3)
+def _fisher(r: float, n: int, null: float, *, spearman: bool = False) -> tuple[tuple[float, float], float]:
+    """95 % CI of a correlation and the two-sided p-value against ``null`` from one Fisher z statistic, so the
+    CI clears ``null`` exactly when p < 0.05. Pearson: se = 1 / sqrt(n - 3); Spearman: the Bonett-Wright
+    se = sqrt((1 + r^2 / 2) / (n - 3))."""
+    se = math.sqrt(((1.0 + r * r / 2.0) if spearman else 1.0) / (n - 3))
     z = math.atanh(min(max(r, -0.999999), 0.999999))
     half = stats.norm.ppf(0.5 + CONFIDENCE / 2) * se
     p = 2.0 * float(stats.norm.sf(abs(z - math.atanh(null)) / se))

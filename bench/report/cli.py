@@ -23,7 +23,7 @@ from bench.report.figures import study_figures
 from bench.report.index import read_summary, study_summary, write_index, write_summary
 from bench.report.markdown import ReportContext, render_report, versions
 from bench.report.spec import ClaimSpec, LayoutSpec
-from bench.report.tables import build_table, in_paper_units
+from bench.report.tables import build_table, in_paper_units, per_joint_rows
 
 FIGURES = "figures"
 CONVERGENCE = "convergence"
@@ -63,6 +63,12 @@ def write_report(
         parts.append(endings.drop(columns="ending").assign(table=CONVERGENCE))
     csv = pd.concat(parts, ignore_index=True).convert_dtypes()  # counts stay integers beside empty cells
     csv.to_csv(out_dir / f"{stem}.csv", index=False)
+    claim_rows = [row for claim in claim_results for row in claim.rows()]
+    if claim_rows:
+        pd.DataFrame(claim_rows).to_csv(out_dir / f"{stem}.claims.csv", index=False)
+    joints = per_joint_rows(results, axes)
+    if len(joints):
+        joints.to_csv(out_dir / f"{stem}.joints.csv", index=False)
     markdown = render_report(
         ctx, results, tables, claim_results, figures, axes, out_dir, f"{stem}.csv", endings
     )
@@ -187,7 +193,8 @@ def _log_to_wandb(
     """The report's files and its cells (with status and MPJPE) to a W&B study-level run."""
     from bench.tracking import log_report
 
-    files = [out_dir / f"{stem}.md", out_dir / f"{stem}.csv", *sorted((out_dir / FIGURES).glob(f"{stem}.*"))]
+    files = [out_dir / f"{stem}.{suffix}" for suffix in ("md", "csv", "claims.csv", "joints.csv")]
+    files = [f for f in files if f.exists()] + sorted((out_dir / FIGURES).glob(f"{stem}.*"))
     rows = results.drop_duplicates("cell_id").set_index("cell_id")
     table = []
     for cell in cells:

@@ -252,8 +252,9 @@ def render_convergence(endings: pd.DataFrame, csv_name: str) -> str:
     )
 
 
-def render_claims(claims: Sequence[ClaimResult]) -> str:
-    """Summary table of every claim, the verdict rule, then each claim's detail and comparisons."""
+def render_claims(claims: Sequence[ClaimResult], csv_name: str) -> str:
+    """Summary table of every claim, the verdict rule, then each claim's detail and comparisons; every
+    number is also in ``csv_name``."""
     if not claims:
         return "This study states no claims."
     header = ["claim", "text", "verdict", "effect", "paper's effect", "95% CI", "p", "n"]
@@ -267,9 +268,17 @@ def render_claims(claims: Sequence[ClaimResult]) -> str:
         ]
         for c in claims
     ]
-    parts = [_md_table(header, rows), "", f"*Effect.* {EFFECT_RULE}", "", f"*Verdict rule.* {VERDICT_RULE}"]
+    parts = [
+        _md_table(header, rows),
+        "",
+        f"Every claim and comparison with its interval bounds, p, n and procedure: [{csv_name}]({csv_name}).",
+        "",
+        f"*Effect.* {EFFECT_RULE}",
+        "",
+        f"*Verdict rule.* {VERDICT_RULE}",
+    ]
     for c in claims:
-        parts += ["", f"**`{c.id}`** ({c.test}): {c.detail}"]
+        parts += ["", f"**`{c.id}`** ({c.test}; {c.procedure}): {c.detail}"]
         if len(c.components) > 1:
             comp_rows = [[k.label, k.verdict, *_stats(k)] for k in c.components]
             parts += [
@@ -307,6 +316,10 @@ def render_report(
     """The whole markdown report; figure links are relative to ``out_dir`` (where the report lives).
     ``endings`` (``convergence.cell_endings``) adds the convergence section when a finished cell trained."""
     parts = [render_header(ctx, results), ""]
+    joints = ""
+    if "per_joint_mpjpe" in results.columns and results["per_joint_mpjpe"].notna().any():
+        name = csv_name.replace(".csv", ".joints.csv")
+        joints = f"; each finished cell's per-joint MPJPE and joint speed in [{name}]({name})"
     for layout, table in tables:
         name = layout.name or layout.paper or ctx.paper or "table"
         unit = metric_unit(layout.value_metric, layout.paper_scale)
@@ -316,7 +329,7 @@ def render_report(
             "",
             "Reproduced = mean ± sd over seeds (n = finished cells); delta = reproduced - paper"
             + (f"; values in {unit}" if unit else "")
-            + f". {_relative_rule(table)}All numbers in [{csv_name}]({csv_name}).",
+            + f". {_relative_rule(table)}All numbers in [{csv_name}]({csv_name}){joints}.",
             "",
             render_table(table, layout) if len(table) else "No cells.",
             "",
@@ -332,7 +345,7 @@ def render_report(
     parts += [
         "## Claims",
         "",
-        render_claims(claims),
+        render_claims(claims, csv_name.replace(".csv", ".claims.csv")),
     ]
     if figures:
         parts += ["", "## Figures"]

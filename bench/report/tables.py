@@ -22,7 +22,7 @@ import pandas as pd
 
 from bench.report.spec import PER_ACTION, LayoutSpec, norm_value
 from tmt.errors import ConfigError
-from tmt.skeleton import H36M_ACTIONS
+from tmt.skeleton import H36M, H36M_ACTIONS, SKELETONS
 
 AVERAGE = "Average"
 TABLE_STATS = ("paper", "mean", "std", "n", "n_failed", "n_missing", "delta", "rel_pct", "paper_rel_pct")
@@ -217,3 +217,27 @@ def _column(results: pd.DataFrame, name: str) -> pd.Series:
 
 def _labels(results: pd.DataFrame) -> list[str]:
     return [c for c in results.columns if "." in c and not c.startswith(("per_action.", "convergence."))]
+
+
+def per_joint_rows(results: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
+    """One row per (finished cell, joint): the cell's labels and seed, the joint's name, its MPJPE (mm) and
+    its mean ground-truth speed (mm per frame); empty when no cell recorded per-joint values."""
+    cells = unique_cells(results)
+    if "per_joint_mpjpe" not in cells.columns or "status" not in cells.columns:
+        return pd.DataFrame()
+    rows = []
+    for _, cell in cells[cells["status"] == "done"].iterrows():
+        errors = cell["per_joint_mpjpe"]
+        if not isinstance(errors, (list, tuple, np.ndarray)):
+            continue
+        speeds = cell.get("per_joint_speed")
+        speeds = speeds if isinstance(speeds, (list, tuple, np.ndarray)) else [None] * len(errors)
+        skeleton = SKELETONS.get(str(cell.get("dataset.name")), H36M)
+        names = skeleton.joint_names if len(errors) == skeleton.num_joints else range(len(errors))
+        labels = {a: cell[a] for a in axes if a in cells.columns}
+        for name, error, speed in zip(names, errors, speeds, strict=True):
+            rows.append(
+                {"cell_id": cell["cell_id"], **labels, "seed": cell["seed"], "joint": name, "mpjpe_mm": error}
+                | {"speed_mm_per_frame": speed}
+            )
+    return pd.DataFrame(rows)
