@@ -307,3 +307,69 @@ def test_mpi_inf_3dhp_loss_weights_follow_the_joints_not_their_indices() -> None
 
     assert joint_weights(MPI_INF_3DHP) == (1.5, 1, 1.5, 4, 4, 1.5, 4, 4, 1, 2.5, 2.5, 1, 2.5, 2.5, 1, 1, 1)
     assert joint_weights(H36M) == (1, 1, 2.5, 2.5, 1, 2.5, 2.5, 1, 1, 1, 1.5, 1.5, 4, 4, 1.5, 4, 4)
+
+
+# -- cameras, skeleton look-up, features along another axis, aggregation precision -----------------------------
+
+
+def test_camera_to_world_inverts_a_hand_worked_rotation_and_translation() -> None:
+    """A 90 degree turn about z (q = (cos 45, 0, 0, sin 45)) takes x to y; then the translation is added."""
+    from dataclasses import replace
+
+    from tmt.cameras import camera_to_world, world_to_camera
+
+    half = np.sqrt(0.5)
+    camera = replace(
+        LITERAL_CAMERA, orientation=np.array([half, 0.0, 0.0, half]), translation=np.array([1.0, 2.0, 3.0])
+    )
+    np.testing.assert_allclose(
+        camera_to_world(np.array([1.0, 0.0, 0.0]), camera), [1.0, 3.0, 3.0], atol=1e-12
+    )
+    np.testing.assert_allclose(
+        camera_to_world(np.array([0.0, 0.0, 2.0]), camera), [1.0, 2.0, 5.0], atol=1e-12
+    )
+    np.testing.assert_allclose(
+        world_to_camera(np.array([1.0, 3.0, 3.0]), camera), [1.0, 0.0, 0.0], atol=1e-12
+    )
+
+
+def test_human36m_camera_orientations_are_renormalised_videopose3d_quaternions() -> None:
+    """S1's first camera (54138969) as VideoPose3D stores it, float32-rounded; the loaded one has norm 1."""
+    from tmt.cameras import h36m_cameras
+
+    stored = np.array([0.1407056450843811, -0.1500701755285263, -0.755240797996521, 0.6223280429840088])
+    camera = h36m_cameras()["S1"][0]
+    assert camera.id == "54138969"
+    np.testing.assert_allclose(camera.orientation, stored / np.sqrt((stored**2).sum()), atol=1e-15)
+    for cameras in h36m_cameras().values():
+        for cam in cameras:
+            assert abs(float(np.sqrt((cam.orientation**2).sum())) - 1.0) < 1e-15
+
+
+def test_joint_index_by_name() -> None:
+    assert (H36M.index("Hip"), H36M.index("LKnee"), H36M.index("RWrist")) == (0, 5, 16)
+    assert MPI_INF_3DHP.index("Pelvis") == 14
+
+
+def test_acceleration_along_another_axis() -> None:
+    """x = t^2 along dim 0 of a (4, 2) tensor: velocity 0, 1, 3, 5; acceleration 0, 1, 2, 2."""
+    from tmt.features import acceleration
+
+    x = torch.tensor([[0.0, 0.0], [1.0, 10.0], [4.0, 40.0], [9.0, 90.0]])
+    expected = torch.tensor([[0.0, 0.0], [1.0, 10.0], [2.0, 20.0], [2.0, 20.0]])
+    torch.testing.assert_close(acceleration(x, 0), expected)
+
+
+def test_action_average_sums_float32_errors_in_float64() -> None:
+    """1e8 + 1 - 1e8 is 0 in float32 arithmetic but 1 in float64: the mean of the three frames is 1/3."""
+    from tmt.metrics import action_average
+
+    per_action, average = action_average({"Walking 1": [np.array([1e8, 1.0, -1e8], dtype=np.float32)]})
+    assert per_action == {"Walking": pytest.approx(1 / 3)} and average == pytest.approx(1 / 3)
+
+
+def test_quality_mixing_of_float32_detections_with_float64_ground_truth_is_float64() -> None:
+    from tmt.data.quality import mix_towards_gt
+
+    mixed = mix_towards_gt(np.zeros((1, 2), dtype=np.float32), np.ones((1, 2), dtype=np.float64), 0.5)
+    assert mixed.dtype == np.float64
