@@ -66,7 +66,7 @@ def test_cell_job_limits_threads_unless_the_cell_sets_them(
         monkeypatch.setenv(name, "1")
     seen: list[tuple[int, str]] = []
 
-    def execute(cell, workdir, callbacks):
+    def execute(cell, workdir, callbacks, save_model=False):
         seen.append((torch.get_num_threads(), os.environ["OMP_NUM_THREADS"]))
         return {"metrics": {"mpjpe": 1.0}, "history": []}
 

@@ -64,7 +64,7 @@ def fake_result(mpjpe: float = 42.0) -> dict:
 def test_done_cells_are_skipped_and_force_reruns_them(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
 
-    def execute(cell, folder, callbacks):
+    def execute(cell, folder, callbacks, save_model=False):
         calls.append(cell.id)
         for callback in callbacks:
             callback.on_epoch_end(1, {"val_mpjpe": 50.0})
@@ -89,7 +89,7 @@ def test_failed_cell_is_recorded_and_the_study_goes_on(
     expansion = expand_file(tiny_study(workdir), "smoke")
     bad, nan = expansion.cells[1].id, expansion.cells[2].id
 
-    def execute(cell, folder, callbacks):
+    def execute(cell, folder, callbacks, save_model=False):
         if cell.id == bad:
             raise RuntimeError("the loader exploded")
         return fake_result(math.nan if cell.id == nan else 40.0)
@@ -105,7 +105,7 @@ def test_failed_cell_is_recorded_and_the_study_goes_on(
     assert list(frame["status"]) == ["done", "failed", "failed", "done"]
     assert frame.loc[frame.cell_id == bad, "failure"].item() == "RuntimeError: the loader exploded"
     # a rerun retries the failed cells only
-    monkeypatch.setattr(runner, "execute", lambda cell, folder, callbacks: fake_result())
+    monkeypatch.setattr(runner, "execute", lambda cell, folder, callbacks, save_model=False: fake_result())
     again = runner.run_cells(expansion, store)
     assert [o.status for o in again.outcomes] == ["skipped", "done", "done", "skipped"]
     assert store.read_failure(bad) is None
@@ -114,7 +114,7 @@ def test_failed_cell_is_recorded_and_the_study_goes_on(
 def test_run_command_reports_failures_with_exit_status_1(
     workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def execute(cell, folder, callbacks):
+    def execute(cell, folder, callbacks, save_model=False):
         from tmt.training import TrainingFailed
 
         if cell.labels["train.strategy"] == "tmt":

@@ -160,7 +160,7 @@ def test_smoke_search_end_to_end_and_a_rerun_continues_it(
 def fake_execute(calls: list[str], val_by_depth: dict[int, float], epochs: int = 3):
     """A deterministic stand-in for training (same runner code path): val MPJPE set by the sampled depth."""
 
-    def execute(cell, workdir, callbacks):
+    def execute(cell, workdir, callbacks, save_model=False):
         calls.append(cell.id)
         val = val_by_depth[cell.labels["model.depth"]]
         history = []
@@ -205,7 +205,7 @@ def test_pruning_stops_worse_trials_without_recording_a_result(
 
 
 def test_interrupting_a_trial_enqueues_it_again(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def interrupted(cell, workdir, callbacks):
+    def interrupted(cell, workdir, callbacks, save_model=False):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(runner, "execute", interrupted)
