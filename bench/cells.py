@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
@@ -87,7 +87,6 @@ class Cell:
     config: dict[str, Any]
     seed: int
     source: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
     data: str | None = None
     """Fingerprint of the real data files the cell reads (None for the synthetic set): part of the id."""
 

@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bench.outcome import CellOutcome
 from tmt.errors import ConfigError
 from tmt.plugins import import_modules, imported_modules
 
 if TYPE_CHECKING:
     from bench.cells import Cell
     from bench.progress import RunProgress
-    from bench.runner import CellOutcome
     from bench.store import Store
 
 EXECUTORS = ("local", "pool", "slurm")
@@ -42,7 +42,10 @@ THREAD_VARIABLES = (
     "NUMEXPR_NUM_THREADS",
 )
 
-Report = Callable[["Cell", "CellOutcome"], None]
+Report = Callable[["Cell", CellOutcome], None]
+RunCell = Callable[..., CellOutcome]
+"""``bench.runner.run_cell``: handed to the executors (and pickled by name into workers), so that they never
+import the runner that imports them."""
 
 
 class Executor(Protocol):
@@ -51,11 +54,13 @@ class Executor(Protocol):
         cells: Sequence[Cell],
         store: Store,
         report: Report,
+        run_cell: RunCell,
         *,
         progress: RunProgress | None = None,
         **options: Any,
     ) -> None:
-        """Run every cell, calling ``report(cell, outcome)`` as each ends; ``options`` go to ``run_cell``."""
+        """Run every cell with ``run_cell(cell, store, **options)``, calling ``report(cell, outcome)`` as each
+        ends."""
 
 
 # ------------------------------------------------------------------------------------------------- threads
@@ -99,6 +104,7 @@ def _set_thread_variables(threads: int) -> None:
 
 
 def run_cell_job(
+    run_cell: RunCell,
     cell: Cell,
     store: Store,
     threads: int | None,
@@ -114,8 +120,6 @@ def run_cell_job(
     os.chdir(cwd)  # relative data roots and stores resolve as they did where the cells were submitted
     import_modules(modules)
     limit_threads(cell.config["train"].get("threads") or threads or available_cores())
-    from bench.runner import run_cell
-
     return run_cell(cell, store, **options)
 
 
@@ -138,12 +142,11 @@ class LocalExecutor:
         cells: Sequence[Cell],
         store: Store,
         report: Report,
+        run_cell: RunCell,
         *,
         progress: RunProgress | None = None,
         **options: Any,
     ) -> None:
-        from bench.runner import run_cell
-
         for cell in cells:
             report(cell, run_cell(cell, store, progress=progress, **options))
 
@@ -164,14 +167,13 @@ class PoolExecutor:
         cells: Sequence[Cell],
         store: Store,
         report: Report,
+        run_cell: RunCell,
         *,
         progress: RunProgress | None = None,
         **options: Any,
     ) -> None:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        from bench.runner import CellOutcome
 
         if not cells:
             return
@@ -183,7 +185,9 @@ class PoolExecutor:
             initargs=(self.threads,),
         ) as pool:
             futures = {
-                pool.submit(run_cell_job, cell, store, self.threads, cwd, options, imported_modules()): cell
+                pool.submit(
+                    run_cell_job, run_cell, cell, store, self.threads, cwd, options, imported_modules()
+                ): cell
                 for cell in cells
             }
             try:
@@ -343,13 +347,12 @@ class SlurmExecutor:
         cells: Sequence[Cell],
         store: Store,
         report: Report,
+        run_cell: RunCell,
         *,
         progress: RunProgress | None = None,
         **options: Any,
     ) -> None:
         import submitit
-
-        from bench.runner import CellOutcome
 
         if not cells:
             return
@@ -364,7 +367,12 @@ class SlurmExecutor:
         threads = self.options.cpus  # None: every core the job was given
         with executor.batch():
             submitted = [
-                (cell, executor.submit(run_cell_job, cell, store, threads, cwd, options, imported_modules()))
+                (
+                    cell,
+                    executor.submit(
+                        run_cell_job, run_cell, cell, store, threads, cwd, options, imported_modules()
+                    ),
+                )
                 for cell in cells
             ]
         jobs = {id(job): cell for cell, job in submitted}

@@ -20,6 +20,7 @@ from typing import Any
 
 from bench.cells import Cell
 from bench.executors import Executor, make_executor
+from bench.outcome import CellOutcome
 from bench.progress import RunProgress
 from bench.revision import process_revision
 from bench.store import MODEL, Store
@@ -34,16 +35,6 @@ class CellStopped(Exception):
 
     The cell keeps its checkpoint and history and records neither a result nor a failure: it stays resumable.
     """
-
-
-@dataclass(frozen=True)
-class CellOutcome:
-    cell_id: str
-    status: str  # done | failed | skipped (already done) | busy (another process holds it) | stopped
-    detail: str = ""
-    seconds: float = 0.0
-    disk_full: bool = False
-    """The cell failed because a write found no space: the study stops rather than fail every other cell."""
 
 
 class StudyStopped(RuntimeError):
@@ -325,7 +316,7 @@ def run_cells(
         tracking = dataclasses.replace(tracking, mode=tracking_mode(tracking.mode, progress.print))
         stopped = None
         try:
-            chosen.run(pending, store, report, progress=progress, force=force, tracking=tracking)
+            chosen.run(pending, store, report, run_cell, progress=progress, force=force, tracking=tracking)
         except StudyStopped as stop:
             stopped = str(stop)
     not_run = CellOutcome("", "not run", "the study stopped first")

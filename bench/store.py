@@ -13,7 +13,6 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -185,9 +184,6 @@ class Store:
     def write_failure(self, cell_id: str, reason: str, traceback_text: str = "") -> None:
         record = {"reason": reason, "traceback": traceback_text, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         write_json_atomic(self.path(cell_id) / FAILURE, record)
-
-    def remove(self, cell_id: str) -> None:
-        shutil.rmtree(self.path(cell_id), ignore_errors=True)
 
     # -- reading --------------------------------------------------------------------------------------------
     def read_config(self, cell_id: str) -> dict[str, Any] | None:

@@ -1,6 +1,6 @@
 """Each backbone's reference training recipe, used wherever a config leaves a field as ``None``.
 
-Sources (FACTS.md): MixSTE's run script (AdamW, wd 0.1, lr 4e-5 x 0.99 per epoch, 1024 frames per batch,
+Sources: the reference implementations' run scripts: MixSTE's (AdamW, wd 0.1, lr 4e-5 x 0.99 per epoch, 1024 frames per batch,
 WMPJPE + 0.5 TC + 2.0 MPJVE), PoseFormer's (AdamW, wd 0.1, lr 1e-4 x 0.99, 512 clips, plain MPJPE) and
 MHFormer's (Adam with amsgrad, lr 1e-3 x 0.95 per epoch and x 0.5 every 5th epoch, 256 clips, MPJPE).
 """
