@@ -19,11 +19,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from bench.outcome import CellOutcome
 from tmt.errors import ConfigError
 from tmt.plugins import import_modules, imported_modules
+from tmt.validation import StrictModel, describe
 
 if TYPE_CHECKING:
     from bench.cells import Cell
@@ -207,10 +208,8 @@ class PoolExecutor:
                 raise
 
 
-class SlurmOptions(BaseModel):
+class SlurmOptions(StrictModel):
     """Slurm settings of a study (its ``slurm:`` section) or of the command line (``--slurm-*``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     partition: str | None = None
     time: str | int | None = Field(None, description="time limit: minutes, or HH:MM:SS, D-HH:MM, ...")
@@ -301,13 +300,7 @@ def slurm_options(section: dict[str, Any], source: str) -> SlurmOptions:
     try:
         options = SlurmOptions.model_validate(section or {})
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        if first["type"] == "extra_forbidden":
-            why = f"unknown key; allowed: {', '.join(SlurmOptions.model_fields)}"
-        else:
-            why = first["msg"]
-        raise ConfigError(f"{source}: slurm.{where}: {why}") from None
+        raise ConfigError(describe(source, err, SlurmOptions, prefix=("slurm",))) from None
     options.check(lambda name: f"{source}: slurm.{name}")
     return options
 

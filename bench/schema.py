@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import math
 import re
-import types
-import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,7 +16,6 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
@@ -27,6 +24,7 @@ from pydantic import (
 
 from tmt.errors import ConfigError
 from tmt.training.config import ExperimentConfig
+from tmt.validation import StrictModel, describe
 
 PROFILES_REQUIRED = ("paper", "cpu", "smoke")
 DATASETS = ("h36m", "mpi_inf_3dhp")
@@ -75,10 +73,6 @@ Factor = Annotated[float, Field(gt=0)]
 """A bare scale factor: zero or a negative factor would turn sizes into nonsense."""
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
 def allowed_metric(name: str) -> bool:
     """A result column a layout or claim may use: scalar metrics, or ``per_action.<metric>``."""
     if name in SCALAR_METRICS or name in LIST_METRICS:
@@ -97,7 +91,7 @@ def _check_metric(value: str | None) -> str | None:
     return value
 
 
-class ScaleRule(Strict):
+class ScaleRule(StrictModel):
     """How a profile changes one numeric field of every cell (applied after the backbone defaults are filled).
 
     ``map`` (nominal value -> value) wins when the value is listed; otherwise ``factor``, then ``min`` /
@@ -116,7 +110,7 @@ class ScaleRule(Strict):
         return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
 
 
-class Override(Strict):
+class Override(StrictModel):
     """Profile settings for the cells whose configuration matches ``when`` (e.g. one backbone's widths)."""
 
     when: dict[str, Any] = Field(min_length=1)
@@ -124,7 +118,7 @@ class Override(Strict):
     scale: dict[str, Factor | ScaleRule] = Field(default_factory=dict)
 
 
-class Profile(Strict):
+class Profile(StrictModel):
     """How big a run is. ``data`` says which data the profile uses by default (``--data`` overrides it)."""
 
     description: str = ""
@@ -142,7 +136,7 @@ class Profile(Strict):
     overrides: list[Override] = Field(default_factory=list)
 
 
-class Block(Strict):
+class Block(StrictModel):
     """One product of axes; a study's grid is the union of its blocks. ``set`` applies to this block only."""
 
     axes: dict[str, list[Any]] = Field(min_length=1)
@@ -159,14 +153,14 @@ class Block(Strict):
         return axes
 
 
-class PaperRow(Strict):
+class PaperRow(StrictModel):
     """Cells whose labels include ``labels`` match the paper's CSV rows whose columns equal ``match``."""
 
     labels: dict[str, Any] = Field(min_length=1)
     match: dict[str, str] = Field(min_length=1)
 
 
-class Layout(Strict):
+class Layout(StrictModel):
     """How the cells map onto one paper table (rows x columns of one metric) and onto its CSV."""
 
     name: str | None = Field(None, description="caption; also part of figure file names, so no '/' or '\\'")
@@ -207,7 +201,7 @@ class Layout(Strict):
         return value
 
 
-class Effect(Strict):
+class Effect(StrictModel):
     """A per-row effect between two values of one axis: relative = (lhs - rhs) / lhs, absolute = lhs - rhs."""
 
     over: str
@@ -219,7 +213,7 @@ class Effect(Strict):
     _metric = field_validator("metric")(_check_metric)
 
 
-class Claim(Strict):
+class Claim(StrictModel):
     """One statement of the paper about this table, in a form the report can test over seeds."""
 
     id: PlainName
@@ -261,7 +255,7 @@ class Claim(Strict):
         return self
 
 
-class Study(Strict):
+class Study(StrictModel):
     """A whole study file."""
 
     study: PlainName
@@ -475,92 +469,9 @@ def _check_cross_fields(study: Study) -> list[tuple[str, str]]:
 # ----------------------------------------------------------------------------------------------------- errors
 
 
-def _is_branch(part: Any) -> bool:
-    """pydantic names the branch of a union in error locations (``Layout``, ``list[Layout]``, ``float``)."""
-    return isinstance(part, str) and (
-        part[:1].isupper() or "[" in part or part in ("float", "int") or part.startswith("constrained-")
-    )
-
-
-def _step(annotation: Any, part: Any) -> Any:
-    """The annotation one level down: a model's field, a dict's value or a list's item."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        models = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
-        lists = [a for a in typing.get_args(annotation) if typing.get_origin(a) is list]
-        annotation = lists[0] if isinstance(part, int) and lists else (models[0] if models else annotation)
-        origin = typing.get_origin(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        field = annotation.model_fields.get(part)
-        return field.annotation if field is not None else None
-    if origin in (dict, list):
-        return typing.get_args(annotation)[-1]
-    return None
-
-
-def _allowed_keys(loc: tuple[Any, ...]) -> str:
-    """The keys allowed where an unknown key ``loc`` was found (walking the schema models)."""
-    annotation: Any = Study
-    for part in loc[:-1]:
-        if not _is_branch(part):
-            annotation = _step(annotation, part)
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        models = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
-        annotation = models[0] if models else None
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return ", ".join(annotation.model_fields)
-    return ""
-
-
-def _loc_text(loc: tuple[Any, ...]) -> str:
-    """Dotted field path without pydantic's union-branch names."""
-    return ".".join(str(p) for p in loc if not _is_branch(p)) or "(top level)"
-
-
-SHAPE_ERRORS = (
-    "model_type",
-    "model_attributes_type",
-    "dict_type",
-    "list_type",
-    "tuple_type",
-    "float_type",
-    "int_type",
-    "string_type",
-    "bool_type",
-)
-
-
-def _relevant_errors(err: ValidationError) -> list[Any]:
-    """The errors worth showing, unknown keys first (a misspelt key also leaves a required one missing).
-
-    A union (``Layout | list[Layout]``, a bare factor or a scale rule) reports every branch; a branch that
-    wants another shape than the input has says nothing useful when another branch reports a real problem.
-    """
-    errors = err.errors()
-    fitting = [e for e in errors if not (e["type"] in SHAPE_ERRORS and any(_is_branch(p) for p in e["loc"]))]
-    return sorted(fitting or errors, key=lambda e: e["type"] != "extra_forbidden")
-
-
 def format_validation_error(source: str, err: ValidationError) -> str:
-    """One readable message for the first problem (and how many more there are)."""
-    errors = _relevant_errors(err)
-    first = errors[0]
-    loc = tuple(first["loc"])
-    where = _loc_text(loc)
-    if first["type"] == "extra_forbidden":
-        allowed = _allowed_keys(loc)
-        message = f"{source}: {where}: unknown key" + (f"; allowed: {allowed}" if allowed else "")
-    else:
-        message = f"{source}: {where}: {first['msg'].removeprefix('Value error, ')}"
-        if (
-            first["type"] not in ("value_error",)
-            and "input" in first
-            and not isinstance(first["input"], dict)
-        ):
-            message += f" (got {first['input']!r})"
-    more = len(errors) - 1
-    return message + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
+    """One readable message for the first problem of a study file (and how many more there are)."""
+    return describe(source, err, Study)
 
 
 def _non_finite(value: Any, where: str, stack: tuple[int, ...] = ()) -> tuple[str, float] | None:

@@ -32,6 +32,7 @@ from bench.schema import (
     non_finite_error,
 )
 from tmt.errors import ConfigError
+from tmt.validation import problem
 
 REAL_DATA_ROOTS = {"h36m": "data/h36m", "mpi_inf_3dhp": "data/mpi_inf_3dhp"}
 """Default data folders for the real datasets (relative to the working directory)."""
@@ -265,12 +266,6 @@ def scale_value(value: Any, rule: float | ScaleRule, nominal: Any) -> Any:
 # -------------------------------------------------------------------------------------------------- expansion
 
 
-def _validation_message(err: ValidationError) -> tuple[str, str]:
-    first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    return where, first["msg"].removeprefix("Value error, ")
-
-
 class _Expander:
     def __init__(
         self,
@@ -396,7 +391,7 @@ class _Expander:
             config = self.config_cls.model_validate(tree)
             return config.resolved()
         except ValidationError as err:
-            path, why = _validation_message(err)
+            path, why = problem(err, self.config_cls)
             if path == "(top level)" and ":" in why:  # model-level rules name their field first
                 path, why = (part.strip() for part in why.split(":", 1))
             raise self.fail(self.origin(path, block_index), why, labels) from None

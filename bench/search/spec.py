@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from bench.cells import Cell
 from bench.schema import ScaleRule, Study, StudyError, config_path_error, load_study_file
 from bench.study import Expansion, expand
+from tmt.validation import StrictModel, describe, relevant_errors
 
 Metric = Literal["val_mpjpe", "mpjpe", "p_mpjpe", "n_mpjpe", "mpjve", "pck", "auc"]
 OBJECTIVE_METRICS = typing.get_args(Metric)
@@ -27,11 +28,7 @@ OBJECTIVE_METRICS = typing.get_args(Metric)
 cell's test-protocol result."""
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Param(Strict):
+class Param(StrictModel):
     """One searched field: ``choices`` (categorical), or ``low`` / ``high`` (int when both are integers)."""
 
     type: Literal["categorical", "int", "float"] | None = None
@@ -86,7 +83,7 @@ class Param(Strict):
         return trial.suggest_float(name, float(self.low), float(self.high), step=self.step, log=self.log)
 
 
-class Sampler(Strict):
+class Sampler(StrictModel):
     """TPE (seeded per trial, see :mod:`bench.search.sampling`) or plain random sampling."""
 
     type: Literal["tpe", "random"] = "tpe"
@@ -96,7 +93,7 @@ class Sampler(Strict):
     constant_liar: bool = Field(True, description="running trials count as bad: workers spread out")
 
 
-class MedianPruner(Strict):
+class MedianPruner(StrictModel):
     """Stop a trial whose validation MPJPE at an epoch is worse than the median of earlier trials there."""
 
     type: Literal["median"]
@@ -105,7 +102,7 @@ class MedianPruner(Strict):
     interval_steps: int = Field(1, ge=1)
 
 
-class HyperbandPruner(Strict):
+class HyperbandPruner(StrictModel):
     """Successive halving over brackets; ``max_resource`` defaults to the profile's epochs."""
 
     type: Literal["hyperband"]
@@ -114,7 +111,7 @@ class HyperbandPruner(Strict):
     reduction_factor: int = Field(3, ge=2)
 
 
-class NoPruner(Strict):
+class NoPruner(StrictModel):
     type: Literal["none"]
 
 
@@ -122,7 +119,7 @@ PrunerSpec = Annotated[MedianPruner | HyperbandPruner | NoPruner, Field(discrimi
 PRUNERS = ("median", "hyperband", "none")
 
 
-class SearchSection(Strict):
+class SearchSection(StrictModel):
     space: dict[str, Param] = Field(min_length=1)
     trials: int | dict[str, int] = Field(description="trials of the search, or per profile")
     metric: Metric = "val_mpjpe"
@@ -144,19 +141,9 @@ class SearchSection(Strict):
 
 
 def _section_error(source: str, err: ValidationError) -> StudyError:
-    first = err.errors()[0]
-    loc = [str(p) for p in first["loc"]]
-    if loc[:1] == ["pruner"] and loc[1:2] and loc[1] in PRUNERS:  # the union branch pydantic names
-        del loc[1]
-    where = ".".join(["search", *loc])
-    if first["type"] == "extra_forbidden":
-        return StudyError(f"{source}: {where}: unknown key")
-    if first["type"] == "union_tag_invalid":
-        return StudyError(f"{source}: {where}: unknown pruner; allowed: {', '.join(PRUNERS)}")
-    message = f"{source}: {where}: {first['msg'].removeprefix('Value error, ')}"
-    if "input" in first and not isinstance(first["input"], (dict, list)) and first["type"] != "value_error":
-        message += f" (got {first['input']!r})"
-    return StudyError(message)
+    if relevant_errors(err)[0]["type"] == "union_tag_invalid":
+        return StudyError(f"{source}: search.pruner: unknown pruner; allowed: {', '.join(PRUNERS)}")
+    return StudyError(describe(source, err, SearchSection, prefix=("search",)))
 
 
 def _scale_rules(study: Study, profile: str, path: str) -> list[float | ScaleRule]:

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from tmt.errors import ConfigError
 from tmt.losses import LOSS_TERMS
 from tmt.training.strategies import STRATEGIES
+from tmt.validation import StrictModel, problem
 
 BUILT_IN_STRATEGIES = tuple(STRATEGIES)
 MAX_SIZE = 10**6
@@ -26,12 +27,6 @@ MAX_WINDOWS = 10**9
 """Upper bound of training windows (Human3.6M at stride 1 has about 1.6 million)."""
 MAX_EPOCHS = 100_000
 """Upper bound of epochs and of epoch counts (patience, lr halving period)."""
-
-
-class StrictModel(BaseModel):
-    """Unknown keys and non-finite numbers are errors: a typo in a config must never be silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DataConfig(StrictModel):
@@ -215,10 +210,7 @@ def load_config(data: dict[str, Any], source: str = "config") -> ExperimentConfi
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        message = first["msg"].removeprefix("Value error, ")
-        if first["loc"]:
-            message = f"{'.'.join(str(p) for p in first['loc'])}: {message}"
-        if "input" in first and first["type"] not in ("extra_forbidden", "value_error", "missing"):
-            message += f" (got {first['input']!r})"
-        raise ConfigError(f"{source}: {message}") from None
+        where, why = problem(err, ExperimentConfig)
+        if where == "(top level)" and ":" in why:  # model-level rules name their field first
+            raise ConfigError(f"{source}: {why}") from None
+        raise ConfigError(f"{source}: {where}: {why}") from None

@@ -159,7 +159,7 @@ class Trainer:
         self.callbacks = callbacks
         self.progress = progress
         self.device = torch.device(config.train.device)
-        skeleton = bank.skeleton or H36M
+        skeleton = getattr(bank, "skeleton", None) or H36M  # a bank without a skeleton is Human3.6M's
         self.loss_fn = build_loss(config.train.loss, joint_weights(skeleton))
         self.optimizer = make_optimizer(model, config)
         self.state = TrainState()
