@@ -124,6 +124,25 @@ def test_resumed_run_ends_with_the_same_weights(smoke_data, tmp_path):
         torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)
 
 
+def test_resume_does_not_depend_on_the_names_of_internal_classes(smoke_data, tmp_path, monkeypatch):
+    """A checkpoint holds plain data (tensors, numbers, strings, containers), never a pickled class: renaming
+    or moving TrainState after it was written does not break resuming it."""
+    config = tiny_config(smoke_data, "baseline", epochs=2)
+    make_trainer(
+        config.model_copy(update={"optim": config.optim.model_copy(update={"epochs": 1})}),
+        tmp_path / "ckpt.pt",
+    ).fit()
+    payload = torch.load(tmp_path / "ckpt.pt", weights_only=True)  # no allow-listed classes needed
+    assert isinstance(payload["state"], dict) and payload["state"]["epoch"] == 1
+    import tmt.training.trainer as trainer_module
+
+    renamed = type("RenamedTrainState", (trainer_module.TrainState,), {"__module__": "somewhere.else"})
+    monkeypatch.setattr(trainer_module, "TrainState", renamed)  # the old name no longer means the old class
+    resumed = make_trainer(config, tmp_path / "ckpt.pt")
+    assert resumed.load_checkpoint() and resumed.state.epoch == 1
+    assert type(resumed.state).__name__ == "RenamedTrainState"
+
+
 def test_same_seed_same_numbers_and_another_seed_differs(smoke_data, tmp_path):
     results = [
         run_experiment(tiny_config(smoke_data, "tmt", seed=seed), tmp_path / f"run{i}", progress=False)

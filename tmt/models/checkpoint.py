@@ -50,13 +50,17 @@ def _numpy_safe_globals() -> list[Any]:
     ]
 
 
-def read_checkpoint(path: Path) -> Any:
-    """A torch checkpoint loaded with ``weights_only=True`` (plus the numpy types reference files need)."""
+def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Any:
+    """A torch checkpoint loaded with ``weights_only=True`` (plus the numpy types reference files need).
+
+    The one way this project reads any checkpoint (reference weights, model files, training checkpoints):
+    tensors, numbers, strings and containers only, so no code runs from a file; anything else is a DataError.
+    """
     if not path.is_file():
         raise DataError(f"{path}: checkpoint file not found")
     try:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
         unsafe = _unsafe_globals(path)
         if not unsafe:  # torch's own message suggests weights_only=False, which this project never does

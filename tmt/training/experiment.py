@@ -20,7 +20,7 @@ from tmt.data.synth_folder import ensure_synthetic
 from tmt.data.windows import WindowBank
 from tmt.errors import ConfigError, DataError
 from tmt.models import build_model
-from tmt.models.checkpoint import model_from_checkpoint, save_model
+from tmt.models.checkpoint import model_from_checkpoint, read_checkpoint, save_model
 from tmt.progress import Progress
 from tmt.skeleton import Skeleton
 from tmt.training.config import ExperimentConfig
@@ -94,11 +94,7 @@ def save_trained_model(model: torch.nn.Module, config: ExperimentConfig, path: P
 
 def load_trained_model(path: Path, device: str = "cpu") -> tuple[torch.nn.Module, ExperimentConfig, Strategy]:
     """Rebuild a model saved by :func:`save_trained_model`, in eval mode, with its config and strategy."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a truncated or foreign file: say which and why
-        raise DataError(f"{path}: not a readable model file ({err.__class__.__name__}: {err})") from None
-    return trained_model_from_payload(payload, str(path), device)
+    return trained_model_from_payload(read_checkpoint(Path(path)), str(path), device)
 
 
 def trained_model_from_payload(

@@ -23,6 +23,7 @@ from torch import nn
 
 from tmt.data.windows import Batch, WindowBank
 from tmt.losses import build_loss
+from tmt.models.checkpoint import read_checkpoint
 from tmt.progress import Progress, format_seconds
 from tmt.skeleton import H36M, joint_weights
 from tmt.training.config import ExperimentConfig
@@ -203,7 +204,7 @@ class Trainer:
         from tmt.errors import CheckpointError
 
         try:
-            payload = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+            payload = read_checkpoint(self.checkpoint_path, map_location=self.device)
             state = TrainState(**payload["state"])
         except Exception as err:
             raise CheckpointError(
