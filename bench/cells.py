@@ -38,6 +38,8 @@ IDENTITY_DEFAULTS: dict[tuple[str, str], Any] = {
     ("optim", "max_updates"): None,
     ("optim", "max_wall_s"): None,
     ("train", "extra_scale"): 1.0,
+    ("optim", "lr_halving"): None,
+    ("eval", "zero_root"): False,
 }
 """Config fields added after cells were first stored, with their defaults: hashed only when set to something
 else, so adding a field never changes the id (and the stored result) of an experiment that did not use it."""

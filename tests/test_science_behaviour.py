@@ -310,3 +310,25 @@ def test_the_trainers_loss_weighs_the_joints_of_its_data_set() -> None:
         weights[skeleton.name] = trainer.loss_fn.joint_weights
     assert weights["mpi_inf_3dhp"][9] == 2.5 and weights["mpi_inf_3dhp"][0] == 1.5
     assert weights["h36m"][2] == 2.5 and weights["h36m"][10] == 1.5  # RKnee and Head in Human3.6M order
+
+
+@pytest.mark.parametrize("protocol", ["seq2seq", "seq2frame"])
+def test_zero_root_sets_only_the_root_of_every_predicted_frame_to_zero(protocol: str) -> None:
+    """MHFormer's test code zeroes the predicted root: the fixed pose keeps every joint but the root."""
+    model = FixedPose()
+    model.eval_protocol = protocol
+    plain = Predictor(model, get_strategy("baseline"), H36M, frames=5, flip_test=False).predict(keypoints(7))
+    zeroed = Predictor(model, get_strategy("baseline"), H36M, frames=5, flip_test=False, zero_root=True)
+    pred = zeroed.predict(keypoints(7))
+    assert pred.shape == (7, 17, 3) and np.all(pred[:, 0] == 0.0)
+    np.testing.assert_array_equal(pred[:, 1:], plain[:, 1:])
+    np.testing.assert_array_equal(plain[:, 0], np.tile([10.0, 20.0, 30.0], (7, 1)))
+
+
+def test_only_mhformer_recipes_zero_the_root_and_halve_instead_of_decaying() -> None:
+    def resolved(backbone: str) -> ExperimentConfig:
+        return ExperimentConfig.model_validate({"model": {"backbone": backbone, "frames": 27}}).resolved()
+
+    assert (resolved("mhformer").eval.zero_root, resolved("mhformer").optim.lr_halving) == (True, "instead")
+    for backbone in ("mixste", "poseformer"):
+        assert (resolved(backbone).eval.zero_root, resolved(backbone).optim.lr_halving) == (False, None)

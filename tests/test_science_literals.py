@@ -174,10 +174,9 @@ def test_projection_uses_videopose3d_distortion(
 
 # --- bug 6: each backbone's learning-rate schedule (0-based epoch e) -------------------------------------
 #
-# MixSTE 4e-5 * 0.99^e, PoseFormer 1e-4 * 0.99^e (0.99^10 = 0.9043820750088043). MHFormer as this project
-# implements "x 0.95 per epoch and x 0.5 every 5th epoch": 1e-3 * 0.95^e * 0.5^(e // 5)
-# (0.95^4 = 0.81450625, 0.95^5 = 0.7737809375, 0.95^10 = 0.5987369392383789). Note that MHFormer's own
-# script multiplies by 0.5 *instead of* 0.95 after every 5th epoch, which would give 1e-3 * 0.95^8 / 4 at e=10.
+# MixSTE 4e-5 * 0.99^e, PoseFormer 1e-4 * 0.99^e (0.99^10 = 0.9043820750088043). MHFormer's script (main.py):
+# after epoch k (1-based) lr *= 0.5 if k % 5 == 0 else 0.95, so before 0-based epoch e the lr is
+# 1e-3 * 0.95^(e - e // 5) * 0.5^(e // 5) (0.95^4 = 0.81450625, 0.95^8 = 0.6634204312890625).
 
 LR_CASES: list[tuple[str, int, float]] = [
     ("mixste", 0, 4e-5),
@@ -189,8 +188,9 @@ LR_CASES: list[tuple[str, int, float]] = [
     ("mhformer", 0, 1e-3),
     ("mhformer", 1, 9.5e-4),
     ("mhformer", 4, 8.1450625e-4),
-    ("mhformer", 5, 3.8689046875e-4),  # 0.7737809375 / 2
-    ("mhformer", 10, 1.4968423480959473e-4),  # 0.5987369392383789 / 4
+    ("mhformer", 5, 4.07253125e-4),  # 0.81450625 / 2: halved instead of decayed after the 5th epoch
+    ("mhformer", 6, 3.8689046875e-4),  # 0.95^5 / 2
+    ("mhformer", 10, 1.6585510782226562e-4),  # 0.95^8 / 4
 ]
 
 
@@ -373,3 +373,11 @@ def test_quality_mixing_of_float32_detections_with_float64_ground_truth_is_float
 
     mixed = mix_towards_gt(np.zeros((1, 2), dtype=np.float32), np.ones((1, 2), dtype=np.float64), 0.5)
     assert mixed.dtype == np.float64
+
+
+def test_the_earlier_halving_rule_stays_available() -> None:
+    """``optim.lr_halving: also``: x 0.95 every epoch and x 0.5 every 5th as well, 1e-3 * 0.95^10 / 4 at e=10."""
+    config = ExperimentConfig.model_validate(
+        {"model": {"backbone": "mhformer", "frames": 27}, "optim": {"lr_halving": "also"}}
+    ).resolved()
+    assert learning_rate(config, 10) == pytest.approx(1e-3 * 0.5987369392383789 / 4, rel=1e-12)

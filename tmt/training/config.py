@@ -88,7 +88,12 @@ class OptimConfig(StrictModel):
         None, gt=0.0, le=1.0, description="lr multiplied by this after every epoch"
     )
     lr_halve_every: int | None = Field(
-        None, ge=1, le=MAX_EPOCHS, description="lr additionally halved every n epochs (MHFormer)"
+        None, ge=1, le=MAX_EPOCHS, description="lr halved after every n-th epoch (MHFormer)"
+    )
+    lr_halving: Literal["instead", "also"] | None = Field(
+        None,
+        description="on a halving epoch the lr is multiplied by 0.5 instead of lr_decay (MHFormer's script) "
+        "or by both ('also', this project's earlier rule); None: the backbone's recipe, else 'also'",
     )
     weight_decay: float | None = Field(None, ge=0.0)
     amsgrad: bool | None = None
@@ -169,6 +174,11 @@ class EvalConfig(StrictModel):
         5, ge=1, le=MAX_EPOCHS, description="plateau = no val improvement > min_delta for n epochs"
     )
     plateau_min_delta: float = Field(0.1, ge=0.0, description="mm")
+    zero_root: bool | None = Field(
+        None,
+        description="set the predicted root joint to 0 before scoring, as MHFormer's test code does "
+        "(None: the backbone's recipe: MHFormer yes, the others no)",
+    )
 
 
 class ExperimentConfig(StrictModel):

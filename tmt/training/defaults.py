@@ -2,7 +2,8 @@
 
 Sources: the reference implementations' run scripts: MixSTE's (AdamW, wd 0.1, lr 4e-5 x 0.99 per epoch, 1024 frames per batch,
 WMPJPE + 0.5 TC + 2.0 MPJVE), PoseFormer's (AdamW, wd 0.1, lr 1e-4 x 0.99, 512 clips, plain MPJPE) and
-MHFormer's (Adam with amsgrad, lr 1e-3 x 0.95 per epoch and x 0.5 every 5th epoch, 256 clips, MPJPE).
+MHFormer's (Adam with amsgrad, lr 1e-3, after each epoch x 0.95, or x 0.5 instead after every 5th, 256 clips,
+MPJPE).
 """
 
 from __future__ import annotations
@@ -41,11 +42,13 @@ RECIPES: dict[str, dict[str, Any]] = {
             "lr": 1e-3,
             "lr_decay": 0.95,
             "lr_halve_every": 5,
+            "lr_halving": "instead",
             "weight_decay": 0.0,
             "amsgrad": True,
             "batch_clips": 256,
         },
         "loss": {"mpjpe": 1.0},
+        "eval": {"zero_root": True},
     },
 }
 """Reference optimisation recipe per backbone. A backbone without an entry uses MixSTE's."""
@@ -74,11 +77,15 @@ def resolve_config(config: ExperimentConfig) -> ExperimentConfig:
     if optim.lr_halve_every is None and "lr_halve_every" not in recipe["optim"]:
         optim_updates.pop("lr_halve_every", None)
     train_updates = {"loss": dict(recipe["loss"])} if config.train.loss is None else {}
+    eval_updates = {}
+    if config.eval.zero_root is None:
+        eval_updates["zero_root"] = bool(recipe.get("eval", {}).get("zero_root", False))
 
     return config.model_copy(
         update={
             "model": config.model.model_copy(update=model_updates),
             "optim": optim.model_copy(update=optim_updates),
             "train": config.train.model_copy(update=train_updates),
+            "eval": config.eval.model_copy(update=eval_updates),
         }
     )

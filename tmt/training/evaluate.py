@@ -39,6 +39,9 @@ class Predictor:
     batch_clips: int = 64
     device: torch.device | str = "cpu"
     autocast_dtype: torch.dtype | None = None
+    zero_root: bool = False
+    """Set the predicted root joint to 0 (MHFormer's test code); targets are root-relative, so the root then
+    scores 0 error instead of whatever the network predicted for it."""
 
     @torch.no_grad()
     def _forward(self, clips_2d: np.ndarray) -> np.ndarray:
@@ -61,6 +64,12 @@ class Predictor:
 
     def predict(self, keypoints_2d: np.ndarray) -> np.ndarray:
         """(N, J, 2) normalized keypoints of one sequence -> (N, J, 3) root-relative predictions."""
+        pred = self._predict(keypoints_2d)
+        if self.zero_root:
+            pred[:, self.skeleton.root] = 0.0
+        return pred
+
+    def _predict(self, keypoints_2d: np.ndarray) -> np.ndarray:
         n, T = len(keypoints_2d), self.frames
         if getattr(self.model, "eval_protocol", "seq2seq") == "seq2seq":
             starts = seq2seq_chunk_starts(n, T)
@@ -75,7 +84,7 @@ class Predictor:
         index = centred_window_indices(n, T)
         pred = self._forward(keypoints_2d[index])
         centre = 0 if pred.shape[1] == 1 else T // 2
-        return pred[:, centre]
+        return pred[:, centre].copy()
 
 
 def predict_sequences(predictor: Predictor, sequences: Iterable[Sequence]) -> list[np.ndarray]:

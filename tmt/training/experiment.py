@@ -202,6 +202,7 @@ def run_experiment(
             batch_clips=config.eval.batch_clips,
             device=config.train.device,
             autocast_dtype=autocast,
+            zero_root=bool(config.eval.zero_root),
         )
 
     selection = config.eval.selection

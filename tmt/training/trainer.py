@@ -99,12 +99,12 @@ def make_optimizer(model: nn.Module, config: ExperimentConfig) -> torch.optim.Op
 
 
 def learning_rate(config: ExperimentConfig, epoch: int) -> float:
-    """lr for (0-based) ``epoch``: lr x decay^epoch, additionally halved every ``lr_halve_every`` epochs."""
+    """lr for (0-based) ``epoch``: lr x decay after every epoch before it; with ``lr_halve_every`` n, after every
+    n-th epoch x 0.5 instead of the decay (``lr_halving: instead``, MHFormer's script) or as well (``also``)."""
     opt = config.optim
-    lr = opt.lr * opt.lr_decay**epoch
-    if opt.lr_halve_every:
-        lr *= 0.5 ** (epoch // opt.lr_halve_every)
-    return lr
+    halvings = epoch // opt.lr_halve_every if opt.lr_halve_every else 0
+    decays = epoch - halvings if opt.lr_halving == "instead" else epoch
+    return opt.lr * opt.lr_decay**decays * 0.5**halvings
 
 
 def batch_clips(config: ExperimentConfig) -> int:
