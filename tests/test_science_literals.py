@@ -381,3 +381,90 @@ def test_the_earlier_halving_rule_stays_available() -> None:
         {"model": {"backbone": "mhformer", "frames": 27}, "optim": {"lr_halving": "also"}}
     ).resolved()
     assert learning_rate(config, 10) == pytest.approx(1e-3 * 0.5987369392383789 / 4, rel=1e-12)
+
+
+# -- second round of mutation survivors: the velocity loss, loss and metric error names, Procrustes off-centre -
+
+
+def test_mpjve_loss_of_two_and_three_hand_worked_frames() -> None:
+    """Target at rest far from 0; prediction moving by (0.3, 0.4, 0) then (0, 0, 1): velocity errors 0.5, 1.
+    Two frames are enough for a velocity (one difference); one frame gives 0."""
+    from tmt.losses import mpjve_loss
+
+    target = torch.full((1, 3, 1, 3), 5.0, dtype=torch.float64)
+    pred = target.clone()
+    pred[0, 1, 0] += torch.tensor([0.3, 0.4, 0.0], dtype=torch.float64)
+    pred[0, 2, 0] += torch.tensor([0.3, 0.4, 1.0], dtype=torch.float64)
+    assert float(mpjve_loss(pred, target)) == pytest.approx(0.75, abs=1e-12)
+    assert float(mpjve_loss(pred[:, :2], target[:, :2])) == pytest.approx(0.5, abs=1e-12)
+    assert float(mpjve_loss(pred[:, :1], target[:, :1])) == 0.0
+
+
+@pytest.mark.parametrize("name", ["weighted_mpjpe_loss", "mpjve_loss"])
+def test_a_loss_names_itself_when_shapes_differ(name: str) -> None:
+    import tmt.losses
+
+    pred, target = torch.zeros(1, 3, 17, 3), torch.zeros(1, 2, 17, 3)
+    args = (pred, target, [1.0] * 17) if name == "weighted_mpjpe_loss" else (pred, target)
+    with pytest.raises(Exception) as err:
+        getattr(tmt.losses, name)(*args)
+    assert str(err.value) == (
+        f"{name}: prediction (1, 3, 17, 3) and target (1, 2, 17, 3) differ in shape "
+        "(a centre-frame model's target must be sliced to the centre frame)"
+    )
+
+
+@pytest.mark.parametrize("name", ["weighted_mpjpe_loss", "tc_loss"])
+def test_a_weighted_loss_names_itself_when_the_weights_do_not_fit(name: str) -> None:
+    import tmt.losses
+
+    pred = torch.zeros(1, 3, 17, 3)
+    args = (pred, pred, [1.0] * 16) if name == "weighted_mpjpe_loss" else (pred, [1.0] * 16)
+    with pytest.raises(Exception) as err:
+        getattr(tmt.losses, name)(*args)
+    assert str(err.value) == f"{name}: (16,) joint weights for 17 joints"
+
+
+def test_action_average_refuses_nothing_and_an_action_without_frames() -> None:
+    from tmt.errors import DataError
+    from tmt.metrics import action_average
+
+    with pytest.raises(DataError) as err:
+        action_average({})
+    assert str(err.value) == "action_average: no actions given"
+    with pytest.raises(DataError) as err:
+        action_average({"Walking 1": [], "Eating": [np.ones(3)]})
+    assert str(err.value) == "action_average: action 'Walking' has no frames"
+
+
+def test_metrics_of_float32_inputs_are_computed_in_float64() -> None:
+    """The same values as float32 or float64 give the same numbers to the last bit (float64 arithmetic)."""
+    from tmt.metrics import mpjve, p_mpjpe, per_frame_mpjpe
+
+    rng = np.random.default_rng(3)
+    pred32 = rng.normal(size=(6, 17, 3)).astype(np.float32)
+    gt32 = rng.normal(size=(6, 17, 3)).astype(np.float32)
+    pred64, gt64 = pred32.astype(np.float64), gt32.astype(np.float64)
+    np.testing.assert_array_equal(per_frame_mpjpe(pred32, gt32), per_frame_mpjpe(pred64, gt64))
+    assert mpjve(pred32, gt32) == mpjve(pred64, gt64) and p_mpjpe(pred32, gt32) == p_mpjpe(pred64, gt64)
+    assert per_frame_mpjpe(pred32, gt32).dtype == np.float64
+
+
+def test_procrustes_aligns_a_similar_copy_of_a_pose_far_from_the_origin() -> None:
+    """pred = 2 R gt + t for a 90 degree turn about z: after alignment P-MPJPE is 0, even with gt off-centre."""
+    from tmt.metrics import p_mpjpe
+
+    gt = np.random.default_rng(4).normal(size=(2, 17, 3)) + np.array([5.0, -3.0, 8.0])
+    rotation = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    pred = 2.0 * gt @ rotation.T + np.array([0.5, 1.0, -2.0])
+    assert p_mpjpe(pred, gt) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_tmt_features_take_the_keypoints_precision() -> None:
+    from tmt.features import extra_features
+
+    kp = torch.zeros(1, 3, 17, 2, dtype=torch.float32)
+    pose = torch.arange(3 * 17 * 3, dtype=torch.float64).reshape(1, 3, 17, 3)
+    v3 = extra_features("v3", kp, pose)
+    assert v3.dtype == torch.float32
+    torch.testing.assert_close(v3[0, 1], torch.full((17, 3), 51.0))  # one frame later every coordinate is +51
