@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.schema import CLAIM_TESTS
 from tmt.errors import ConfigError
 
 BASELINE = "baseline"
@@ -19,7 +20,6 @@ BASELINE = "baseline"
 PER_ACTION = "per_action."
 """Layout metric prefix that spreads one column per Human3.6M action (plus the average)."""
 
-CLAIM_TESTS = ("ordered", "less", "monotonic", "correlation", "ratio_less")
 DIRECTIONS = {None: 1, "increasing": 1, "decreasing": -1}
 """Claimed direction of a trend -> the sign its Spearman rho must have."""
 
