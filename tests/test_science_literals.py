@@ -468,3 +468,14 @@ def test_tmt_features_take_the_keypoints_precision() -> None:
     v3 = extra_features("v3", kp, pose)
     assert v3.dtype == torch.float32
     torch.testing.assert_close(v3[0, 1], torch.full((17, 3), 51.0))  # one frame later every coordinate is +51
+
+
+def test_rotation_matrix_of_hand_worked_quaternions() -> None:
+    """90 degrees about z: x -> y, y -> -x; 180 degrees about x: y -> -y, z -> -z."""
+    from tmt.cameras import quaternion_to_matrix
+
+    half = np.sqrt(0.5)
+    np.testing.assert_allclose(
+        quaternion_to_matrix([half, 0, 0, half]), [[0, -1, 0], [1, 0, 0], [0, 0, 1]], atol=1e-15
+    )
+    np.testing.assert_allclose(quaternion_to_matrix([0, 1, 0, 0]), np.diag([1.0, -1.0, -1.0]), atol=1e-15)
