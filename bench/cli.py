@@ -246,10 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _archive(args: argparse.Namespace, expansion) -> Path:
     """The archive file of this run's study, profile and --set / --only variant."""
-    from bench.archive import archive_path, variant_suffix
+    from bench.archive import archive_path
 
-    variant = variant_suffix(parse_settings(args.settings), parse_only(args.only))
-    return archive_path(args.results, expansion.study.study, expansion.profile + variant)
+    return archive_path(args.results, expansion.study.study, expansion.profile + expansion.variant)
 
 
 def _store(args: argparse.Namespace):
@@ -339,11 +338,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     for outcome in summary.failed:
         print(f"  failed {outcome.cell_id}: {outcome.detail}")
     status = 1 if summary.failed else 0
-    if not args.no_report:
-        report_args = argparse.Namespace(
-            **{**vars(args), "studies": [args.study], "all": False, "replace": False, "wandb": tracking.mode}
-        )
-        status = max(status, _report(report_args))
+    if not args.no_report:  # the same expansion, report of the cells just run
+        from bench.report.cli import report_expansion
+        from bench.report.index import write_index
+
+        out_dir = Path(args.out)
+        report_expansion(expansion, store, out_dir, results_dir=args.results, tracking=tracking.mode)
+        print(f"index: {write_index(out_dir)}")
     return status
 
 
@@ -372,21 +373,12 @@ def _dry_run(expansion, store) -> None:
         print(f"device (the run would stop unless --executor slurm): {device}")
 
 
-def _report(args: argparse.Namespace) -> int:
-    try:
-        from bench.report.cli import run as report_run
-    except ModuleNotFoundError as err:
-        if not (err.name or "").startswith("bench.report"):
-            raise
-        print("report: bench.report is not installed in this checkout; skipped", file=sys.stderr)
-        return 0
-    return int(report_run(args) or 0)
-
-
 def cmd_report(args: argparse.Namespace) -> int:
+    from bench.report.cli import run as report_run
+
     if not args.studies and not args.all:
         raise TmtError("report: name one or more STUDY files, or --all")
-    return _report(args)
+    return int(report_run(args) or 0)
 
 
 def cmd_search(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from bench.archive import variant_suffix
 from bench.cells import Cell
 from bench.data_files import data_fingerprint, required_files
 from bench.schema import (
@@ -57,6 +58,8 @@ class Expansion:
     profile: str
     data: str
     cells: list[Cell]
+    variant: str = ""
+    """The ``--set`` / ``--only`` suffix (``+train.precision=bf16``) that names the cells' archive and report."""
 
     def device_problem(self) -> str | None:
         """Why this machine cannot run the cells' ``train.device`` (``bench run`` refuses; ``validate``
@@ -522,7 +525,10 @@ def expand(
     cells = expander.expand(seeds)
     if not cells:
         raise StudyError(f"{source}: no cells to run under profile {profile!r} with --only {only}")
-    return Expansion(study=study, source=source, profile=profile, data=expander.data, cells=cells)
+    variant = variant_suffix(settings or {}, only or {})
+    return Expansion(
+        study=study, source=source, profile=profile, data=expander.data, cells=cells, variant=variant
+    )
 
 
 def expand_file(path: str | Path, profile: str, **kwargs: Any) -> Expansion:

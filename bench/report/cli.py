@@ -24,6 +24,8 @@ from bench.report.index import read_summary, study_summary, write_index, write_s
 from bench.report.markdown import ReportContext, render_report, versions
 from bench.report.spec import ClaimSpec, LayoutSpec
 from bench.report.tables import build_table, in_paper_units, per_joint_rows
+from bench.store import Store
+from bench.study import Expansion
 
 FIGURES = "figures"
 CONVERGENCE = "convergence"
@@ -89,30 +91,24 @@ def all_studies(folder: Path = Path("studies")) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     """Report each of ``args.studies`` (or all of ``studies/`` with ``args.all``) for ``args.profile``."""
-    from bench.archive import archive_path, import_archive, variant_suffix
     from bench.options import parse_only, parse_settings
-    from bench.paper import load_paper_table
     from bench.store import Store
     from bench.study import expand, load_study
 
     settings = parse_settings(getattr(args, "settings", []) or [])
     only = parse_only(getattr(args, "only", []) or [])
-    variant = variant_suffix(settings, only)
     paths = list(args.studies or [])
     if not paths and getattr(args, "all", False):
         paths = all_studies()
-    out_dir = Path(args.out)
-    store = Store(args.store)
-    libs = versions()
+    out_dir, store = Path(args.out), Store(args.store)
     tracking = getattr(args, "wandb", None) or "disabled"
     if tracking != "disabled":
         from bench.tracking import tracking_mode
 
         tracking = tracking_mode(tracking)
     for path in paths:
-        study = load_study(path)
         expansion = expand(
-            study,
+            load_study(path),
             str(path),
             args.profile,
             seeds=getattr(args, "seeds", None),
@@ -121,70 +117,89 @@ def run(args: argparse.Namespace) -> int:
             settings=settings,
             only=only,
         )
-        results_dir = getattr(args, "results", None) or "results"
-        import_archive(archive_path(results_dir, study.study, args.profile + variant), store, expansion.cells)
-        layouts = [
-            dataclasses.replace(LayoutSpec.parse(layout), paper=layout.paper or study.paper)
-            for layout in study.layouts
-        ]
-        papers = {name: load_paper_table(name) for name in {lay.paper for lay in layouts if lay.paper}}
-        profile = study.profiles[args.profile]
-        data = expansion.data + (
-            f" ({profile.synthetic} synthetic set)" if expansion.data == "synthetic" else ""
-        )
-        ctx = ReportContext(
-            study=study.study,
-            title=study.title,
-            profile=args.profile + variant,
-            source=str(path),
-            paper=study.paper,
-            description=study.description,
-            data=data,
-            seeds=sorted({cell.seed for cell in expansion.cells}),
-            versions=libs,
-        )
-        results = store.results(expansion.cells)
-        name = f"{study.study} [{args.profile}{variant}]"
-        if not results["status"].isin(["done", "failed"]).any():
-            print(f"{name}: no finished cell in the store or archive; no report")
-            continue
-        on_disk = read_summary(out_dir, study.study, args.profile + variant)
-        done = int((results.drop_duplicates("cell_id")["status"] == "done").sum())
-        if on_disk and on_disk["cells"]["done"] > done and not getattr(args, "replace", False):
-            print(
-                f"{name}: kept {out_dir / on_disk['report']}: it reports {on_disk['cells']['done']} finished "
-                f"cells, the store and archive hold {done}; --replace writes the emptier report anyway"
-            )
-            continue
-        summary = write_report(
+        report_expansion(
+            expansion,
+            store,
             out_dir,
-            ctx,
-            results,
-            layouts,
-            [ClaimSpec.parse(c) for c in study.claims],
-            papers,
-            list(study.axes),
-            exact=study.kind == "complexity",
+            results_dir=getattr(args, "results", None) or "results",
+            tracking=tracking,
+            replace=getattr(args, "replace", False),
         )
-        if tracking != "disabled":
-            _log_to_wandb(
-                out_dir,
-                f"{study.study}.{args.profile}{variant}",
-                study.study,
-                expansion.cells,
-                results,
-                tracking,
-            )
-        verdicts = ", ".join(f"{c['id']} {c['verdict']}" for c in summary["claims"]) or "no claims"
-        cells, ended = summary["cells"], summary["convergence"]
-        converged = f"{ended['converged']} of {ended['cells']} converged; " if ended else ""
-        print(
-            f"{study.study} [{args.profile}{variant}]: {out_dir / summary['report']} "
-            f"({cells['done']} done, {cells['failed']} failed, {cells['missing']} missing; {converged}{verdicts})"
-        )
-    index = write_index(out_dir)
-    print(f"index: {index}")
+    print(f"index: {write_index(out_dir)}")
     return 0
+
+
+def report_expansion(
+    expansion: Expansion,
+    store: Store,
+    out_dir: Path,
+    *,
+    results_dir: str | Path = "results",
+    tracking: str = "disabled",
+    replace: bool = False,
+) -> dict[str, Any] | None:
+    """Write the report of one expanded study (the cells ``bench run`` ran, or ``bench report`` expanded):
+    the archive's cells are taken into the store first; a report with fewer finished cells than the one on
+    disk is kept unless ``replace``. Returns the index summary written, or None."""
+    from bench.archive import archive_path, import_archive
+    from bench.paper import load_paper_table
+
+    study, variant = expansion.study, expansion.variant
+    profile_name = expansion.profile + variant
+    import_archive(archive_path(results_dir, study.study, profile_name), store, expansion.cells)
+    layouts = [
+        dataclasses.replace(LayoutSpec.parse(layout), paper=layout.paper or study.paper)
+        for layout in study.layouts
+    ]
+    papers = {name: load_paper_table(name) for name in {lay.paper for lay in layouts if lay.paper}}
+    profile = study.profiles[expansion.profile]
+    data = expansion.data + (f" ({profile.synthetic} synthetic set)" if expansion.data == "synthetic" else "")
+    ctx = ReportContext(
+        study=study.study,
+        title=study.title,
+        profile=profile_name,
+        source=expansion.source,
+        paper=study.paper,
+        description=study.description,
+        data=data,
+        seeds=sorted({cell.seed for cell in expansion.cells}),
+        versions=versions(),
+    )
+    results = store.results(expansion.cells)
+    name = f"{study.study} [{profile_name}]"
+    if not results["status"].isin(["done", "failed"]).any():
+        print(f"{name}: no finished cell in the store or archive; no report")
+        return None
+    on_disk = read_summary(out_dir, study.study, profile_name)
+    done = int((results.drop_duplicates("cell_id")["status"] == "done").sum())
+    if on_disk and on_disk["cells"]["done"] > done and not replace:
+        print(
+            f"{name}: kept {out_dir / on_disk['report']}: it reports {on_disk['cells']['done']} finished "
+            f"cells, the store and archive hold {done}; --replace writes the emptier report anyway"
+        )
+        return None
+    summary = write_report(
+        out_dir,
+        ctx,
+        results,
+        layouts,
+        [ClaimSpec.parse(c) for c in study.claims],
+        papers,
+        list(study.axes),
+        exact=study.kind == "complexity",
+    )
+    if tracking != "disabled":
+        _log_to_wandb(
+            out_dir, f"{study.study}.{profile_name}", study.study, expansion.cells, results, tracking
+        )
+    verdicts = ", ".join(f"{c['id']} {c['verdict']}" for c in summary["claims"]) or "no claims"
+    cells, ended = summary["cells"], summary["convergence"]
+    converged = f"{ended['converged']} of {ended['cells']} converged; " if ended else ""
+    print(
+        f"{name}: {out_dir / summary['report']} "
+        f"({cells['done']} done, {cells['failed']} failed, {cells['missing']} missing; {converged}{verdicts})"
+    )
+    return summary
 
 
 def _log_to_wandb(
