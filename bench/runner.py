@@ -102,6 +102,10 @@ def execute(
 
     config = ExperimentConfig.model_validate(cell.config)
     record = run_experiment(config, workdir, callbacks=list(callbacks), progress=False, save_model=save_model)
+    if record is None:
+        raise TmtError(
+            "bench runs each cell in one process; train one cell data-parallel with torchrun -m tmt train"
+        )
     record["environment"]["code_revision"] = process_revision()
     return record
 

@@ -151,7 +151,7 @@ def test_flip_augmentation_feeds_every_window_once_plain_and_once_mirrored() -> 
     )
     seen: list[Batch] = []
 
-    def spy(batch: Batch, epoch: int = 0, number: int = 0) -> dict[str, float]:
+    def spy(batch: Batch, epoch: int = 0, number: int = 0, share: float = 1.0) -> dict[str, float]:
         seen.append(batch)
         return {"zeros": 0.0}
 

@@ -177,6 +177,8 @@ def run(args: argparse.Namespace) -> int:
     except TrainingFailed as err:
         print(f"training failed: {err.reason}")
         return 1
+    if result is None:  # a data-parallel rank other than 0: rank 0 writes and prints the result
+        return 0
     (out / "result.json").write_text(json.dumps(result, indent=1))
     m = result["metrics"]
     print(

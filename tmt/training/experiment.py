@@ -25,6 +25,7 @@ from tmt.progress import Progress
 from tmt.skeleton import Skeleton
 from tmt.training.config import ExperimentConfig
 from tmt.training.convergence import convergence_summary
+from tmt.training.distributed import Processes
 from tmt.training.evaluate import Predictor, evaluate_mpjpe, evaluate_protocol
 from tmt.training.strategies import Strategy, get_strategy
 from tmt.training.trainer import Callback, Trainer
@@ -163,8 +164,11 @@ def run_experiment(
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
     save_model: bool = False,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """Train and evaluate one configuration; resumes from ``workdir/checkpoint.pt`` when present.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the processes train one model data-parallel
+    (:mod:`tmt.training.distributed`); rank 0 evaluates, writes and returns the result, the others None.
 
     With ``save_model`` the evaluated weights go to ``workdir/model.pt`` with the resolved configuration
     (read back by :func:`load_trained_model` and ``python -m tmt evaluate``).
@@ -176,6 +180,8 @@ def run_experiment(
     config = config.resolved()
     if config.train.threads is not None:
         torch.set_num_threads(config.train.threads)
+    processes = Processes.from_env()
+    processes.start(config.train.device)
     strategy = get_strategy(config.train.strategy)
     dataset = load_dataset(config)
     fraction = config.data.validation_fraction
@@ -222,8 +228,12 @@ def run_experiment(
         checkpoint_path=workdir / CHECKPOINT if workdir is not None else None,
         callbacks=callbacks,
         progress=progress,
+        processes=processes,
     )
     state = trainer.fit()
+    ran_on = processes.describe(config.train.device)
+    if not processes.main:
+        return None
     selected_epoch = state.epoch
     if selection == "best_val" and state.best_val_state is not None:
         model.load_state_dict(state.best_val_state)
@@ -260,4 +270,5 @@ def run_experiment(
         "dataset": {"name": dataset.name, "keypoints": dataset.keypoints, "source": str(dataset.source)},
         "config": config.model_dump(mode="json"),
         "environment": environment(),
+        "distributed": ran_on,
     }

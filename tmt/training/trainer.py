@@ -28,6 +28,7 @@ from tmt.progress import Progress, format_seconds
 from tmt.skeleton import H36M, joint_weights
 from tmt.training.config import ExperimentConfig
 from tmt.training.convergence import plateau_epoch
+from tmt.training.distributed import SINGLE, Processes
 from tmt.training.strategies import Strategy
 
 FUSED_OPTIMIZER_DEVICES = ("cpu", "cuda")
@@ -149,8 +150,10 @@ class Trainer:
         checkpoint_path: Path | None = None,
         callbacks: Sequence[Callback] = (),
         progress: bool = True,
+        processes: Processes = SINGLE,
     ):
         self.model = model
+        self.processes = processes
         self.strategy = strategy
         self.bank = bank
         self.config = config
@@ -170,12 +173,26 @@ class Trainer:
             raise ConfigError("train.precision: fp16 needs a CUDA device; use bf16 on CPU")
         self.scaler = torch.amp.GradScaler("cuda", enabled=config.train.precision == "fp16")
         self.extra_scale = extra_channel_scale(strategy, bank, config, self.device)
+        self._parallel: nn.Module | None = None
+        if processes.parallel:
+            from torch.nn.parallel import DistributedDataParallel
+
+            on_gpu = self.device.type == "cuda"
+            self._parallel = DistributedDataParallel(
+                model, device_ids=[processes.local_rank] if on_gpu else None
+            )
         self.step_fn = self._compiled_step() if config.train.compile else self._step
+
+    @property
+    def net(self) -> nn.Module:
+        """What the training step runs: the model, or its data-parallel wrapper (which syncs gradients)."""
+        return self._parallel if self._parallel is not None else self.model
 
     # -- checkpoints -------------------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
-        """Write the checkpoint atomically; it holds only tensors, numbers, strings and plain containers."""
-        if self.checkpoint_path is None:
+        """Write the checkpoint atomically; it holds only tensors, numbers, strings and plain containers.
+        With several processes rank 0 writes it (every rank holds the same weights and state)."""
+        if self.checkpoint_path is None or not self.processes.main:
             return
         payload = {
             "model": self.model.state_dict(),
@@ -230,7 +247,7 @@ class Trainer:
     # -- one optimisation step ---------------------------------------------------------------------------
     def _step(self, inp: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         with _autocast(self.config, self.device):
-            pred = self.model(inp)
+            pred = self.net(inp)
         if pred.shape[1] == 1 and target.shape[1] != 1:
             target = target[:, target.shape[1] // 2 : target.shape[1] // 2 + 1]
         loss, _ = self.loss_fn(pred.float(), target)
@@ -251,9 +268,13 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
 
-    def train_batch(self, batch: Batch, epoch: int = 0, number: int = 0) -> dict[str, float]:
-        """Every update of the strategy on one batch; returns each step's loss. ``epoch`` (0-based) and
-        ``number`` only name the batch in the error raised on a non-finite loss."""
+    def train_batch(
+        self, batch: Batch, epoch: int = 0, number: int = 0, share: float = 1.0
+    ) -> dict[str, float]:
+        """Every update of the strategy on one batch; returns each step's loss over the global batch.
+        ``epoch`` (0-based) and ``number`` only name the batch in the error raised on a non-finite loss;
+        ``share`` is this process's fraction of the global batch (1 for one process, see
+        :mod:`tmt.training.distributed`)."""
         kp2d = batch.keypoints_2d.to(self.device, non_blocking=True)
         target = batch.pose_3d.to(self.device, non_blocking=True)
         velocity_source = target
@@ -263,12 +284,12 @@ class Trainer:
         for step in self.strategy.steps:
             inp = self.strategy.step_input(step, kp2d, velocity_source, self.extra_scale)
             loss = self.step_fn(inp, target)
-            value = float(loss.detach())
+            value = self.processes.total({"loss": float(loss.detach()) * share})["loss"]
             if not math.isfinite(value):
                 raise TrainingFailed(
                     f"non-finite loss ({value}) in epoch {epoch + 1}, step '{step}', batch {number}"
                 )
-            self._update(loss)
+            self._update(loss * (share * self.processes.world_size) if self.processes.parallel else loss)
             self.state.updates += 1
             losses[step] = value
         return losses
@@ -287,11 +308,18 @@ class Trainer:
         count = 0
         batches = range(0, len(index), size)
         label = f"epoch {epoch + 1}/{self.config.optim.epochs}"
-        bar = Progress(label, len(batches), fields=("loss",), lines=False) if self.progress else None
-        batch_hooks = [hook for c in self.callbacks if (hook := getattr(c, "on_batch_end", None)) is not None]
+        main = self.processes.main
+        bar = Progress(label, len(batches), fields=("loss",), lines=False) if self.progress and main else None
+        hooks = (getattr(c, "on_batch_end", None) for c in self.callbacks) if main else ()
+        batch_hooks = [hook for hook in hooks if hook is not None]
         for start in batches:
-            batch = self.bank.batch(index[start : start + size], flips[start : start + size])
-            losses = self.train_batch(batch, epoch, start // size)
+            chunk = np.arange(start, min(start + size, len(index)))
+            mine = self.processes.share(chunk)
+            share = len(mine) / len(chunk)
+            if not len(mine):  # fewer windows than processes: join the gradient exchange with a zero share
+                mine = chunk[:1]
+            batch = self.bank.batch(index[mine], flips[mine])
+            losses = self.train_batch(batch, epoch, start // size, share=share)
             for step, value in losses.items():
                 sums[step] += value
             count += 1
@@ -316,9 +344,14 @@ class Trainer:
             t0 = time.perf_counter()
             losses = self.train_epoch(epoch)
             train_time = time.perf_counter() - t0
-            val = self.validate(self.model)
-            test = self.test(self.model) if self.test is not None else None
+            val = test = None
+            if self.processes.main:
+                val = self.validate(self.model)
+                test = self.test(self.model) if self.test is not None else None
             epoch_wall_s = time.perf_counter() - t0
+            val, test, train_time, epoch_wall_s = self.processes.broadcast(
+                (val, test, train_time, epoch_wall_s)
+            )
             state.wall_time_s += epoch_wall_s
             record = {
                 "epoch": epoch + 1,
@@ -341,6 +374,8 @@ class Trainer:
             state.epoch = epoch + 1
             state.stop_reason, state.converged_epoch = stopping_rule(self.config, state)
             self.save_checkpoint()
+            if not self.processes.main:
+                continue
             if self.progress:
                 print(epoch_line(record, self.config, state, epoch_wall_s), flush=True)
             for callback in self.callbacks:
