@@ -73,7 +73,7 @@ def _md_row(cells: Sequence[Any]) -> str:
     return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
 
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = [_md_row(header), _md_row(["---"] * len(header))]
     lines += [_md_row(r) for r in rows]
     return "\n".join(lines)
@@ -184,7 +184,7 @@ def render_table(table: pd.DataFrame, layout: LayoutSpec) -> str:
         for i, (label, fmt) in enumerate(lines + (effect_lines if has_effect else [])):
             first = [str(k) for k in key] if i == 0 else [""] * len(rows)
             out.append([*first, label, *(fmt(by_col[c]) if c in by_col else "" for c in columns)])
-    return _md_table([*rows, "", *map(str, columns)], out)
+    return md_table([*rows, "", *map(str, columns)], out)
 
 
 def _relative_rule(table: pd.DataFrame) -> str:
@@ -230,7 +230,7 @@ def render_failures(results: pd.DataFrame, axes: Sequence[str]) -> str:
             rows.append(
                 [f"`{cell['cell_id']}`", labels, cell.get("seed"), reason[0] if reason else "unknown"]
             )
-        lines.append(_md_table(["cell", "labels", "seed", "reason"], rows))
+        lines.append(md_table(["cell", "labels", "seed", "reason"], rows))
     if len(missing):
         lines += ["", f"{len(missing)} cell(s) not run yet (missing from the store)."]
     return "\n".join(lines)
@@ -247,7 +247,7 @@ def render_convergence(endings: pd.DataFrame, csv_name: str) -> str:
             f"{summary_line(endings)}. Claims do not judge cells that did not converge: a comparison reading "
             f"one is **{UNCONVERGED}**. The numbers per cell are in [{csv_name}]({csv_name}).",
             "",
-            _md_table(["cell", *labels, "seed", "training ended"], rows),
+            md_table(["cell", *labels, "seed", "training ended"], rows),
         ]
     )
 
@@ -269,7 +269,7 @@ def render_claims(claims: Sequence[ClaimResult], csv_name: str) -> str:
         for c in claims
     ]
     parts = [
-        _md_table(header, rows),
+        md_table(header, rows),
         "",
         f"Every claim and comparison with its interval bounds, p, n and procedure: [{csv_name}]({csv_name}).",
         "",
@@ -283,7 +283,7 @@ def render_claims(claims: Sequence[ClaimResult], csv_name: str) -> str:
             comp_rows = [[k.label, k.verdict, *_stats(k)] for k in c.components]
             parts += [
                 "",
-                _md_table(
+                md_table(
                     ["comparison", "verdict", "effect", "paper's effect", "95% CI", "p", "n"], comp_rows
                 ),
             ]

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     Exit status 0 when the study has a complete trial (or no trial was asked for), 1 otherwise.
     """
     from bench.options import parse_settings, tracking_from_args
-    from bench.search_report import write_search_report
+    from bench.search.report import write_search_report
 
     spec = load_search(args.spec)
     settings = parse_settings(args.settings)

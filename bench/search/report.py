@@ -22,6 +22,7 @@ from matplotlib.ticker import MaxNLocator
 from optuna.trial import FrozenTrial, TrialState
 
 from bench.cells import Cell
+from bench.report.markdown import md_table
 from bench.search.sampling import describe_pruner
 from bench.search.spec import SearchSpec, objective_value
 from bench.store import Store
@@ -52,12 +53,6 @@ def _num(value: Any, digits: int = 2) -> str:
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 0.01 else f"{value:.{digits}f}"
     return str(value)
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def _param_names(spec: SearchSpec) -> dict[str, str]:
@@ -247,7 +242,7 @@ def render(
             ]
             for rank, t in enumerate(complete[:BEST_ROWS], start=1)
         ]
-        out += [_table(header, rows), ""]
+        out += [md_table(header, rows), ""]
     else:
         out += ["No trial has completed yet.", ""]
 
@@ -265,7 +260,7 @@ def render(
             "PED-ANOVA (Optuna): how much each parameter separates the best 10 % of the complete trials "
             "from all of them.",
             "",
-            _table(["parameter", "importance"], rows),
+            md_table(["parameter", "importance"], rows),
             "",
         ]
 
@@ -282,7 +277,7 @@ def render(
             rows.append(
                 [t.number, t.state.name.lower(), *(_num(t.params.get(p)) for p in names), _num(t.value), note]
             )
-        out += [_table(["trial", "state", *names.values(), section.metric, "note"], rows), ""]
+        out += [md_table(["trial", "state", *names.values(), section.metric, "note"], rows), ""]
     return "\n".join(out)
 
 
@@ -333,7 +328,7 @@ def _comparison(
         + (f"; the paper reports {paper[1]:g} mm for it ({paper[0]}, real data)." if paper else "."),
         "Nominal values are the paper's units; 'as run' values are what the profile scaled them to.",
         "",
-        _table(
+        md_table(
             [
                 "parameter",
                 "best (nominal)",
