@@ -11,7 +11,7 @@ import yaml
 from bench.cells import canonical_json, cell_id
 from bench.runner import ensure_data
 from bench.schema import ScaleRule, StudyError, parse_study
-from bench.study import estimate_seconds, expand, scale_value
+from bench.study import estimate_seconds, expand, expand_file, scale_value
 from tmt.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -242,3 +242,47 @@ def test_a_real_data_cell_is_identified_by_the_contents_of_its_files(tmp_path: P
     moved = table7()
     moved["base"]["data"] = {"keypoints": "gt", "root": str(tmp_path / "elsewhere")}
     assert [c.id for c in cells_of(synthetic, "cpu")] == [c.id for c in cells_of(moved, "cpu")]
+
+
+# -- cell identity pinned by literals (the ids of the committed results archive) --------------------------------
+
+
+def test_cell_ids_are_the_committed_archives_and_name_their_labels() -> None:
+    """The ids below are in results/table7.cpu.jsonl and the committed reports: any change to what a cell id
+    hashes (key names, JSON form, defaults left out) would orphan every stored result."""
+    cells = expand_file(ROOT / "studies" / "table7.yaml", "cpu").cells
+    assert [c.id for c in cells[:3]] == ["841727e93a958465", "f423622849aa5330", "8ce80f5cef2616c4"]
+    assert cells[0].describe() == "depth=4 dim=64 frames=27 strategy=tmt1 seed=0"
+    record = cells[0].record()
+    assert {k: record[k] for k in ("cell_id", "kind", "profile", "seed")} == {
+        "cell_id": "841727e93a958465",
+        "kind": "train",
+        "profile": "cpu",
+        "seed": 0,
+    }
+    labels = {"model.depth": 4, "model.dim": 64, "model.frames": 27, "train.strategy": "tmt1"}
+    assert record["studies"] == {
+        "table7": {"labels": labels, "source": str(ROOT / "studies" / "table7.yaml")}
+    }
+    assert "data_fingerprint" not in record  # synthetic data: no file fingerprint
+
+
+def test_fields_at_their_defaults_leave_the_id_alone_and_others_change_it() -> None:
+    config = expand_file(ROOT / "studies" / "table7.yaml", "cpu").cells[0].config
+    base = cell_id(config, "cpu", "train")
+    assert base == "841727e93a958465"
+    train = config["train"]
+    assert cell_id({**config, "train": {**train, "extra_scale": 1.0}}, "cpu", "train") == base
+    assert cell_id({**config, "train": {**train, "extra_scale": "standardize"}}, "cpu", "train") != base
+    assert cell_id({**config, "data": {**config["data"], "root": "/elsewhere"}}, "cpu", "train") == base
+    assert cell_id(config, "cpu", "train", data="abc") != base  # a real-data fingerprint
+    assert cell_id(config, "smoke", "train") != base and cell_id(config, "cpu", "complexity") != base
+
+
+def test_canonical_json_is_compact_sorted_ascii_and_refuses_nan() -> None:
+    from pathlib import PurePosixPath
+
+    value = {"b": (1, 2.5), "a": "é", "p": PurePosixPath("x/y"), "n": {"z": [("t",)]}}
+    assert canonical_json(value) == '{"a":"\\u00e9","b":[1,2.5],"n":{"z":[["t"]]},"p":"x/y"}'
+    with pytest.raises(ValueError):
+        canonical_json({"x": float("nan")})
