@@ -318,3 +318,75 @@ def test_a_report_is_logged_to_a_study_level_run(
     assert len(cell_ids) == 9 and "841727e93a958465" in cell_ids
     assert {row[table["columns"].index("status")] for row in table["data"]} == {"done"}
     assert "table7.cpu: report logged to W&B (offline)" in capsys.readouterr().out
+
+
+def wandb_records(path: Path) -> list:
+    """The records of a ``.wandb`` file (a LevelDB-style log of protobuf records after a 7-byte header).
+
+    wandb 0.31 no longer ships a Python reader for its own files; this is the format's reading loop."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    data, pos, pending, out = path.read_bytes(), 7, b"", []
+    while pos + 7 <= len(data):
+        room = 32768 - pos % 32768
+        if room < 7:
+            pos += room
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if kind == 0 and length == 0:  # padding to the end of a block
+            pos += room
+            continue
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
+        pending = chunk if kind in (1, 2) else pending + chunk
+        if kind in (1, 4):  # a whole record, or the last piece of one
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            out.append(record)
+    return out
+
+
+@pytest.mark.child_process  # the W&B service process
+def test_a_resumed_cells_offline_run_holds_every_epoch_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A killed process wrote epochs 1 and 2 to the store but nothing to W&B; the resumed cell's offline run,
+    read back from its .wandb file, holds epochs 1-4 once each, the selected epoch in its summary and the model
+    artifact."""
+    import json
+    import time
+
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wb"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    (tmp_path / "wb").mkdir()
+    monkeypatch.setattr(runner, "execute", resumed_execute)
+    store, cell = Store(tmp_path / "runs"), make_cell()
+    store.prepare(cell)
+    for epoch in (1, 2):
+        store.append_history(cell.id, {"epoch": epoch, "val_mpjpe": 90.0 - epoch})
+    assert runner.run_cell(cell, store, tracking=Tracking("offline", log_model=True)).status == "done"
+    (path,) = (tmp_path / "wb" / "wandb").glob(f"offline-run-*-{cell.id}/run-{cell.id}.wandb")
+    records = wandb_records(path)
+    for _ in range(300):  # the W&B service may still be writing the file it was told to close
+        if any(r.WhichOneof("record_type") == "exit" for r in records):
+            break
+        time.sleep(0.1)
+        records = wandb_records(path)
+    epochs = []
+    for record in records:
+        if record.WhichOneof("record_type") == "history":
+            items = {
+                item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                for item in record.history.item
+            }
+            if "val_mpjpe" in items:
+                epochs.append(items["epoch"])
+    assert epochs == [1, 2, 3, 4]
+    summary = {}
+    for record in records:
+        if record.WhichOneof("record_type") == "summary":
+            summary.update({item.key: json.loads(item.value_json) for item in record.summary.update})
+    assert summary["selected_epoch"] == 3 and summary["val_mpjpe"] == 87.0
+    kinds = [record.WhichOneof("record_type") for record in records]
+    assert "artifact" in kinds
