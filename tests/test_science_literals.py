@@ -338,10 +338,11 @@ def test_human36m_camera_orientations_are_renormalised_videopose3d_quaternions()
     from tmt.cameras import h36m_cameras
 
     stored = np.array([0.1407056450843811, -0.1500701755285263, -0.755240797996521, 0.6223280429840088])
-    camera = h36m_cameras()["S1"][0]
+    loaded = h36m_cameras.__wrapped__()  # built afresh, not the process's cached copy
+    camera = loaded["S1"][0]
     assert camera.id == "54138969"
     np.testing.assert_allclose(camera.orientation, stored / np.sqrt((stored**2).sum()), atol=1e-15)
-    for cameras in h36m_cameras().values():
+    for cameras in loaded.values():
         for cam in cameras:
             assert abs(float(np.sqrt((cam.orientation**2).sum())) - 1.0) < 1e-15
 
@@ -387,11 +388,13 @@ def test_the_earlier_halving_rule_stays_available() -> None:
 
 
 def test_mpjve_loss_of_two_and_three_hand_worked_frames() -> None:
-    """Target at rest far from 0; prediction moving by (0.3, 0.4, 0) then (0, 0, 1): velocity errors 0.5, 1.
+    """Target moving 2 per frame along x far from 0; the prediction deviates from it by (0.3, 0.4, 0) then
+    (0.3, 0.4, 1): velocity errors 0.5 and 1.
     Two frames are enough for a velocity (one difference); one frame gives 0."""
     from tmt.losses import mpjve_loss
 
     target = torch.full((1, 3, 1, 3), 5.0, dtype=torch.float64)
+    target[0, :, 0, 0] += torch.tensor([0.0, 2.0, 4.0], dtype=torch.float64)  # the target moves 2 along x
     pred = target.clone()
     pred[0, 1, 0] += torch.tensor([0.3, 0.4, 0.0], dtype=torch.float64)
     pred[0, 2, 0] += torch.tensor([0.3, 0.4, 1.0], dtype=torch.float64)
@@ -479,3 +482,33 @@ def test_rotation_matrix_of_hand_worked_quaternions() -> None:
         quaternion_to_matrix([half, 0, 0, half]), [[0, -1, 0], [1, 0, 0], [0, 0, 1]], atol=1e-15
     )
     np.testing.assert_allclose(quaternion_to_matrix([0, 1, 0, 0]), np.diag([1.0, -1.0, -1.0]), atol=1e-15)
+
+
+def test_a_zero_coefficient_term_is_reported_and_the_later_terms_still_count() -> None:
+    """{mpjve: 0, mpjpe: 1}: the total is the MPJPE alone (0.55 / 6), the MPJVE is reported beside it."""
+    loss = build_loss({"mpjve": 0.0, "mpjpe": 1.0})
+    total, values = loss(torch.tensor(HAND_PRED), torch.tensor(HAND_GT))
+    assert float(total) == pytest.approx(0.55 / 6, abs=1e-12)
+    assert set(values) == {"mpjve", "mpjpe"} and values["mpjpe"] == pytest.approx(0.55 / 6, abs=1e-12)
+
+
+def test_quality_mixing_of_integer_keypoints_is_floating() -> None:
+    from tmt.data.quality import mix_towards_gt
+
+    mixed = mix_towards_gt(np.array([[0, 2]]), np.array([[1, 3]]), 0.5)
+    assert mixed.dtype == np.float64 and mixed.tolist() == [[0.5, 2.5]]  # int64 with float32: float64
+
+
+def test_a_valid_strategy_is_registered_as_given_and_may_replace_with_overwrite() -> None:
+    from tmt.training import STRATEGIES, Strategy, register_strategy
+
+    mine = Strategy("literal_features_first", "v3", ("features", "zeros"))
+    try:
+        assert register_strategy(mine) is mine and STRATEGIES["literal_features_first"] is mine
+        again = Strategy("literal_features_first", "v2", ("zeros",))
+        assert (
+            register_strategy(again, overwrite=True) is again
+            and STRATEGIES["literal_features_first"] is again
+        )
+    finally:
+        STRATEGIES.pop("literal_features_first", None)

@@ -275,7 +275,11 @@ def test_fields_at_their_defaults_leave_the_id_alone_and_others_change_it() -> N
     assert cell_id({**config, "train": {**train, "extra_scale": 1.0}}, "cpu", "train") == base
     assert cell_id({**config, "train": {**train, "extra_scale": "standardize"}}, "cpu", "train") != base
     assert cell_id({**config, "data": {**config["data"], "root": "/elsewhere"}}, "cpu", "train") == base
-    assert cell_id(config, "cpu", "train", data="abc") != base  # a real-data fingerprint
+    assert (
+        cell_id(config, "cpu", "train", data="abc") == "7845e622106aacc1"
+    )  # a real-data fingerprint (golden)
+    no_root = {**config, "data": {k: v for k, v in config["data"].items() if k != "root"}}
+    assert cell_id(no_root, "cpu", "train") == base  # a config without the excluded field
     assert cell_id(config, "smoke", "train") != base and cell_id(config, "cpu", "complexity") != base
 
 
