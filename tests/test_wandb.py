@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import types
 from pathlib import Path
@@ -355,17 +356,30 @@ def test_a_resumed_cells_offline_run_holds_every_epoch_once(
     read back from its .wandb file, holds epochs 1-4 once each, the selected epoch in its summary and the model
     artifact."""
     import json
+    import subprocess
+    import sys
     import time
 
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wb"))
-    monkeypatch.setenv("WANDB_SILENT", "true")
+    # A fresh process: the W&B service of this one may already be set up for another test's folder.
+    script = (
+        "from bench import runner; from bench.store import Store; from bench.tracking import Tracking\n"
+        "import test_wandb as t\n"
+        "runner.execute = t.resumed_execute\n"
+        "store, cell = Store('runs'), t.make_cell()\n"
+        "store.prepare(cell)\n"
+        "for epoch in (1, 2):\n"
+        "    store.append_history(cell.id, {'epoch': epoch, 'val_mpjpe': 90.0 - epoch})\n"
+        "assert runner.run_cell(cell, store, tracking=Tracking('offline', log_model=True)).status == 'done'\n"
+    )
     (tmp_path / "wb").mkdir()
-    monkeypatch.setattr(runner, "execute", resumed_execute)
-    store, cell = Store(tmp_path / "runs"), make_cell()
-    store.prepare(cell)
-    for epoch in (1, 2):
-        store.append_history(cell.id, {"epoch": epoch, "val_mpjpe": 90.0 - epoch})
-    assert runner.run_cell(cell, store, tracking=Tracking("offline", log_model=True)).status == "done"
+    here = Path(__file__).resolve().parent
+    env = {**os.environ, "WANDB_DIR": str(tmp_path / "wb"), "WANDB_SILENT": "true", "WANDB_MODE": "offline"}
+    env["PYTHONPATH"] = os.pathsep.join([str(here.parent), str(here)])
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    cell = make_cell()
     (path,) = (tmp_path / "wb" / "wandb").glob(f"offline-run-*-{cell.id}/run-{cell.id}.wandb")
     records = wandb_records(path)
     for _ in range(300):  # the W&B service may still be writing the file it was told to close
