@@ -30,6 +30,12 @@ PROFILES_REQUIRED = ("paper", "cpu", "smoke")
 DATASETS = ("h36m", "mpi_inf_3dhp")
 SYNTHETIC_SIZES = ("smoke", "small", "full")
 CLAIM_TESTS = ("ordered", "less", "monotonic", "correlation", "ratio_less")
+BASELINE = "baseline"
+"""The column / row value that relative effects are measured against (the plain training strategy)."""
+PER_ACTION = "per_action."
+"""Layout metric prefix that spreads one column per Human3.6M action (plus the average)."""
+DIRECTIONS = {None: 1, "increasing": 1, "decreasing": -1}
+"""Claimed direction of a trend -> the sign its Spearman rho must have."""
 SCALAR_METRICS = (
     "mpjpe",
     "p_mpjpe",
@@ -200,6 +206,37 @@ class Layout(StrictModel):
             }
         return value
 
+    @property
+    def baseline(self) -> str:
+        """The value of the effect axis that relative effects are measured against."""
+        return BASELINE
+
+    @property
+    def per_action(self) -> bool:
+        return self.metric.startswith(PER_ACTION)
+
+    @property
+    def value_metric(self) -> str:
+        """The scalar metric behind the table (``mpjpe`` for ``per_action.mpjpe``)."""
+        return self.metric.removeprefix(PER_ACTION)
+
+    @property
+    def column_name(self) -> str:
+        """Name of the table column that holds the paper-table column value."""
+        if self.per_action:
+            return "action"
+        return self.columns or "metric"
+
+    @property
+    def axes(self) -> tuple[str, ...]:
+        return (*self.rows, self.columns) if self.columns else tuple(self.rows)
+
+    @property
+    def mapped_axes(self) -> tuple[str, ...]:
+        """Every axis that selects paper rows (paper_columns and paper_rows labels)."""
+        names = [*self.paper_columns, *(a for row in self.paper_rows for a in row.labels)]
+        return tuple(a for a in dict.fromkeys(names) if a != "action")
+
 
 class Effect(StrictModel):
     """A per-row effect between two values of one axis: relative = (lhs - rhs) / lhs, absolute = lhs - rhs."""
@@ -218,7 +255,7 @@ class Claim(StrictModel):
 
     id: PlainName
     text: str
-    test: Literal["ordered", "less", "monotonic", "correlation", "ratio_less"]
+    test: Literal[CLAIM_TESTS]
     metric: str | None = None
     over: str | None = None
     order: list[Any] | None = None
@@ -253,6 +290,16 @@ class Claim(StrictModel):
         if self.test == "ordered" and len(self.order or ()) < 2:
             raise ValueError("test 'ordered' needs at least two values in order")
         return self
+
+    @property
+    def sign(self) -> int:
+        """The sign a trend's rho must have to go the claimed way."""
+        return DIRECTIONS[self.direction]
+
+    @property
+    def value_metric(self) -> str | None:
+        """The metric the claim reads (the effect's for an effect-based trend)."""
+        return self.effect.metric if self.effect is not None else self.metric
 
 
 class Study(StrictModel):

@@ -14,8 +14,6 @@ from scipy import stats
 
 from bench.paper import load_paper_table
 from bench.report import (
-    ClaimSpec,
-    LayoutSpec,
     ReportContext,
     build_table,
     evaluate_claims,
@@ -28,6 +26,7 @@ from bench.report.figures import learning_curves, paper_mpjpe
 from bench.report.index import render_index
 from bench.report.markdown import render_table
 from bench.revision import code_revision
+from bench.schema import Claim, Layout
 from tmt.errors import ConfigError
 from tmt.skeleton import H36M_ACTIONS
 
@@ -153,7 +152,7 @@ def test_table7_layout_paper_values_and_seed_statistics():
         {"model.depth": 4, "model.dim": 64, "model.frames": 27, "train.strategy": "tmt"}, 3, "missing"
     )
     results = pd.concat([results, pd.DataFrame([missing])], ignore_index=True)
-    table = build_table(results, LayoutSpec.parse(TABLE7_LAYOUT), load_paper_table("table7"))
+    table = build_table(results, Layout.model_validate(TABLE7_LAYOUT), load_paper_table("table7"))
 
     paper = load_paper_table("table7")
     assert list(map(tuple, table[["model.depth", "model.dim", "model.frames"]].drop_duplicates().values)) == [
@@ -185,7 +184,7 @@ def test_table7_layout_paper_values_and_seed_statistics():
 def test_relative_effects_beside_the_papers_improvement_table8():
     ms = [0, 0.5, 0.8, 1]
     results = table8_results(ms, [1.0, 2.0, 4.0, 14.0], noise=0.0)
-    table = build_table(results, LayoutSpec.parse(TABLE8_LAYOUT), load_paper_table("table8"))
+    table = build_table(results, Layout.model_validate(TABLE8_LAYOUT), load_paper_table("table8"))
     paper = load_paper_table("table8")
     tmt = table[table["train.strategy"] == "tmt"].set_index("data.mix_towards_gt")
     for m, improvement in zip(ms, [1.0, 2.0, 4.0, 14.0], strict=True):
@@ -195,12 +194,12 @@ def test_relative_effects_beside_the_papers_improvement_table8():
         assert tmt.loc[m, "paper_rel_pct"] == pytest.approx(float(printed), abs=0.006)  # "0.80" matched 0.8
         assert tmt.loc[m, "rel_pct"] == pytest.approx(improvement)
     assert table[table["train.strategy"] == "baseline"][["rel_pct", "paper_rel_pct"]].isna().all().all()
-    text = render_table(table, LayoutSpec.parse(TABLE8_LAYOUT))
+    text = render_table(table, Layout.model_validate(TABLE8_LAYOUT))
     assert "vs baseline %, reproduced" in text and "+13.89" in text and "+14.00" in text
 
 
 def test_per_action_layout_reads_paper_rows_and_actions():
-    layout = LayoutSpec.parse(
+    layout = Layout.model_validate(
         {
             "rows": ["train.strategy"],
             "metric": "per_action.mpjpe",
@@ -235,13 +234,13 @@ def test_per_action_layout_reads_paper_rows_and_actions():
 def test_ambiguous_paper_mapping_is_a_config_error():
     layout = dict(TABLE7_LAYOUT, paper_columns={"model.depth": "d_l"}, paper_values={})
     with pytest.raises(ConfigError, match="paper_columns"):
-        build_table(table7_results(), LayoutSpec.parse(layout), load_paper_table("table7"))
+        build_table(table7_results(), Layout.model_validate(layout), load_paper_table("table7"))
 
 
 def test_layout_that_does_not_separate_cells_is_a_config_error():
     layout = dict(TABLE7_LAYOUT, rows=["model.depth", "model.frames"])  # model.dim varies at depth 8
     with pytest.raises(ConfigError, match=r"layout\.rows"):
-        build_table(table7_results(), LayoutSpec.parse(layout), load_paper_table("table7"))
+        build_table(table7_results(), Layout.model_validate(layout), load_paper_table("table7"))
 
 
 # --- the verdict rule -----------------------------------------------------------------------------------
@@ -299,7 +298,7 @@ AXES7 = ["model.depth", "model.dim", "model.frames", "train.strategy"]
 
 
 def _claims(results, claims, layout=TABLE7_LAYOUT, paper="table7", axes=AXES7):
-    spec = LayoutSpec.parse(layout)
+    spec = Layout.model_validate(layout)
     table = build_table(results, spec, load_paper_table(paper))
     return evaluate_claims(results, claims, [(spec, table)], axes)
 
@@ -409,7 +408,7 @@ def test_monotonic_metric_trend_without_an_effect():
     falling = pd.DataFrame(
         [cell({"model.frames": t}, s, mpjpe=40.0 - 0.05 * t + 0.1 * s) for t in frames for s in range(3)]
     )
-    spec = LayoutSpec.parse(layout)
+    spec = Layout.model_validate(layout)
     (result,) = evaluate_claims(falling, [claim], [(spec, None)], ["model.frames"])
     assert result.verdict == HOLDS and result.effect == pytest.approx(-3 / np.sqrt(10))
     rising = falling.assign(mpjpe=80.0 - falling["mpjpe"])
@@ -454,9 +453,9 @@ ONE_COLUMN = {"rows": ["train.strategy"], "columns": None, "metric": "mpjpe"}
 
 
 def test_correlation_claim_holds_and_fails_by_construction():
-    (up,) = evaluate_claims(joint_results(3.0), [CORRELATION], [(LayoutSpec.parse(ONE_COLUMN), None)])
+    (up,) = evaluate_claims(joint_results(3.0), [CORRELATION], [(Layout.model_validate(ONE_COLUMN), None)])
     assert up.verdict == HOLDS and up.effect > 0.9 and up.n == 16  # the zero-error root is left out
-    (down,) = evaluate_claims(joint_results(-3.0), [CORRELATION], [(LayoutSpec.parse(ONE_COLUMN), None)])
+    (down,) = evaluate_claims(joint_results(-3.0), [CORRELATION], [(Layout.model_validate(ONE_COLUMN), None)])
     assert down.verdict == FAILS and down.effect < -0.9
 
 
@@ -526,7 +525,7 @@ def test_write_report_files_failures_claims_and_figures(tmp_path: Path):
     failed = cell({"data.mix_towards_gt": 0.5, "train.strategy": "tmt"}, 3, "failed")
     results = pd.concat([results, pd.DataFrame([failed])], ignore_index=True)
     layouts = [layout_with_paper(TABLE8_LAYOUT, "table8")]
-    claims = [ClaimSpec.parse(IMPROVEMENT)]
+    claims = [Claim.model_validate(IMPROVEMENT)]
     summary = write_report(
         tmp_path, _context("table8"), results, layouts, claims, {"table8": load_paper_table("table8")}, AXES8
     )
@@ -546,8 +545,8 @@ def test_write_report_files_failures_claims_and_figures(tmp_path: Path):
     assert summary["claims"][0]["verdict"] == HOLDS
 
 
-def layout_with_paper(layout: dict, paper: str) -> LayoutSpec:
-    return LayoutSpec.parse(dict(layout, paper=paper))
+def layout_with_paper(layout: dict, paper: str) -> Layout:
+    return Layout.model_validate(dict(layout, paper=paper))
 
 
 def test_convergence_correlation_and_per_action_figures(tmp_path: Path):
@@ -557,7 +556,7 @@ def test_convergence_correlation_and_per_action_figures(tmp_path: Path):
         _context("table5"),
         results,
         [layout_with_paper(TABLE5_LAYOUT, "table5")],
-        [ClaimSpec.parse(RATIO)],
+        [Claim.model_validate(RATIO)],
         {"table5": load_paper_table("table5")},
         ["model.frames", "train.strategy"],
     )
@@ -568,8 +567,8 @@ def test_convergence_correlation_and_per_action_figures(tmp_path: Path):
         tmp_path,
         _context("fig2"),
         joint_results(3.0),
-        [LayoutSpec.parse(ONE_COLUMN)],
-        [ClaimSpec.parse(CORRELATION)],
+        [Layout.model_validate(ONE_COLUMN)],
+        [Claim.model_validate(CORRELATION)],
         {},
         ["train.strategy"],
     )
@@ -584,7 +583,7 @@ def test_convergence_correlation_and_per_action_figures(tmp_path: Path):
         )
         for s in range(2)
     ]
-    layout = LayoutSpec.parse(
+    layout = Layout.model_validate(
         {
             "rows": ["train.strategy"],
             "metric": "per_action.mpjpe",
@@ -615,14 +614,22 @@ def test_a_report_never_mixes_profiles(tmp_path: Path):
     results = table7_results()
     results.loc[0, "profile"] = "smoke"
     with pytest.raises(ValueError, match="mix profiles"):
-        write_report(tmp_path, _context("table7"), results, [LayoutSpec.parse(TABLE7_LAYOUT)], [], {}, AXES7)
+        write_report(
+            tmp_path, _context("table7"), results, [Layout.model_validate(TABLE7_LAYOUT)], [], {}, AXES7
+        )
 
 
 def test_index_lists_every_study_with_its_verdicts(tmp_path: Path):
     layout7 = layout_with_paper(TABLE7_LAYOUT, "table7")
     papers = {"table7": load_paper_table("table7"), "table8": load_paper_table("table8")}
     write_report(
-        tmp_path, _context("table7"), table7_results(), [layout7], [ClaimSpec.parse(ORDERED)], papers, AXES7
+        tmp_path,
+        _context("table7"),
+        table7_results(),
+        [layout7],
+        [Claim.model_validate(ORDERED)],
+        papers,
+        AXES7,
     )
     one_seed = table7_results(seeds=1)
     for profile in ("paper", "smoke"):
@@ -631,7 +638,7 @@ def test_index_lists_every_study_with_its_verdicts(tmp_path: Path):
             _context("table7", profile),
             one_seed.assign(profile=profile),
             [layout7],
-            [ClaimSpec.parse(ORDERED)],
+            [Claim.model_validate(ORDERED)],
             papers,
             AXES7,
         )
@@ -641,7 +648,7 @@ def test_index_lists_every_study_with_its_verdicts(tmp_path: Path):
         _context("table8"),
         shrinking,
         [layout_with_paper(TABLE8_LAYOUT, "table8")],
-        [ClaimSpec.parse(IMPROVEMENT)],
+        [Claim.model_validate(IMPROVEMENT)],
         papers,
         AXES8,
     )
@@ -707,7 +714,7 @@ def test_cli_report_of_set_and_only_cells_is_a_separate_report(tmp_path: Path):
         study, str(source), "smoke", check_models=False, settings=settings, only=only
     ).cells
     assert {c.labels["model.depth"] for c in cells} == {4}
-    assert all(c.config["train"]["precision"] == "bf16" for c in cells)
+    assert all(c.config_dict["train"]["precision"] == "bf16" for c in cells)
     store = Store(tmp_path / "runs")
     for c in cells:
         store.prepare(c)
@@ -861,7 +868,7 @@ def test_trend_and_correlation_claims_read_convergence_too():
     (result,) = _claims(results, [IMPROVEMENT], TABLE8_LAYOUT, "table8", AXES8)
     assert result.verdict == UNCONVERGED and result.effect == pytest.approx(TREND_RHO)
     joints = joint_results(3.0).drop(columns=["convergence.converged", "convergence.stop_reason"])
-    (corr,) = evaluate_claims(joints, [CORRELATION], [(LayoutSpec.parse(ONE_COLUMN), None)])
+    (corr,) = evaluate_claims(joints, [CORRELATION], [(Layout.model_validate(ONE_COLUMN), None)])
     assert corr.verdict == UNCONVERGED and corr.effect > 0.9
 
 
@@ -877,7 +884,7 @@ def test_report_states_how_every_cell_ended_and_the_csv_carries_it(tmp_path: Pat
     papers = {"table7": load_paper_table("table7")}
     layout = layout_with_paper(TABLE7_LAYOUT, "table7")
     summary = write_report(
-        tmp_path, _context("table7"), results, [layout], [ClaimSpec.parse(ORDERED)], papers, AXES7
+        tmp_path, _context("table7"), results, [layout], [Claim.model_validate(ORDERED)], papers, AXES7
     )
     md = (tmp_path / "table7.cpu.md").read_text()
     assert "## Convergence" in md
@@ -916,13 +923,13 @@ def test_learning_curves_are_drawn_for_every_training_report(tmp_path: Path):
     assert (first["lo"], first["hi"]) == pytest.approx((min(seeds), max(seeds)))
     assert first["updates"] == 400 and first["minutes"] == pytest.approx((6.0 + 1.0) / 60)
 
-    table = build_table(results, LayoutSpec.parse(TABLE7_LAYOUT), load_paper_table("table7"))
-    reference = (LayoutSpec.parse(TABLE7_LAYOUT), table)
+    table = build_table(results, Layout.model_validate(TABLE7_LAYOUT), load_paper_table("table7"))
+    reference = (Layout.model_validate(TABLE7_LAYOUT), table)
     assert paper_mpjpe(reference, {"model.depth": 4, "model.dim": 64, "train.strategy": "tmt"}) == 35.9
     assert paper_mpjpe(reference, {"train.strategy": "tmt"}) is None  # four rows: no single reference
 
     layout = layout_with_paper(TABLE7_LAYOUT, "table7")
-    claim = ClaimSpec.parse(ORDERED)  # not a convergence claim: the curves are drawn all the same
+    claim = Claim.model_validate(ORDERED)  # not a convergence claim: the curves are drawn all the same
     papers = {"table7": load_paper_table("table7")}
     write_report(tmp_path, _context("table7"), results, [layout], [claim], papers, AXES7)
     path = tmp_path / "figures" / "table7.cpu.learning_curves.png"

@@ -17,8 +17,9 @@ import torch
 from scipy import stats
 from torch import nn
 
-from bench.report import LayoutSpec, evaluate_claims
+from bench.report import evaluate_claims
 from bench.report.claims import FAILS, HOLDS, INCONCLUSIVE, judge
+from bench.schema import Layout
 from tmt.data.windows import Batch, WindowBank
 from tmt.skeleton import H36M
 from tmt.training.config import ExperimentConfig
@@ -285,7 +286,7 @@ def test_an_ordered_claim_holds_at_p_0035_and_not_at_p_0074(diffs: list[float], 
         "over": "train.strategy",
         "order": ["tmt", "tmt1"],
     }
-    layout = LayoutSpec.parse({"rows": [], "columns": "train.strategy", "metric": "mpjpe"})
+    layout = Layout.model_validate({"rows": ["train.strategy"], "metric": "mpjpe"})
     (result,) = evaluate_claims(pd.DataFrame(rows), [claim], [(layout, None)], ["train.strategy"])
     assert result.effect == pytest.approx(np.mean(diffs))
     assert result.p_value == pytest.approx(stats.ttest_1samp(diffs, 0.0).pvalue)

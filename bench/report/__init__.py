@@ -11,15 +11,12 @@ from bench.report.cli import write_report
 from bench.report.figures import study_figures
 from bench.report.index import write_index
 from bench.report.markdown import ReportContext, render_report
-from bench.report.spec import ClaimSpec, LayoutSpec
 from bench.report.tables import build_table
 
 __all__ = [
     "VERDICT_RULE",
     "ClaimResult",
-    "ClaimSpec",
     "Comparison",
-    "LayoutSpec",
     "ReportContext",
     "build_table",
     "evaluate_claims",

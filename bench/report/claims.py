@@ -43,9 +43,9 @@ import pandas as pd
 from scipy import stats
 
 from bench.report.convergence import unconverged_cells
-from bench.report.spec import ClaimSpec, LayoutSpec, norm_value
-from bench.report.tables import AVERAGE, unique_cells
+from bench.report.tables import AVERAGE, norm_value, unique_cells
 from bench.report.units import metric_unit
+from bench.schema import Claim, Layout
 
 ALPHA = 0.05
 CONFIDENCE = 0.95
@@ -150,7 +150,7 @@ class ClaimResult:
 def evaluate_claims(
     results: pd.DataFrame,
     claims: Sequence[Any],
-    tables: Sequence[tuple[LayoutSpec, pd.DataFrame | None]],
+    tables: Sequence[tuple[Layout, pd.DataFrame | None]],
     axes: Sequence[str] | None = None,
     *,
     exact: bool = False,
@@ -162,7 +162,7 @@ def evaluate_claims(
     pairing keys); by default the layout axes. ``exact``: the metrics are deterministic counts (parameters,
     FLOPs), so a claim is decided by the sign of its effect, without seeds or tests.
     """
-    specs = [c if isinstance(c, ClaimSpec) else ClaimSpec.parse(c) for c in claims]
+    specs = [c if isinstance(c, Claim) else Claim.model_validate(c) for c in claims]
     out = []
     for spec in specs:
         layout, table = layout_for(spec, tables)
@@ -174,9 +174,9 @@ def evaluate_claims(
 
 
 def evaluate_claim(
-    claim: ClaimSpec,
+    claim: Claim,
     results: pd.DataFrame,
-    layout: LayoutSpec,
+    layout: Layout,
     axes: Sequence[str],
     paper: pd.DataFrame | None = None,
     *,
@@ -310,7 +310,7 @@ def mean_test(
     return mean, (float(interval.low), float(interval.high)), float(test.pvalue)
 
 
-def paper_frame(table: pd.DataFrame, layout: LayoutSpec) -> pd.DataFrame:
+def paper_frame(table: pd.DataFrame, layout: Layout) -> pd.DataFrame:
     """The paper's numbers as a one-seed results frame: claims compute the paper's effect the same way."""
     frame = table
     if layout.per_action:
@@ -347,9 +347,9 @@ def _unconverged_pairs(done: pd.DataFrame, pairs: pd.DataFrame, axes: Sequence[s
 
 
 def _ordered(
-    claim: ClaimSpec,
+    claim: Claim,
     done: pd.DataFrame,
-    layout: LayoutSpec,
+    layout: Layout,
     axes: list[str],
     paper: pd.DataFrame | None,
     judge: Judge = judge,
@@ -373,9 +373,9 @@ def _ordered(
 
 
 def _ratio_less(
-    claim: ClaimSpec,
+    claim: Claim,
     done: pd.DataFrame,
-    layout: LayoutSpec,
+    layout: Layout,
     axes: list[str],
     paper: pd.DataFrame | None,
     judge: Judge = judge,
@@ -415,8 +415,8 @@ def _ratio_less(
 
 
 def _row_groups(
-    claim: ClaimSpec,
-    layout: LayoutSpec,
+    claim: Claim,
+    layout: Layout,
     pairs: pd.DataFrame,
     paper_pairs: pd.DataFrame | None,
     label: str,
@@ -447,7 +447,7 @@ def _same_row(pairs: pd.DataFrame | None, named: dict[str, Any]) -> pd.DataFrame
 # --- trends and correlations ----------------------------------------------------------------------------
 
 
-def trend_curves(frame: pd.DataFrame | None, claim: ClaimSpec, axes: Sequence[str]) -> pd.DataFrame:
+def trend_curves(frame: pd.DataFrame | None, claim: Claim, axes: Sequence[str]) -> pd.DataFrame:
     """Seeds x ``along`` values table of the claimed quantity (metric or effect), columns sorted by value."""
     if frame is None or claim.along not in frame.columns:
         return pd.DataFrame()
@@ -470,9 +470,9 @@ def trend_curves(frame: pd.DataFrame | None, claim: ClaimSpec, axes: Sequence[st
 
 
 def _monotonic(
-    claim: ClaimSpec,
+    claim: Claim,
     done: pd.DataFrame,
-    layout: LayoutSpec,
+    layout: Layout,
     axes: list[str],
     paper: pd.DataFrame | None,
     judge: Judge = judge,
@@ -513,9 +513,9 @@ def _monotonic(
 
 
 def _correlation(
-    claim: ClaimSpec,
+    claim: Claim,
     done: pd.DataFrame,
-    layout: LayoutSpec,
+    layout: Layout,
     axes: list[str],
     paper: pd.DataFrame | None,
     judge: Judge = judge,
@@ -551,8 +551,8 @@ def _correlation(
 
 
 def layout_for(
-    claim: ClaimSpec, tables: Sequence[tuple[LayoutSpec, pd.DataFrame | None]]
-) -> tuple[LayoutSpec, pd.DataFrame | None]:
+    claim: Claim, tables: Sequence[tuple[Layout, pd.DataFrame | None]]
+) -> tuple[Layout, pd.DataFrame | None]:
     """The (layout, table) whose metric the claim reads, else the first."""
     for layout, table in tables:
         if layout.value_metric == claim.value_metric:
@@ -560,7 +560,7 @@ def layout_for(
     return tables[0]
 
 
-def _combine(claim: ClaimSpec, comps: list[Comparison], unit: str, detail: str) -> ClaimResult:
+def _combine(claim: Claim, comps: list[Comparison], unit: str, detail: str) -> ClaimResult:
     verdicts = [c.verdict for c in comps]
     first = next((v for v in (FAILS, UNCONVERGED, INCONCLUSIVE) if v in verdicts), None)
     if first is not None:
@@ -625,7 +625,7 @@ def _stack(frame: pd.DataFrame, column: str) -> np.ndarray:
     return np.stack(arrays)
 
 
-def _trend_quantity(claim: ClaimSpec) -> str:
+def _trend_quantity(claim: Claim) -> str:
     eff = claim.effect
     if eff is None:
         return str(claim.metric)

@@ -10,7 +10,6 @@ with its labels, seed and ``converged``, ``stop_reason``, ``converged_epoch``, `
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,8 @@ from bench.report.convergence import cell_endings
 from bench.report.figures import study_figures
 from bench.report.index import read_summary, study_summary, write_index, write_summary
 from bench.report.markdown import ReportContext, render_report, versions
-from bench.report.spec import ClaimSpec, LayoutSpec
 from bench.report.tables import build_table, in_paper_units, per_joint_rows
+from bench.schema import Claim, Layout
 from bench.store import Store
 from bench.study import Expansion
 
@@ -36,8 +35,8 @@ def write_report(
     out_dir: Path,
     ctx: ReportContext,
     results: pd.DataFrame,
-    layouts: Sequence[LayoutSpec],
-    claims: Sequence[ClaimSpec],
+    layouts: Sequence[Layout],
+    claims: Sequence[Claim],
     papers: Mapping[str, pd.DataFrame],
     axes: Sequence[str],
     *,
@@ -147,10 +146,7 @@ def report_expansion(
     study, variant = expansion.study, expansion.variant
     profile_name = expansion.profile + variant
     import_archive(archive_path(results_dir, study.study, profile_name), store, expansion.cells)
-    layouts = [
-        dataclasses.replace(LayoutSpec.parse(layout), paper=layout.paper or study.paper)
-        for layout in study.layouts
-    ]
+    layouts = [layout.model_copy(update={"paper": layout.paper or study.paper}) for layout in study.layouts]
     papers = {name: load_paper_table(name) for name in {lay.paper for lay in layouts if lay.paper}}
     profile = study.profiles[expansion.profile]
     data = expansion.data + (f" ({profile.synthetic} synthetic set)" if expansion.data == "synthetic" else "")
@@ -183,7 +179,7 @@ def report_expansion(
         ctx,
         results,
         layouts,
-        [ClaimSpec.parse(c) for c in study.claims],
+        study.claims,
         papers,
         list(study.axes),
         exact=study.kind == "complexity",

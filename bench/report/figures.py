@@ -26,9 +26,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from bench.report.claims import ClaimResult, done_cells, layout_for, paper_frame, select, trend_curves
-from bench.report.spec import ClaimSpec, LayoutSpec
 from bench.report.tables import AVERAGE, long_values, unique_cells
 from bench.report.units import axis_label, metric_label, metric_unit
+from bench.schema import Claim, Layout
 from tmt.skeleton import H36M
 
 PAPER, OURS = "paper", "reproduced"
@@ -64,9 +64,7 @@ def _row_label(key: tuple, names: Sequence[str]) -> str:
     return ", ".join(f"{n}={v}" for n, v in zip(names, key, strict=True)) or "all"
 
 
-def per_action_figure(
-    results: pd.DataFrame, table: pd.DataFrame, layout: LayoutSpec, path: Path
-) -> Path | None:
+def per_action_figure(results: pd.DataFrame, table: pd.DataFrame, layout: Layout, path: Path) -> Path | None:
     """One bar panel per layout row: every action's paper value beside the reproduced mean (+- sd)."""
     ours = long_values(results, layout)
     ours = ours[ours["status"] == "done"].dropna(subset=["value"]).assign(source=OURS)
@@ -98,7 +96,7 @@ def per_action_figure(
     return _save(fig, path)
 
 
-def table_figure(results: pd.DataFrame, table: pd.DataFrame, layout: LayoutSpec, path: Path) -> Path | None:
+def table_figure(results: pd.DataFrame, table: pd.DataFrame, layout: Layout, path: Path) -> Path | None:
     """The table as a picture, in its own layout: one panel per row that has reproduced cells, the table's
     columns along x; per column each seed's value (dots), their mean +- sd (bar) and the paper's value
     (a black square)."""
@@ -185,7 +183,7 @@ def learning_curve_figure(
     results: pd.DataFrame,
     hue: str | None,
     rows: Sequence[str],
-    reference: tuple[LayoutSpec, pd.DataFrame] | None,
+    reference: tuple[Layout, pd.DataFrame] | None,
     path: Path,
 ) -> Path | None:
     """Validation MPJPE against updates (left) and wall time (right), one line per value of ``hue``: the mean
@@ -224,7 +222,7 @@ def learning_curve_figure(
     return _save(fig, path)
 
 
-def paper_mpjpe(reference: tuple[LayoutSpec, pd.DataFrame] | None, named: dict[str, Any]) -> float | None:
+def paper_mpjpe(reference: tuple[Layout, pd.DataFrame] | None, named: dict[str, Any]) -> float | None:
     """The paper's MPJPE of the one table entry with these labels (None: no such entry or several)."""
     if reference is None:
         return None
@@ -236,9 +234,9 @@ def paper_mpjpe(reference: tuple[LayoutSpec, pd.DataFrame] | None, named: dict[s
 
 def trend_figure(
     results: pd.DataFrame,
-    claim: ClaimSpec,
+    claim: Claim,
     axes_names: Sequence[str],
-    layout: LayoutSpec,
+    layout: Layout,
     table: pd.DataFrame | None,
     path: Path,
 ) -> Path | None:
@@ -253,7 +251,7 @@ def trend_figure(
     fig, axes = _figure(1, 1 if eff is None else 2, 5.5, 3.8)
     if eff is not None:
         for value in (eff.lhs, eff.rhs):
-            spec = ClaimSpec(id="", text="", test="monotonic", metric=eff.metric, along=claim.along)
+            spec = claim.model_copy(update={"metric": eff.metric, "effect": None})
             ours = trend_curves(select(done, {eff.over: value}), spec, axes_names)
             theirs = (
                 trend_curves(select(paper, {eff.over: value}), spec, axes_names)
@@ -286,7 +284,7 @@ def _curve(ax, curves: pd.DataFrame, paper_curves: pd.DataFrame | None, label: s
         ax.plot(px, py, "--", marker="s", markersize=3, color=colour, alpha=0.7, label=f"{label} ({PAPER})")
 
 
-def _quantity(claim: ClaimSpec, scale: float = 1.0) -> str:
+def _quantity(claim: Claim, scale: float = 1.0) -> str:
     """The trend's y axis in words: the metric with its unit, or the effect's formula with its unit."""
     eff = claim.effect
     if eff is None:
@@ -300,9 +298,7 @@ def _quantity(claim: ClaimSpec, scale: float = 1.0) -> str:
     return f"{metric_label(eff.metric, scale).split(' (')[0]}: {formulas[eff.kind]}"
 
 
-def joint_speed_figure(
-    results: pd.DataFrame, claim: ClaimSpec, result: ClaimResult, path: Path
-) -> Path | None:
+def joint_speed_figure(results: pd.DataFrame, claim: Claim, result: ClaimResult, path: Path) -> Path | None:
     """Per-joint error vs mean joint speed (averaged over cells) with a least-squares line and Pearson r."""
     done = done_cells(results, claim.where)
     arrays = {}
@@ -329,7 +325,7 @@ def joint_speed_figure(
     return _save(fig, path)
 
 
-def variant_axis(layout: LayoutSpec, claims: Sequence[ClaimSpec], results: pd.DataFrame) -> str | None:
+def variant_axis(layout: Layout, claims: Sequence[Claim], results: pd.DataFrame) -> str | None:
     """The axis whose values a study compares: the layout's columns, else the first claim's ``over``, else
     the last layout row (None when the cells do not carry it)."""
     over = next((c.over for c in claims if c.over), None)
@@ -339,8 +335,8 @@ def variant_axis(layout: LayoutSpec, claims: Sequence[ClaimSpec], results: pd.Da
 
 def study_figures(
     results: pd.DataFrame,
-    tables: Sequence[tuple[LayoutSpec, pd.DataFrame]],
-    claims: Sequence[tuple[ClaimSpec, ClaimResult]],
+    tables: Sequence[tuple[Layout, pd.DataFrame]],
+    claims: Sequence[tuple[Claim, ClaimResult]],
     axes_names: Sequence[str],
     out_dir: Path,
     stem: str,

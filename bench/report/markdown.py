@@ -17,9 +17,9 @@ import pandas as pd
 
 from bench.report.claims import EFFECT_RULE, UNCONVERGED, VERDICT_RULE, ClaimResult, Comparison
 from bench.report.convergence import FIELDS, summary_line
-from bench.report.spec import LayoutSpec
 from bench.report.tables import unique_cells
 from bench.report.units import metric_unit
+from bench.schema import Layout
 
 LIBRARIES = ("torch", "numpy", "pandas", "scipy", "matplotlib", "seaborn", "pydantic")
 
@@ -161,7 +161,7 @@ def _present(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
-def render_table(table: pd.DataFrame, layout: LayoutSpec) -> str:
+def render_table(table: pd.DataFrame, layout: Layout) -> str:
     """The paper's layout, each row stacked as paper / reproduced / delta (/ relative effects)."""
     col = layout.column_name
     rows = list(layout.rows)
@@ -305,7 +305,7 @@ def _small(p: float | None) -> str:
 def render_report(
     ctx: ReportContext,
     results: pd.DataFrame,
-    tables: Sequence[tuple[LayoutSpec, pd.DataFrame]],
+    tables: Sequence[tuple[Layout, pd.DataFrame]],
     claims: Sequence[ClaimResult],
     figures: Sequence[tuple[str, Path]],
     axes: Sequence[str],

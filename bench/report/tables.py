@@ -14,18 +14,34 @@ that does.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bench.report.spec import PER_ACTION, LayoutSpec, norm_value
+from bench.schema import PER_ACTION, Layout
 from tmt.errors import ConfigError
 from tmt.skeleton import H36M, H36M_ACTIONS, SKELETONS
 
 AVERAGE = "Average"
 TABLE_STATS = ("paper", "mean", "std", "n", "n_failed", "n_missing", "delta", "rel_pct", "paper_rel_pct")
+
+
+def norm_value(value: Any) -> float | str:
+    """Comparable form of a label or a paper cell: numbers as floats ('0.80' == 0.8), blanks (None, NaN,
+    empty) as ''."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    text = str(value).strip()
+    if text.lower() == "nan":
+        return ""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else text
 
 
 def unique_cells(results: pd.DataFrame) -> pd.DataFrame:
@@ -35,7 +51,7 @@ def unique_cells(results: pd.DataFrame) -> pd.DataFrame:
     return results.drop_duplicates("cell_id").reset_index(drop=True)
 
 
-def in_paper_units(results: pd.DataFrame, layouts: Sequence[LayoutSpec]) -> pd.DataFrame:
+def in_paper_units(results: pd.DataFrame, layouts: Sequence[Layout]) -> pd.DataFrame:
     """``results`` with each layout's metric multiplied by its ``paper_scale`` (parameters -> M, s -> min), so
     that tables, deltas and claims all speak the paper's units."""
     scales: dict[str, float] = {}
@@ -55,7 +71,7 @@ def in_paper_units(results: pd.DataFrame, layouts: Sequence[LayoutSpec]) -> pd.D
     return scaled
 
 
-def long_values(results: pd.DataFrame, layout: LayoutSpec) -> pd.DataFrame:
+def long_values(results: pd.DataFrame, layout: Layout) -> pd.DataFrame:
     """Every cell's value(s) for the layout metric: row axes, other paper-mapped axes, column value, seed,
     status, value."""
     results = unique_cells(results)
@@ -73,7 +89,7 @@ def long_values(results: pd.DataFrame, layout: LayoutSpec) -> pd.DataFrame:
     return base.assign(**{layout.column_name: column, "value": _column(results, layout.metric)})
 
 
-def build_table(results: pd.DataFrame, layout: LayoutSpec, paper: pd.DataFrame | None) -> pd.DataFrame:
+def build_table(results: pd.DataFrame, layout: Layout, paper: pd.DataFrame | None) -> pd.DataFrame:
     """Reproduced statistics per paper-table entry, beside the paper's number and the relative effects."""
     keys = [*layout.rows, layout.column_name]
     values = long_values(results, layout)
@@ -101,7 +117,7 @@ def build_table(results: pd.DataFrame, layout: LayoutSpec, paper: pd.DataFrame |
 
 
 def _with_mapped_axes(
-    entries: pd.DataFrame, values: pd.DataFrame, keys: list[str], layout: LayoutSpec
+    entries: pd.DataFrame, values: pd.DataFrame, keys: list[str], layout: Layout
 ) -> pd.DataFrame:
     """Entries plus the paper-mapped axes outside the layout (e.g. a constant T), which must be constant."""
     extra = [a for a in layout.mapped_axes if a in values.columns and a not in keys]
@@ -115,7 +131,7 @@ def _with_mapped_axes(
     return entries.merge(firsts, on=keys, how="left").set_axis(entries.index)
 
 
-def effect_axis(table: pd.DataFrame, layout: LayoutSpec) -> str | None:
+def effect_axis(table: pd.DataFrame, layout: Layout) -> str | None:
     """The axis whose baseline value relative effects compare against (None: the table has no baseline)."""
     candidates = [layout.columns] if layout.columns else []
     candidates += list(layout.rows)
@@ -138,7 +154,7 @@ def relative_effect(table: pd.DataFrame, keys: list[str], axis: str, baseline: s
     return rel.set_axis(table.index)
 
 
-def paper_values(entries: pd.DataFrame, layout: LayoutSpec, paper: pd.DataFrame | None) -> pd.Series:
+def paper_values(entries: pd.DataFrame, layout: Layout, paper: pd.DataFrame | None) -> pd.Series:
     """The paper's number for each entry (NaN where the paper has no such row).
 
     An entry reads the paper rows that pass ``paper_filter``, the ``match`` of every ``paper_rows`` item whose
@@ -184,7 +200,7 @@ def _matches(normed: pd.DataFrame, wanted: Mapping[str, Any]) -> pd.Series:
     return mask
 
 
-def _single_value(found: pd.Series, entry: pd.Series, layout: LayoutSpec) -> float:
+def _single_value(found: pd.Series, entry: pd.Series, layout: Layout) -> float:
     numbers = {float(v) for v in found if norm_value(v) != ""}
     if not numbers:
         return np.nan
@@ -196,7 +212,7 @@ def _single_value(found: pd.Series, entry: pd.Series, layout: LayoutSpec) -> flo
     return numbers.pop()
 
 
-def _check_separated(done: pd.DataFrame, keys: list[str], layout: LayoutSpec) -> None:
+def _check_separated(done: pd.DataFrame, keys: list[str], layout: Layout) -> None:
     """Two finished cells with the same seed in one table entry means an axis is missing from the layout."""
     if done.empty:
         return
