@@ -7,11 +7,14 @@ the study that asked for it or its labels: two studies that need the same experi
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
+
+from tmt.training.config import ResolvedConfig
 
 KINDS = ("train", "complexity")
 """train: run ``tmt.training.run_experiment``; complexity: count parameters and FLOPs, no training."""
@@ -79,30 +82,36 @@ class Cell:
     """One grid point x one seed under one profile, with its resolved configuration.
 
     ``labels`` are the grid-axis values as written in the study (the paper's nominal values, before profile
-    scaling), keyed by axis name; ``config`` is the resolved ``ExperimentConfig`` as a JSON-able dict.
+    scaling), keyed by axis name; ``config`` is the resolved configuration that runs, validated once when
+    the study was expanded and handed as it is to the runner, the executors and the report.
     """
 
     study: str
     profile: str
     kind: str
     labels: dict[str, Any]
-    config: dict[str, Any]
+    config: ResolvedConfig
     seed: int
     source: str = ""
     data: str | None = None
     """Fingerprint of the real data files the cell reads (None for the synthetic set): part of the id."""
 
-    @property
+    @functools.cached_property
+    def config_dict(self) -> dict[str, Any]:
+        """The configuration as plain JSON data: what the store records and the id hashes."""
+        return self.config.model_dump(mode="json")
+
+    @functools.cached_property
     def id(self) -> str:
-        return cell_id(self.config, self.profile, self.kind, self.data)
+        return cell_id(self.config_dict, self.profile, self.kind, self.data)
 
     @property
     def strategy(self) -> str:
-        return str(self.config["train"]["strategy"])
+        return self.config.train.strategy
 
     @property
     def epochs(self) -> int:
-        return int(self.config["optim"]["epochs"])
+        return self.config.optim.epochs
 
     def describe(self) -> str:
         """Short human text: the labels, then the seed."""
@@ -116,6 +125,6 @@ class Cell:
             "kind": self.kind,
             "profile": self.profile,
             "seed": self.seed,
-            "config": self.config,
+            "config": self.config_dict,
             "studies": {self.study: {"labels": self.labels, "source": self.source}},
         } | ({"data_fingerprint": self.data} if self.data is not None else {})

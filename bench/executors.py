@@ -120,7 +120,7 @@ def run_cell_job(
     """
     os.chdir(cwd)  # relative data roots and stores resolve as they did where the cells were submitted
     import_modules(modules)
-    limit_threads(cell.config["train"].get("threads") or threads or available_cores())
+    limit_threads(cell.config.train.threads or threads or available_cores())
     return run_cell(cell, store, **options)
 
 

@@ -28,6 +28,7 @@ from bench.study import SYNTHETIC_DETECTOR, Expansion
 from bench.tracking import Tracker, Tracking, tracking_mode
 from tmt.data.synth_folder import ensure_synthetic
 from tmt.errors import CheckpointError, DataError, TmtError
+from tmt.training.config import ResolvedConfig
 
 
 class CellStopped(Exception):
@@ -60,16 +61,14 @@ def non_finite_metrics(result: dict[str, Any]) -> list[str]:
     return bad
 
 
-def complexity_result(config: dict[str, Any]) -> dict[str, Any]:
-    """Parameters and FLOPs of the evaluation model of ``config`` on one clip; no data, no training."""
+def complexity_result(cfg: ResolvedConfig) -> dict[str, Any]:
+    """Parameters and FLOPs of the evaluation model of ``cfg`` on one clip; no data, no training."""
     import torch
 
     from tmt.complexity import count_parameters, full_flops, paper_flops
-    from tmt.training.config import ExperimentConfig
     from tmt.training.experiment import build_experiment_model, environment
     from tmt.training.strategies import get_strategy
 
-    cfg = ExperimentConfig.model_validate(config)
     with torch.device("meta"):  # counting runs a forward pass; meta tensors need no memory or arithmetic
         model = build_experiment_model(cfg).eval()
         clip = torch.zeros(1, cfg.model.frames, 17, get_strategy(cfg.train.strategy).in_chans)
@@ -86,7 +85,7 @@ def complexity_result(config: dict[str, Any]) -> dict[str, Any]:
         "evaluation_time_s": time.perf_counter() - t0,
         "epochs_run": 0,
         "history": [],
-        "config": config,
+        "config": cfg.model_dump(mode="json"),
         "environment": {**environment(), "code_revision": process_revision()},
     }
 
@@ -98,10 +97,11 @@ def execute(
     evaluated weights to ``workdir/model.pt``."""
     if cell.kind == "complexity":
         return complexity_result(cell.config)
-    from tmt.training import ExperimentConfig, run_experiment
+    from tmt.training import run_experiment
 
-    config = ExperimentConfig.model_validate(cell.config)
-    record = run_experiment(config, workdir, callbacks=list(callbacks), progress=False, save_model=save_model)
+    record = run_experiment(
+        cell.config, workdir, callbacks=list(callbacks), progress=False, save_model=save_model
+    )
     if record is None:
         raise TmtError(
             "bench runs each cell in one process; train one cell data-parallel with torchrun -m tmt train"
@@ -213,24 +213,21 @@ def ensure_data(expansion: Expansion, log: Any = print) -> None:
         return
     seen: set[tuple[str, str, int]] = set()
     for cell in expansion.cells:
-        data = cell.config["data"]
-        key = (data["root"], data["synthetic"], data["synthetic_seed"])
+        data = cell.config.data
+        key = (str(data.root), data.synthetic, data.synthetic_seed)
         if key not in seen:
             seen.add(key)
-            ensure_synthetic(
-                data["root"], data["synthetic"], data["synthetic_seed"], SYNTHETIC_DETECTOR, log=log
-            )
+            ensure_synthetic(data.root, data.synthetic, data.synthetic_seed, SYNTHETIC_DETECTOR, log=log)
 
 
 def check_real_data(expansion: Expansion) -> None:
     """Open and check every distinct data selection of the study once, so a corrupt or foreign file stops
     the study with one line before any cell runs instead of failing every cell in turn."""
-    from tmt.training.config import ExperimentConfig
     from tmt.training.experiment import load_dataset
 
     seen: set[str] = set()
     for cell in expansion.cells:
-        config = ExperimentConfig.model_validate(cell.config)
+        config = cell.config
         key = config.data.model_dump_json(
             exclude={"validation_fraction", "max_train_windows", "train_stride"}
         )

@@ -2,16 +2,15 @@
 
 Order of application for one cell: ``base`` -> the block's ``set`` -> the grid point (config axes, and the
 settings of label axes) -> the profile's ``set`` -> the data choice (real or synthetic) -> backbone defaults
-(``ExperimentConfig.resolved``) -> the profile's ``scale`` -> the seed. Every cell is validated (config
-fields, known names, a model that can be built) before anything runs; errors name the study file and field.
+(``ExperimentConfig.resolved``, once per grid point) -> the profile's ``scale`` -> the seed. Every cell is
+validated (config fields, known names, a model that can be built) before anything runs; errors name the study
+file and field. A cell holds its ``ResolvedConfig``, which the runner, executors and report use as it is.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
 import itertools
-import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -64,7 +63,7 @@ class Expansion:
     def device_problem(self) -> str | None:
         """Why this machine cannot run the cells' ``train.device`` (``bench run`` refuses; ``validate``
         does not, since a study may be meant for another machine)."""
-        for device in dict.fromkeys(cell.config["train"]["device"] for cell in self.cells):
+        for device in dict.fromkeys(cell.config.train.device for cell in self.cells):
             why = device_unavailable(device)
             if why:
                 return f"{self.source}: train.device: {device!r} {why} [profile {self.profile}]"
@@ -76,7 +75,7 @@ class Expansion:
             return []
         missing: list[str] = []
         for cell in self.cells:
-            for path in required_files(cell.config):
+            for path in required_files(cell.config_dict):
                 if not path.exists() and str(path) not in missing:
                     missing.append(str(path))
         return missing
@@ -387,24 +386,43 @@ class _Expander:
             return f"profiles.{self.profile_name}.{path}"
         return f"base.{path}" if path != "(top level)" else "base"
 
-    def validate(self, tree: dict[str, Any], labels: dict[str, Any], block_index: int) -> Any:
+    def validate(
+        self, tree: dict[str, Any], labels: dict[str, Any], block_index: int, model: type[Any]
+    ) -> Any:
+        """``tree`` as ``model`` (an ``ExperimentConfig`` class); errors name the study field that set it."""
         from tmt.errors import TmtError
 
         try:
-            config = self.config_cls.model_validate(tree)
-            return config.resolved()
+            return model.model_validate(tree)
         except ValidationError as err:
-            path, why = problem(err, self.config_cls)
+            path, why = problem(err, model)
             if path == "(top level)" and ":" in why:  # model-level rules name their field first
                 path, why = (part.strip() for part in why.split(":", 1))
             raise self.fail(self.origin(path, block_index), why, labels) from None
         except TmtError as err:
-            path, _, why = str(err).partition(": ")
-            if not why or " " in path:
-                path, why = "(top level)", str(err)
-            raise self.fail(self.origin(path, block_index), why, labels) from None
+            raise self.field_error(err, labels, block_index) from None
+
+    def resolve(self, config: Any, labels: dict[str, Any], block_index: int) -> Any:
+        """The backbone's defaults filled in: the one resolution of this grid point's configuration."""
+        from tmt.errors import TmtError
+
+        try:
+            return config.resolved()
+        except TmtError as err:
+            raise self.field_error(err, labels, block_index) from None
+
+    def field_error(self, err: Exception, labels: dict[str, Any], block_index: int) -> StudyError:
+        """A ``field: why`` error of the config code, as an error of the study field that set the field."""
+        path, _, why = str(err).partition(": ")
+        if not why or " " in path:
+            path, why = "(top level)", str(err)
+        return self.fail(self.origin(path, block_index), why, labels)
 
     def scaled(self, resolved: Any, labels: dict[str, Any], block_index: int) -> Any:
+        """The profile's ``scale`` rules applied to the resolved configuration (they scale the backbone's
+        defaults too); scaling only changes numbers, so the result is validated but needs no resolving."""
+        from tmt.training.config import ResolvedConfig
+
         tree = resolved.model_dump(mode="json")
         rules = dict(self.profile.scale)
         for override in self.overrides(tree):
@@ -422,7 +440,7 @@ class _Expander:
                 set_path(tree, path, scale_value(value, rule, nominal))
             except ConfigError as err:
                 raise self.fail(f"profiles.{self.profile_name}.scale.{path}", str(err), labels) from None
-        return self.validate(tree, labels, block_index)
+        return self.validate(tree, labels, block_index, ResolvedConfig)
 
     def check_data(self, config: Any, labels: dict[str, Any], block_index: int) -> None:
         """Subjects, actions and keypoint sets must exist in the data the cell reads (not for counting)."""
@@ -471,23 +489,23 @@ class _Expander:
         seen: dict[str, dict[str, Any]] = {}
         for block_index, labels in self.points():
             tree = self.raw_config(block_index, labels)
-            resolved = self.scaled(self.validate(tree, labels, block_index), labels, block_index)
+            config = self.validate(tree, labels, block_index, self.config_cls)
+            resolved = self.scaled(self.resolve(config, labels, block_index), labels, block_index)
             self.check_data(resolved, labels, block_index)
             self.check_buildable(resolved, labels)
             for seed in range(n_seeds):
-                config = resolved.model_copy(
+                seeded = resolved.model_copy(
                     update={"train": resolved.train.model_copy(update={"seed": seed})}
                 )
-                dumped = config.model_dump(mode="json")
                 cell = Cell(
                     study=self.study.study,
                     profile=self.profile_name,
                     kind=self.study.kind,
                     labels=dict(labels),
-                    config=dumped,
+                    config=seeded,
                     seed=seed,
                     source=self.source,
-                    data=data_fingerprint(dumped, self.study.kind),
+                    data=data_fingerprint(seeded.model_dump(mode="json"), self.study.kind),
                 )
                 key = cell.id
                 if key in seen:
@@ -563,16 +581,21 @@ DATA_FRAMES = {
 BUILT_IN_BACKBONES = ("mixste", "poseformer", "mhformer")
 
 
-@functools.cache
-def _measured_backbone(config_json: str) -> tuple[float, bool]:
-    """(MACs per input frame, seq2seq?) of a user's backbone, counted on one clip of the model the cell
-    builds (built-in backbones use the formulas of ``frame_macs``, which need no model)."""
+_MEASURED: dict[str, tuple[float, bool]] = {}
+
+
+def _measured_backbone(config: Any) -> tuple[float, bool]:
+    """(MACs per input frame, seq2seq?) of a user's backbone, counted once per model on one clip of the
+    model the cell builds (built-in backbones use the formulas of ``frame_macs``, which need no model)."""
     from tmt.complexity import paper_flops
-    from tmt.training.config import load_config
     from tmt.training.experiment import build_experiment_model
 
-    model = build_experiment_model(load_config(json.loads(config_json)))
-    return paper_flops(model) / 2 / model.frames, getattr(model, "eval_protocol", "seq2seq") == "seq2seq"
+    key = config.model.model_dump_json() + config.train.strategy
+    if key not in _MEASURED:
+        model = build_experiment_model(config)
+        seq2seq = getattr(model, "eval_protocol", "seq2seq") == "seq2seq"
+        _MEASURED[key] = paper_flops(model) / 2 / model.frames, seq2seq
+    return _MEASURED[key]
 
 
 def frame_macs(model: dict[str, Any]) -> float:
@@ -596,7 +619,7 @@ def estimate_seconds(cell: Cell) -> float:
         return 1.0
     from tmt.training.strategies import get_strategy
 
-    cfg = cell.config
+    cfg = cell.config_dict
     data, model, optim, train = cfg["data"], cfg["model"], cfg["optim"], cfg["train"]
     train_frames, test_frames = DATA_FRAMES.get(data["synthetic"] or data["dataset"], DATA_FRAMES["h36m"])
     if data.get("actions"):
@@ -610,7 +633,7 @@ def estimate_seconds(cell: Cell) -> float:
     if model["backbone"] in BUILT_IN_BACKBONES:
         per_frame, seq2seq = frame_macs(model), model["backbone"] == "mixste"
     else:
-        per_frame, seq2seq = _measured_backbone(json.dumps(cfg, sort_keys=True))
+        per_frame, seq2seq = _measured_backbone(cell.config)
     windows = train_frames / T if seq2seq else train_frames / (data.get("train_stride") or 1)
     if data.get("max_train_windows"):
         windows = min(windows, data["max_train_windows"])

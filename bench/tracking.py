@@ -188,7 +188,7 @@ class Tracker:
             name=f"{cell.study}{tracking.variant}/{cell.describe()}",
             group=f"{cell.study}{tracking.variant}",
             job_type=cell.strategy,
-            config={**cell.config, "bench": bench},
+            config={**cell.config_dict, "bench": bench},
             tags=tags,
             mode=self.mode,
             resume="allow",
@@ -228,7 +228,7 @@ class Tracker:
             metrics = result.get("metrics", {})
             tables = {}
             if metrics.get("per_joint_mpjpe"):
-                dataset = self.cell.config.get("data", {}).get("dataset", "h36m")
+                dataset = self.cell.config.data.dataset
                 names = joint_names(dataset, len(metrics["per_joint_mpjpe"]))
                 speed = metrics.get("per_joint_speed") or [None] * len(names)
                 rows = [[n, e, v] for n, e, v in zip(names, metrics["per_joint_mpjpe"], speed, strict=True)]

@@ -11,11 +11,12 @@ from bench.archive import export_archive, import_archive, read_archive, variant_
 from bench.cells import Cell
 from bench.store import Store
 from tmt.errors import DataError
+from tmt.training.config import load_config
 
 
 def _cell(seed: int) -> Cell:
     config = {"model": {"depth": 2}, "train": {"seed": seed}, "data": {"root": "data/x"}}
-    return Cell("t", "cpu", "train", {"model.depth": 4}, config, seed)
+    return Cell("t", "cpu", "train", {"model.depth": 4}, load_config(config).resolved(), seed)
 
 
 def _store_with_results(root: Path, cells: list[Cell]) -> Store:

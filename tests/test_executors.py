@@ -73,7 +73,10 @@ def test_cell_job_limits_threads_unless_the_cell_sets_them(
     monkeypatch.setattr(runner, "execute", execute)
     cell = expand_file(two_cell_study(tmp_path), "smoke").cells[0]
     unset = dataclasses.replace(
-        cell, config={**cell.config, "train": {**cell.config["train"], "threads": None}}
+        cell,
+        config=cell.config.model_copy(
+            update={"train": cell.config.train.model_copy(update={"threads": None})}
+        ),
     )
     store = Store(tmp_path / "runs")
     try:

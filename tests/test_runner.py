@@ -267,6 +267,8 @@ def test_set_overrides_every_cell_and_changes_its_identity(
     settings = {"train.device": "cuda", "optim.epochs": 2}
     cells = expand_file(TABLE7, "smoke", settings=settings).cells
     assert [c.id for c in cells] == gpu
-    assert {(c.config["train"]["device"], c.config["optim"]["epochs"]) for c in cells} == {("cuda", 2)}
+    assert {(c.config_dict["train"]["device"], c.config_dict["optim"]["epochs"]) for c in cells} == {
+        ("cuda", 2)
+    }
     assert main(["run", str(TABLE7), "--dry-run", "--set", "train.gpu=1"]) == 2
     assert "--set train.gpu" in capsys.readouterr().err

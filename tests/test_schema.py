@@ -49,7 +49,7 @@ def test_shipped_studies_validate_with_every_profile(path: Path) -> None:
     if study.kind == "train":  # complexity counts are deterministic: one cell per grid point
         cpu = expand(study, str(path), "cpu").cells
         assert len(cpu) >= 3 * len(expand(study, str(path), "cpu", seeds=1).cells)
-        assert {c.config["data"]["synthetic"] for c in cpu} == {"small"}
+        assert {c.config_dict["data"]["synthetic"] for c in cpu} == {"small"}
 
 
 def test_every_paper_table_has_a_study() -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from bench.cells import Cell
 from bench.store import Store
+from tmt.training.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +28,14 @@ def make_cell(seed: int = 0, study: str = "table7", strategy: str = "tmt", depth
         "train": {"strategy": strategy, "seed": seed},
     }
     labels = {"model.depth": depth, "train.strategy": strategy}
-    return Cell(study=study, profile="smoke", kind="train", labels=labels, config=config, seed=seed)
+    return Cell(
+        study=study,
+        profile="smoke",
+        kind="train",
+        labels=labels,
+        config=load_config(config).resolved(),
+        seed=seed,
+    )
 
 
 def fake_result(mpjpe: float = 40.0) -> dict:
@@ -93,7 +101,7 @@ def test_config_json_keeps_labels_of_every_study(tmp_path: Path) -> None:
     store.prepare(b)
     record = store.read_config(a.id)
     assert set(record["studies"]) == {"table6", "table7"}
-    assert record["config"] == a.config and record["cell_id"] == a.id
+    assert record["config"] == a.config_dict and record["cell_id"] == a.id
 
 
 def test_history_keeps_one_record_per_epoch_and_skips_a_cut_line(tmp_path: Path) -> None:

@@ -70,14 +70,14 @@ def test_seeds_and_data_location() -> None:
     cells = cells_of(table7(), "cpu")
     assert len(cells) == 12 * 3
     assert sorted({c.seed for c in cells}) == [0, 1, 2]
-    assert all(c.config["train"]["seed"] == c.seed for c in cells)
+    assert all(c.config_dict["train"]["seed"] == c.seed for c in cells)
     assert len({c.id for c in cells}) == 36
     assert len(cells_of(table7(), "cpu", seeds=5)) == 60
     with pytest.raises(StudyError, match="--seeds"):
         cells_of(table7(), "cpu", seeds=0)
     # where the data lies is not part of the experiment
     cell = cells[0]
-    moved = json.loads(json.dumps(cell.config))
+    moved = json.loads(json.dumps(cell.config_dict))
     moved["data"]["root"] = "/elsewhere"
     assert cell_id(moved, cell.profile, cell.kind) == cell.id
 
@@ -88,11 +88,13 @@ def test_labels_are_nominal_and_configs_are_scaled() -> None:
     by_label = {
         (c.labels["model.depth"], c.labels["model.dim"], c.labels["train.strategy"]): c for c in cells
     }
-    big = by_label[(8, 128, "tmt")].config["model"]
+    big = by_label[(8, 128, "tmt")].config_dict["model"]
     assert (big["depth"], big["dim"], big["frames"], big["heads"]) == (3, 24, 9, 2)
-    small = by_label[(4, 64, "tmt1")].config["model"]
+    small = by_label[(4, 64, "tmt1")].config_dict["model"]
     assert (small["depth"], small["dim"]) == (1, 16)
-    paper = {(c.labels["model.depth"], c.labels["model.dim"]): c.config for c in cells_of(table7(), "paper")}
+    paper = {
+        (c.labels["model.depth"], c.labels["model.dim"]): c.config_dict for c in cells_of(table7(), "paper")
+    }
     assert paper[(8, 128)]["model"]["dim"] == 128 and paper[(8, 128)]["optim"]["epochs"] == 120
     # the resolved config states the backbone's defaults
     assert paper[(8, 128)]["optim"]["lr"] == pytest.approx(4e-5)
@@ -157,8 +159,10 @@ def test_overrides_apply_to_matching_cells_only() -> None:
     cells = cells_of(data, "cpu", seeds=1)
     pose = [c for c in cells if c.labels.get("model.backbone") == "poseformer"]
     mix = [c for c in cells if "model.backbone" not in c.labels]
-    assert pose and all(c.config["model"]["dim"] == 16 and c.config["model"]["heads"] == 8 for c in pose)
-    assert all(c.config["model"]["heads"] == 4 for c in mix)
+    assert pose and all(
+        c.config_dict["model"]["dim"] == 16 and c.config_dict["model"]["heads"] == 8 for c in pose
+    )
+    assert all(c.config_dict["model"]["heads"] == 4 for c in mix)
 
 
 def test_label_axes_apply_their_settings() -> None:
@@ -168,20 +172,20 @@ def test_label_axes_apply_their_settings() -> None:
     data["layout"] = {"rows": ["loss"], "columns": "train.strategy", "metric": "mpjpe"}
     data["claims"] = []
     cells = {c.labels["loss"]: c for c in cells_of(data, "cpu", seeds=1)}
-    assert cells["plain"].config["train"]["loss"] == {"mpjpe": 1.0}
-    assert cells["ours"].config["train"]["loss"] == {"wmpjpe": 1.0, "tc": 0.5, "mpjve": 2.0}
+    assert cells["plain"].config_dict["train"]["loss"] == {"mpjpe": 1.0}
+    assert cells["ours"].config_dict["train"]["loss"] == {"wmpjpe": 1.0, "tc": 0.5, "mpjve": 2.0}
 
 
 def test_synthetic_and_real_data_choice(tmp_path: Path) -> None:
     data = table7()
     data["base"]["data"] = {"keypoints": "cpn_ft_h36m_dbb"}
     synthetic = cells_of(data, "cpu", seeds=1)
-    assert {c.config["data"]["root"] for c in synthetic} == {"data/synthetic-small"}
-    assert {c.config["data"]["keypoints"] for c in synthetic} == {"synth_cpn"}
+    assert {c.config_dict["data"]["root"] for c in synthetic} == {"data/synthetic-small"}
+    assert {c.config_dict["data"]["keypoints"] for c in synthetic} == {"synth_cpn"}
     data["base"]["data"]["root"] = str(tmp_path / "h36m")
     study = parse_study(data, "table7.yaml")
     real = expand(study, "table7.yaml", "cpu", seeds=1, data="real")
-    assert {c.config["data"]["keypoints"] for c in real.cells} == {"cpn_ft_h36m_dbb"}
+    assert {c.config_dict["data"]["keypoints"] for c in real.cells} == {"cpn_ft_h36m_dbb"}
     missing = real.missing_data()
     assert {Path(p).name for p in missing} == {"data_3d_h36m.npz", "data_2d_h36m_cpn_ft_h36m_dbb.npz"}
     with pytest.raises(DataError, match="--data synthetic") as info:
@@ -192,8 +196,8 @@ def test_synthetic_and_real_data_choice(tmp_path: Path) -> None:
 def test_paper_profile_runs_on_real_data_by_default() -> None:
     expansion = expand(parse_study(table7(), "table7.yaml"), "table7.yaml", "paper")
     assert expansion.data == "real"
-    assert {c.config["data"]["root"] for c in expansion.cells} == {"data/h36m"}
-    assert {c.config["data"]["synthetic"] for c in expansion.cells} == {None}
+    assert {c.config_dict["data"]["root"] for c in expansion.cells} == {"data/h36m"}
+    assert {c.config_dict["data"]["synthetic"] for c in expansion.cells} == {None}
 
 
 def test_cost_estimate_orders_profiles() -> None:
@@ -268,7 +272,7 @@ def test_cell_ids_are_the_committed_archives_and_name_their_labels() -> None:
 
 
 def test_fields_at_their_defaults_leave_the_id_alone_and_others_change_it() -> None:
-    config = expand_file(ROOT / "studies" / "table7.yaml", "cpu").cells[0].config
+    config = expand_file(ROOT / "studies" / "table7.yaml", "cpu").cells[0].config_dict
     base = cell_id(config, "cpu", "train")
     assert base == "841727e93a958465"
     train = config["train"]

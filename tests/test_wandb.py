@@ -14,6 +14,7 @@ from bench import runner
 from bench.cells import Cell
 from bench.store import Store
 from bench.tracking import Tracker, Tracking, default_mode, summary_metrics
+from tmt.training.config import load_config
 
 
 def make_cell(seed: int = 0) -> Cell:
@@ -27,7 +28,7 @@ def make_cell(seed: int = 0) -> Cell:
         profile="smoke",
         kind="train",
         labels={"train.strategy": "tmt"},
-        config=config,
+        config=load_config(config).resolved(),
         seed=seed,
     )
 

@@ -305,7 +305,7 @@ def _comparison(
                 _num(best.params.get(path)) if best else "-",
                 _num(labels[path]) if path in labels else f"{_num(get_path(defaults, path))} (default)",
                 _num(get_path(best_config, path)) if best_config else "-",
-                _num(get_path(ref_cell.config, path)),
+                _num(get_path(ref_cell.config_dict, path)),
             ]
         )
     metric = spec.section.metric

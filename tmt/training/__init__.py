@@ -1,6 +1,6 @@
 """Training and evaluation: strategies, the trainer, the evaluation protocol and the experiment runner."""
 
-from tmt.training.config import ExperimentConfig, load_config
+from tmt.training.config import ExperimentConfig, ResolvedConfig, load_config
 from tmt.training.experiment import run_experiment
 from tmt.training.strategies import STRATEGIES, Strategy, get_strategy, register_strategy
 from tmt.training.trainer import Callback, TrainingFailed
@@ -9,6 +9,7 @@ __all__ = [
     "STRATEGIES",
     "Callback",
     "ExperimentConfig",
+    "ResolvedConfig",
     "Strategy",
     "TrainingFailed",
     "get_strategy",

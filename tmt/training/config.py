@@ -1,7 +1,7 @@
 """The configuration of one experiment (data + model + optimisation + evaluation), as validated pydantic models.
 
 ``None`` in a field means "the backbone's reference default"; :meth:`ExperimentConfig.resolved` fills every such
-field so that the resolved configuration states exactly what ran (and can be hashed to identify a run).
+field and returns a :class:`ResolvedConfig`, which states exactly what runs (and is hashed to identify a run).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from tmt.errors import ConfigError
 from tmt.losses import LOSS_TERMS
+from tmt.training.defaults import RECIPES
 from tmt.training.strategies import STRATEGIES
 from tmt.validation import StrictModel, problem
 
@@ -21,6 +22,9 @@ BUILT_IN_STRATEGIES = tuple(STRATEGIES)
 MAX_SIZE = 10**6
 """Upper bound of sizes (frames, widths, heads, batch sizes, strides): generous, but a typo such as 10**12
 fails when the config is validated instead of when memory is allocated."""
+MODEL_SIZE_FIELDS = ("depth", "dim", "heads", "drop_path")
+"""The model fields that are backbone constructor arguments of the same name, ``None`` meaning the backbone's
+own default."""
 MAX_DEPTH = 1000
 """Upper bound of layers: every layer is built (on the meta device) when a study is validated."""
 MAX_WINDOWS = 10**9
@@ -206,11 +210,48 @@ class ExperimentConfig(StrictModel):
             )
         return self
 
-    def resolved(self) -> ExperimentConfig:
-        """Fill every backbone-default field so the config states exactly what runs."""
-        from tmt.training.defaults import resolve_config
+    def resolved(self) -> ResolvedConfig:
+        """Fill every backbone-default field (``None``) from the backbone's model defaults and its reference
+        recipe (:data:`tmt.training.defaults.RECIPES`), so the config states exactly what runs."""
+        from tmt.models import model_defaults
 
-        return resolve_config(self)
+        backbone = self.model.backbone
+        sizes = model_defaults(backbone)
+        recipe = RECIPES.get(backbone, RECIPES["mixste"])
+        model_updates = {
+            key: sizes[key] for key in MODEL_SIZE_FIELDS if getattr(self.model, key) is None and key in sizes
+        }
+        optim = self.optim
+        optim_updates = {k: v for k, v in recipe["optim"].items() if getattr(optim, k) is None}
+        if optim.batch_clips is not None or optim.batch_frames is not None:
+            optim_updates.pop("batch_clips", None)
+            optim_updates.pop("batch_frames", None)
+        if (
+            optim.batch_clips is not None
+        ):  # it overrides batch_frames: the resolved config states only what runs
+            optim_updates["batch_frames"] = None
+        if optim.lr_halve_every is None and "lr_halve_every" not in recipe["optim"]:
+            optim_updates.pop("lr_halve_every", None)
+        train_updates = {"loss": dict(recipe["loss"])} if self.train.loss is None else {}
+        eval_updates = {}
+        if self.eval.zero_root is None:
+            eval_updates["zero_root"] = bool(recipe.get("eval", {}).get("zero_root", False))
+        return ResolvedConfig(
+            data=self.data,
+            model=self.model.model_copy(update=model_updates),
+            optim=optim.model_copy(update=optim_updates),
+            train=self.train.model_copy(update=train_updates),
+            eval=self.eval.model_copy(update=eval_updates),
+        )
+
+
+class ResolvedConfig(ExperimentConfig):
+    """An :class:`ExperimentConfig` whose backbone defaults are filled in: what runs, and what a cell's id
+    hashes. Made by :meth:`ExperimentConfig.resolved` (or validated from a resolved config's dump), so code
+    that receives one never resolves it again."""
+
+    def resolved(self) -> ResolvedConfig:
+        return self
 
 
 def load_config(data: dict[str, Any], source: str = "config") -> ExperimentConfig:

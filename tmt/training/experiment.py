@@ -23,12 +23,12 @@ from tmt.models import build_model
 from tmt.models.checkpoint import model_from_checkpoint, read_checkpoint, save_model
 from tmt.progress import Progress
 from tmt.skeleton import Skeleton
-from tmt.training.config import ExperimentConfig
+from tmt.training.config import MODEL_SIZE_FIELDS, ExperimentConfig, ResolvedConfig
 from tmt.training.convergence import convergence_summary
 from tmt.training.distributed import Processes
 from tmt.training.evaluate import Predictor, evaluate_mpjpe, evaluate_protocol
 from tmt.training.strategies import Strategy, get_strategy
-from tmt.training.trainer import Callback, Trainer
+from tmt.training.trainer import Callback, Trainer, TrainState
 
 CHECKPOINT = "checkpoint.pt"
 MODEL_FILE = "model.pt"
@@ -56,9 +56,7 @@ def load_dataset(config: ExperimentConfig) -> PoseDataset:
 def build_experiment_model(config: ExperimentConfig) -> torch.nn.Module:
     """The backbone with the input width the strategy needs (2 + extra channels)."""
     m = config.model
-    kwargs = {k: v for k, v in (("depth", m.depth), ("dim", m.dim), ("heads", m.heads)) if v is not None}
-    if m.drop_path is not None:
-        kwargs["drop_path"] = m.drop_path
+    kwargs = {k: getattr(m, k) for k in MODEL_SIZE_FIELDS if getattr(m, k) is not None}
     if m.attention != "fused":  # every built-in backbone's default; a user's backbone need not take it
         kwargs["attention"] = m.attention
     return build_model(
@@ -157,95 +155,118 @@ def environment() -> dict[str, Any]:
     }
 
 
-def run_experiment(
-    config: ExperimentConfig,
-    workdir: Path | None = None,
-    *,
-    callbacks: Sequence[Callback] = (),
-    progress: bool = True,
-    save_model: bool = False,
-) -> dict[str, Any] | None:
-    """Train and evaluate one configuration; resumes from ``workdir/checkpoint.pt`` when present.
+@dataclass
+class Experiment:
+    """One configuration made ready to train (the prepare step): its data, split, model and windows.
 
-    Under ``torchrun`` (``WORLD_SIZE`` > 1) the processes train one model data-parallel
-    (:mod:`tmt.training.distributed`); rank 0 evaluates, writes and returns the result, the others None.
-
-    With ``save_model`` the evaluated weights go to ``workdir/model.pt`` with the resolved configuration
-    (read back by :func:`load_trained_model` and ``python -m tmt evaluate``).
-
-    Returns a JSON-able result record (metrics in mm, per-epoch history, convergence, the selected epoch).
-    Bad configurations and data raise :class:`tmt.errors.TmtError` before any training starts; a non-finite
-    loss raises :class:`tmt.training.TrainingFailed`.
+    Everything here is built before the first update, so a bad configuration or data set fails before any
+    training; the fit, evaluate and record steps read it.
     """
+
+    config: ResolvedConfig
+    processes: Processes
+    strategy: Strategy
+    dataset: PoseDataset
+    train: list
+    validation: list
+    model: torch.nn.Module
+    bank: WindowBank
+
+    def predictor(self) -> Predictor:
+        """The test protocol's predictor of the current weights (validation and test alike)."""
+        config = self.config
+        return Predictor(
+            self.model,
+            self.strategy,
+            self.dataset.skeleton,
+            config.model.frames,
+            flip_test=config.eval.flip_test,
+            batch_clips=config.eval.batch_clips,
+            device=config.train.device,
+            autocast_dtype={"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.train.precision),
+            zero_root=bool(config.eval.zero_root),
+        )
+
+
+def prepare(config: ExperimentConfig) -> Experiment:
+    """Resolve ``config`` (a :class:`ResolvedConfig` is taken as it is), start the processes of a
+    data-parallel run, read the data, hold out the validation recordings, build the model and the windows."""
     config = config.resolved()
     if config.train.threads is not None:
         torch.set_num_threads(config.train.threads)
     processes = Processes.from_env()
     processes.start(config.train.device)
-    strategy = get_strategy(config.train.strategy)
     dataset = load_dataset(config)
     fraction = config.data.validation_fraction
-    train, val = (
+    train, validation = (
         dataset.split_validation(fraction, seed=config.train.seed) if fraction > 0 else (dataset.train, [])
     )
     if not train:
         raise ConfigError(f"data: no training sequences in {dataset.source}")
     if not dataset.test:
         raise ConfigError(f"data: no test sequences in {dataset.source}")
-
     seed_everything(config.train.seed)
     model = build_experiment_model(config).to(config.train.device)
     bank = training_windows(config, train, dataset.skeleton, model.eval_protocol)
-    autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.train.precision)
+    strategy = get_strategy(config.train.strategy)
+    return Experiment(config, processes, strategy, dataset, train, validation, model, bank)
 
-    def predictor(flip: bool) -> Predictor:
-        return Predictor(
-            model,
-            strategy,
-            dataset.skeleton,
-            config.model.frames,
-            flip_test=flip,
-            batch_clips=config.eval.batch_clips,
-            device=config.train.device,
-            autocast_dtype=autocast,
-            zero_root=bool(config.eval.zero_root),
-        )
 
-    selection = config.eval.selection
-    validate_on = val if val else train
-    workdir = Path(workdir) if workdir is not None else None
+def fit(
+    experiment: Experiment, workdir: Path | None, callbacks: Sequence[Callback], progress: bool
+) -> TrainState:
+    """Train until a stopping rule fires, validating every epoch (and testing, for ``best_test``
+    selection); resumes from ``workdir/checkpoint.pt`` when present."""
+    config = experiment.config
+    validate_on = experiment.validation or experiment.train
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(
-        model,
-        strategy,
-        bank,
+        experiment.model,
+        experiment.strategy,
+        experiment.bank,
         config,
-        validate=lambda _m: evaluate_mpjpe(predictor(config.eval.flip_test), validate_on),
-        test=(lambda _m: evaluate_mpjpe(predictor(config.eval.flip_test), dataset.test))
-        if selection == "best_test"
+        validate=lambda _m: evaluate_mpjpe(experiment.predictor(), validate_on),
+        test=(lambda _m: evaluate_mpjpe(experiment.predictor(), experiment.dataset.test))
+        if config.eval.selection == "best_test"
         else None,
         checkpoint_path=workdir / CHECKPOINT if workdir is not None else None,
         callbacks=callbacks,
         progress=progress,
-        processes=processes,
+        processes=experiment.processes,
     )
-    state = trainer.fit()
-    ran_on = processes.describe(config.train.device)
-    if not processes.main:
-        return None
-    selected_epoch = state.epoch
-    if selection == "best_val" and state.best_val_state is not None:
-        model.load_state_dict(state.best_val_state)
-        selected_epoch = state.best_val_epoch
-    elif selection == "best_test" and state.best_test_state is not None:
-        model.load_state_dict(state.best_test_state)
-        selected_epoch = state.best_test_epoch
-    if save_model and workdir is not None:
-        save_trained_model(model, config, workdir / MODEL_FILE)
+    return trainer.fit()
+
+
+def select_weights(experiment: Experiment, state: TrainState) -> int:
+    """Load the weights the selection rule keeps into the model; returns their epoch."""
+    rule = experiment.config.eval.selection
+    if rule == "best_val" and state.best_val_state is not None:
+        experiment.model.load_state_dict(state.best_val_state)
+        return state.best_val_epoch
+    if rule == "best_test" and state.best_test_state is not None:
+        experiment.model.load_state_dict(state.best_test_state)
+        return state.best_test_epoch
+    return state.epoch
+
+
+def evaluate(experiment: Experiment, progress: bool) -> tuple[dict[str, Any], float]:
+    """The test protocol on the test split with the model's current weights: (metrics, seconds)."""
     t0 = time.perf_counter()
-    metrics = evaluate_test_split(predictor(config.eval.flip_test), dataset, progress=progress)
-    evaluation_time = time.perf_counter() - t0
+    metrics = evaluate_test_split(experiment.predictor(), experiment.dataset, progress=progress)
+    return metrics, time.perf_counter() - t0
+
+
+def record(
+    experiment: Experiment,
+    state: TrainState,
+    selected_epoch: int,
+    metrics: dict[str, Any],
+    evaluation_time_s: float,
+    ran_on: dict[str, Any],
+) -> dict[str, Any]:
+    """The JSON-able result record of a finished experiment."""
+    config, dataset = experiment.config, experiment.dataset
     return {
         "metrics": metrics,
         "history": state.history,
@@ -258,17 +279,53 @@ def run_experiment(
             state.converged_epoch,
         ),
         "selection": {
-            "rule": selection,
+            "rule": config.eval.selection,
             "epoch": selected_epoch,
-            "validation": f"{len(val)} held-out training sequences" if val else "training set (no split)",
+            "validation": f"{len(experiment.validation)} held-out training sequences"
+            if experiment.validation
+            else "training set (no split)",
         },
-        "num_parameters": sum(p.numel() for p in model.parameters()),
-        "train_windows": len(bank),
+        "num_parameters": sum(p.numel() for p in experiment.model.parameters()),
+        "train_windows": len(experiment.bank),
         "train_time_s": state.wall_time_s,
-        "evaluation_time_s": evaluation_time,
+        "evaluation_time_s": evaluation_time_s,
         "epochs_run": state.epoch,
         "dataset": {"name": dataset.name, "keypoints": dataset.keypoints, "source": str(dataset.source)},
         "config": config.model_dump(mode="json"),
         "environment": environment(),
         "distributed": ran_on,
     }
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    workdir: Path | None = None,
+    *,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = True,
+    save_model: bool = False,
+) -> dict[str, Any] | None:
+    """Train and evaluate one configuration: prepare, fit, select the weights, evaluate, record.
+
+    Resumes from ``workdir/checkpoint.pt`` when present. Under ``torchrun`` (``WORLD_SIZE`` > 1) the
+    processes train one model data-parallel (:mod:`tmt.training.distributed`); rank 0 evaluates, writes and
+    returns the result, the others None.
+
+    With ``save_model`` the evaluated weights go to ``workdir/model.pt`` with the resolved configuration
+    (read back by :func:`load_trained_model` and ``python -m tmt evaluate``).
+
+    Returns a JSON-able result record (metrics in mm, per-epoch history, convergence, the selected epoch).
+    Bad configurations and data raise :class:`tmt.errors.TmtError` before any training starts; a non-finite
+    loss raises :class:`tmt.training.TrainingFailed`.
+    """
+    workdir = Path(workdir) if workdir is not None else None
+    experiment = prepare(config)
+    state = fit(experiment, workdir, callbacks, progress)
+    ran_on = experiment.processes.describe(experiment.config.train.device)
+    if not experiment.processes.main:
+        return None
+    selected_epoch = select_weights(experiment, state)
+    if save_model and workdir is not None:
+        save_trained_model(experiment.model, experiment.config, workdir / MODEL_FILE)
+    metrics, evaluation_time_s = evaluate(experiment, progress)
+    return record(experiment, state, selected_epoch, metrics, evaluation_time_s, ran_on)
