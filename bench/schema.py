@@ -24,7 +24,7 @@ from pydantic import (
 
 from tmt.errors import ConfigError
 from tmt.training.config import ExperimentConfig
-from tmt.validation import StrictModel, describe
+from tmt.validation import TOP_LEVEL, StrictModel, describe
 
 PROFILES_REQUIRED = ("paper", "cpu", "smoke")
 DATASETS = ("h36m", "mpi_inf_3dhp")
@@ -516,11 +516,6 @@ def _check_cross_fields(study: Study) -> list[tuple[str, str]]:
 # ----------------------------------------------------------------------------------------------------- errors
 
 
-def format_validation_error(source: str, err: ValidationError) -> str:
-    """One readable message for the first problem of a study file (and how many more there are)."""
-    return describe(source, err, Study)
-
-
 def _non_finite(value: Any, where: str, stack: tuple[int, ...] = ()) -> tuple[str, float] | None:
     """The first infinite or NaN number (YAML's ``.inf``, ``.nan``) in a parsed document, with its path.
 
@@ -549,22 +544,22 @@ def non_finite_error(value: Any, where: str) -> str | None:
     found = _non_finite(value, where)
     if found is None:
         return None
-    return f"{found[0] or '(top level)'}: {found[1]} is not a finite number (.inf and .nan are not allowed)"
+    return f"{found[0] or TOP_LEVEL}: {found[1]} is not a finite number (.inf and .nan are not allowed)"
 
 
 def parse_study(data: Any, source: str) -> Study:
     """Validate a parsed YAML document into a :class:`Study`, raising :class:`StudyError` with one message."""
     if data is None:
-        raise StudyError(f"{source}: (top level): the file holds no YAML document (empty, or comments only)")
+        raise StudyError(f"{source}: {TOP_LEVEL}: the file holds no YAML document (empty, or comments only)")
     if not isinstance(data, dict):
-        raise StudyError(f"{source}: (top level): a study is a mapping of keys, got {type(data).__name__}")
+        raise StudyError(f"{source}: {TOP_LEVEL}: a study is a mapping of keys, got {type(data).__name__}")
     why = non_finite_error(data, "")
     if why:
         raise StudyError(f"{source}: {why}")
     try:
         study = Study.model_validate(data)
     except ValidationError as err:
-        raise StudyError(format_validation_error(source, err)) from None
+        raise StudyError(describe(source, err, Study)) from None
     problems = _check_cross_fields(study)
     if problems:
         where, why = problems[0]

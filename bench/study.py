@@ -32,7 +32,7 @@ from bench.schema import (
     non_finite_error,
 )
 from tmt.errors import ConfigError
-from tmt.validation import problem
+from tmt.validation import TOP_LEVEL, config_problem
 
 REAL_DATA_ROOTS = {"h36m": "data/h36m", "mpi_inf_3dhp": "data/mpi_inf_3dhp"}
 """Default data folders for the real datasets (relative to the working directory)."""
@@ -384,7 +384,7 @@ class _Expander:
             return f"--set {path}"
         if path in self.profile.set or path in self.profile.scale:
             return f"profiles.{self.profile_name}.{path}"
-        return f"base.{path}" if path != "(top level)" else "base"
+        return f"base.{path}" if path != TOP_LEVEL else "base"
 
     def validate(
         self, tree: dict[str, Any], labels: dict[str, Any], block_index: int, model: type[Any]
@@ -394,13 +394,8 @@ class _Expander:
 
         try:
             return model.model_validate(tree)
-        except ValidationError as err:
-            path, why = problem(err, model)
-            if path == "(top level)" and ":" in why:  # model-level rules name their field first
-                path, why = (part.strip() for part in why.split(":", 1))
-            raise self.fail(self.origin(path, block_index), why, labels) from None
-        except TmtError as err:
-            raise self.field_error(err, labels, block_index) from None
+        except (ValidationError, TmtError) as err:
+            raise self.field_error(err, labels, block_index, model) from None
 
     def resolve(self, config: Any, labels: dict[str, Any], block_index: int) -> Any:
         """The backbone's defaults filled in: the one resolution of this grid point's configuration."""
@@ -409,13 +404,13 @@ class _Expander:
         try:
             return config.resolved()
         except TmtError as err:
-            raise self.field_error(err, labels, block_index) from None
+            raise self.field_error(err, labels, block_index, type(config)) from None
 
-    def field_error(self, err: Exception, labels: dict[str, Any], block_index: int) -> StudyError:
-        """A ``field: why`` error of the config code, as an error of the study field that set the field."""
-        path, _, why = str(err).partition(": ")
-        if not why or " " in path:
-            path, why = "(top level)", str(err)
+    def field_error(
+        self, err: Exception, labels: dict[str, Any], block_index: int, model: type[Any]
+    ) -> StudyError:
+        """A configuration error, as an error of the study field that set the configuration field."""
+        path, why = config_problem(err, model)
         return self.fail(self.origin(path, block_index), why, labels)
 
     def scaled(self, resolved: Any, labels: dict[str, Any], block_index: int) -> Any:

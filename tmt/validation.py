@@ -10,6 +10,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+TOP_LEVEL = "(top level)"
+"""The field path of a problem with a document or a configuration as a whole."""
+
 
 class StrictModel(BaseModel):
     """Unknown keys and non-finite numbers are errors: a typo in a config must never be silently ignored."""
@@ -114,7 +117,7 @@ def relevant_errors(err: ValidationError) -> list[Any]:
 def field_path(loc: Sequence[Any], prefix: Sequence[str] = (), model: type[BaseModel] | None = None) -> str:
     """Dotted field path without pydantic's union-branch names (and, given the ``model``, without the tags
     of its discriminated unions); ``(top level)`` for the document itself."""
-    return ".".join([*prefix, *_walk(model, loc)[0]]) or "(top level)"
+    return ".".join([*prefix, *_walk(model, loc)[0]]) or TOP_LEVEL
 
 
 def problem(
@@ -131,6 +134,22 @@ def problem(
     if shown and "input" in first:
         message += f" (got {first['input']!r})"
     return field_path(loc, prefix, model), message
+
+
+def config_problem(err: ValidationError | Exception, model: type[BaseModel]) -> tuple[str, str]:
+    """(field path, message) of a configuration error: a pydantic error, or an error of the config code
+    (a model-level rule, a :class:`tmt.errors.ConfigError`), which names its field first
+    (``train.loss: unknown term(s) x``); ``(top level)`` when it names none."""
+    if isinstance(err, ValidationError):
+        where, why = problem(err, model)
+        if where != TOP_LEVEL:
+            return where, why
+    else:
+        why = str(err)
+    field, sep, rest = why.partition(": ")
+    if sep and field and " " not in field:
+        return field, rest
+    return TOP_LEVEL, why
 
 
 def describe(

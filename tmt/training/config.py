@@ -16,7 +16,7 @@ from tmt.errors import ConfigError
 from tmt.losses import LOSS_TERMS
 from tmt.training.defaults import RECIPES
 from tmt.training.strategies import STRATEGIES
-from tmt.validation import StrictModel, problem
+from tmt.validation import StrictModel, config_problem
 
 BUILT_IN_STRATEGIES = tuple(STRATEGIES)
 MAX_SIZE = 10**6
@@ -261,7 +261,5 @@ def load_config(data: dict[str, Any], source: str = "config") -> ExperimentConfi
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as err:
-        where, why = problem(err, ExperimentConfig)
-        if where == "(top level)" and ":" in why:  # model-level rules name their field first
-            raise ConfigError(f"{source}: {why}") from None
+        where, why = config_problem(err, ExperimentConfig)
         raise ConfigError(f"{source}: {where}: {why}") from None
