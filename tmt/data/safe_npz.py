@@ -55,10 +55,6 @@ def _is_dtype_class(module: str, name: str) -> bool:
     return module == "numpy.dtypes" and name.endswith("DType")
 
 
-def restricted_loads(data: bytes) -> Any:
-    return RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
-
-
 def _read_member(raw: bytes) -> np.ndarray:
     """One .npy member: through numpy without pickle, or (object arrays) through the restricted unpickler."""
     fp = io.BytesIO(raw)

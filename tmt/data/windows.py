@@ -209,10 +209,6 @@ class WindowBank:
         return len(self.window_seq)
 
     @property
-    def num_sequences(self) -> int:
-        return len(self.seq_offsets) - 1
-
-    @property
     def num_frames(self) -> int:
         return int(self.seq_offsets[-1])
 
