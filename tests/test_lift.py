@@ -355,3 +355,24 @@ def test_plot_pose_draws_on_given_2d_and_3d_axes(walking):
     assert len(ax_2d.lines) == len(ax_3d.lines) == len(H36M.bones) and ax_2d.yaxis_inverted()
     with pytest.raises(ConfigError, match="3-D axes"):
         plot_pose(ax_2d, seq.pose_3d[0])
+
+
+def test_a_users_files_of_the_output_names_are_never_replaced(model_file, walking, tmp_path, capsys):
+    """A folder holding a pose3d.csv that tmt lift did not write is refused before any work and left as it
+    was; a folder of tmt lift's own outputs is rerun into."""
+    seq, pixels = walking
+    np.savez(tmp_path / "walk.npz", keypoints=pixels[:12])
+    argv = ["--checkpoint", model_file, "--image-size", *seq.resolution, "--out"]
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "pose3d.csv").write_text("my own table\n")
+    code, _, err = lift_cli(capsys, tmp_path / "walk.npz", *argv, users)
+    assert code == 2 and err.count("\n") == 1 and "pose3d.csv" in err and "not written by tmt lift" in err
+    assert sorted(p.name for p in users.iterdir()) == ["pose3d.csv"]
+    assert (users / "pose3d.csv").read_text() == "my own table\n"
+    (users / "lift.json").write_text('{"checkpoint": "someone else\'s"}')  # a lift.json, but not ours
+    assert lift_cli(capsys, tmp_path / "walk.npz", *argv, users)[0] == 2
+    ours = tmp_path / "ours"
+    assert lift_cli(capsys, tmp_path / "walk.npz", *argv, ours)[0] == 0
+    assert lift_cli(capsys, tmp_path / "walk.npz", *argv, ours)[0] == 0  # its own outputs: replaced
+    assert json.loads((ours / "lift.json").read_text())["lifted_by"] == "tmt lift"

@@ -35,6 +35,28 @@ PIXEL_LIMIT = 2.0
 """Normalised coordinates stay within about [-1, 1] (x) and [-h/w, h/w] (y); larger values are pixels."""
 
 OUTPUT_FILES = ("pose3d.npz", "pose3d.csv", "lift.json")
+LIFT_MARK = "lifted_by"
+"""The key of ``lift.json`` that says ``tmt lift`` wrote the folder's outputs (and may replace them)."""
+
+
+def check_output_folder(out: Path, render: bool) -> None:
+    """Refuse, before any work, a folder holding files of the output names that ``tmt lift`` did not write:
+    a rerun replaces its own outputs, never a user's file that happens to share a name."""
+    from tmt.viz import RENDER_FILES
+
+    names = OUTPUT_FILES + (RENDER_FILES if render else ())
+    present = [name for name in names if (out / name).exists()]
+    if not present:
+        return
+    try:
+        ours = json.loads((out / "lift.json").read_text(encoding="utf-8")).get(LIFT_MARK) == "tmt lift"
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    if not ours:
+        raise ConfigError(
+            f"--out: {out} holds {', '.join(present)}, not written by tmt lift (no lift.json of ours); "
+            "choose another --out or move them"
+        )
 
 
 @dataclass(eq=False)
@@ -72,7 +94,7 @@ class LiftResult:
             writer.writerow(["frame", *(f"{j}_{a}" for j in self.joint_names for a in "xyz")])
             for i, pose in enumerate(self.positions_3d):
                 writer.writerow([i, *(f"{v:.6f}" for v in pose.reshape(-1))])
-        settings.write_text(json.dumps(self.settings, indent=1) + "\n")
+        settings.write_text(json.dumps({**self.settings, LIFT_MARK: "tmt lift"}, indent=1) + "\n")
         return [npz, table, settings]
 
 

@@ -26,6 +26,8 @@ SIDE_COLOURS = {"left": "#0173b2", "right": "#de8f05", "centre": "#6e6e6e"}
 VIEW = {"elev": 12.0, "azim": -70.0}  # the fixed 3D viewpoint: slightly above, turned away from the camera
 CONTACT_SHEET = "contact_sheet.png"
 ANIMATION = "animation"
+RENDER_FILES = (CONTACT_SHEET, f"{ANIMATION}.gif", f"{ANIMATION}.mp4")
+"""Every file :func:`render` may write."""
 
 
 def bone_colours(skeleton: Skeleton = H36M) -> list[str]:

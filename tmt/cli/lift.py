@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tmt.lifting import lift
+    from tmt.lifting import check_output_folder, lift
 
     if args.fps <= 0:
         raise ConfigError(f"--fps must be positive, got {args.fps}")
@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out if args.out is not None else Path("runs/lift") / args.input.stem
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out: {out} exists and is not a folder")
+    check_output_folder(out, args.render)
     result = lift(
         args.input,
         args.checkpoint,
