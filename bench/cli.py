@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.options import add_wandb_options, parse_only, parse_settings, tracking_from_args
+from bench.protocol import PROTOCOLS
 from bench.tracking import MODES
 from tmt.cli.help_format import DefaultsHelpFormatter
 from tmt.errors import TmtError
@@ -83,6 +84,7 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         help="override a config field in every cell, e.g. train.device=cuda (repeatable; part of the cell id)",
     )
     _only_arg(p)
+    _protocol_arg(p)
     p.add_argument(
         "--jobs",
         type=int,
@@ -157,6 +159,7 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
         "--set", dest="settings", action="append", default=[], metavar="PATH=VALUE", help="as given to run"
     )
     _only_arg(p)
+    _protocol_arg(p)
     p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: reports)")
     p.add_argument(
         "--wandb",
@@ -257,6 +260,17 @@ def _store(args: argparse.Namespace):
     return Store(args.store)
 
 
+def _protocol_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default=None,
+        help="training protocol instead of the profile's: reference (no held-out validation, best test "
+        "epoch, MixSTE's gradient scaling; the paper profiles' default) or honest (10 %% held out, best "
+        "validation epoch, plain gradients); its cells are reported apart (+protocol=...)",
+    )
+
+
 def _only_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--only",
@@ -306,6 +320,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         data=args.data,
         settings=settings,
         only=parse_only(args.only),
+        protocol=args.protocol,
     )
     device_problem = expansion.device_problem()
     if device_problem and not args.dry_run and args.executor != "slurm":  # Slurm jobs run elsewhere

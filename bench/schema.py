@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from bench.protocol import PROTOCOL_FIELDS, Protocol
 from tmt.errors import ConfigError
 from tmt.training.config import ExperimentConfig
 from tmt.validation import TOP_LEVEL, StrictModel, describe
@@ -137,9 +138,27 @@ class Profile(StrictModel):
         default_factory=dict,
         description="run only these values of some grid axes (a subset of the grid's: a cheaper sweep)",
     )
+    protocol: Protocol | None = Field(
+        None,
+        description="reference | honest: the settings of selection, validation split and gradient scaling "
+        "(bench/protocol.py); --protocol overrides it. None: the cells' own settings",
+    )
     set: dict[str, Any] = Field(default_factory=dict)
     scale: dict[str, Factor | ScaleRule] = Field(default_factory=dict)
     overrides: list[Override] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _protocol_owns_its_fields(self) -> Profile:
+        """A protocol and a profile setting of the same field would leave it unclear which one runs."""
+        if self.protocol is None:
+            return self
+        written = [*_setting_paths(self.set), *(p for o in self.overrides for p in _setting_paths(o.set))]
+        for path in written:
+            if path in PROTOCOL_FIELDS:
+                raise ValueError(
+                    f"set.{path}: set by protocol {self.protocol!r} (bench/protocol.py); remove one of them"
+                )
+        return self
 
 
 class Block(StrictModel):

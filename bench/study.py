@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from bench.archive import variant_suffix
 from bench.cells import Cell
 from bench.data_files import data_fingerprint, required_files
+from bench.protocol import PROTOCOLS, protocol_settings
 from bench.schema import (
     MAX_SEEDS,
     ScaleRule,
@@ -58,7 +59,10 @@ class Expansion:
     data: str
     cells: list[Cell]
     variant: str = ""
-    """The ``--set`` / ``--only`` suffix (``+train.precision=bf16``) that names the cells' archive and report."""
+    """The ``--set`` / ``--only`` / ``--protocol`` suffix (``+train.precision=bf16``) that names the cells'
+    archive and report."""
+    protocol: str | None = None
+    """The training protocol of the cells (the profile's or ``--protocol``), None: the cells' own settings."""
 
     def device_problem(self) -> str | None:
         """Why this machine cannot run the cells' ``train.device`` (``bench run`` refuses; ``validate``
@@ -278,6 +282,7 @@ class _Expander:
         check_models: bool,
         settings: dict[str, Any] | None = None,
         only: dict[str, list[Any]] | None = None,
+        protocol: str | None = None,
     ):
         from tmt.training.config import ExperimentConfig
 
@@ -290,6 +295,9 @@ class _Expander:
         self.data = data or self.profile.data
         if self.data not in ("real", "synthetic"):
             raise StudyError(f"{source}: --data: {self.data!r}; allowed: real, synthetic")
+        if protocol is not None and protocol not in PROTOCOLS:
+            raise StudyError(f"{source}: --protocol: {protocol!r}; allowed: {', '.join(PROTOCOLS)}")
+        self.protocol = protocol or self.profile.protocol
         self.check_models = check_models
         self.settings = dict(settings or {})
         for path, value in self.settings.items():
@@ -349,6 +357,8 @@ class _Expander:
             else:
                 set_path(tree, axis, value)
         merge(tree, self.profile.set)
+        if self.protocol is not None:
+            merge(tree, protocol_settings(self.protocol, get_path(tree, "model.backbone") or "mixste"))
         merge(tree, self.settings)
         for override in self.overrides(tree):
             merge(tree, override.set)
@@ -384,6 +394,8 @@ class _Expander:
             return f"--set {path}"
         if path in self.profile.set or path in self.profile.scale:
             return f"profiles.{self.profile_name}.{path}"
+        if self.protocol is not None and path in protocol_settings(self.protocol, "mixste"):
+            return f"profiles.{self.profile_name}.protocol"
         return f"base.{path}" if path != TOP_LEVEL else "base"
 
     def validate(
@@ -526,21 +538,30 @@ def expand(
     check_models: bool = True,
     settings: dict[str, Any] | None = None,
     only: dict[str, list[Any]] | None = None,
+    protocol: str | None = None,
 ) -> Expansion:
     """All cells of ``study`` under ``profile``.
 
     ``data`` ("real" / "synthetic") overrides the profile's choice; ``settings`` (dotted path -> value, from
     ``--set``) apply to every cell after the profile's ``set`` and become part of each cell's identity;
     ``only`` (axis -> values, from ``--only``) keeps the grid points with those values, within the profile's
-    own ``axes``.
+    own ``axes``; ``protocol`` (from ``--protocol``) replaces the profile's training protocol.
     """
-    expander = _Expander(study, source, profile, data, check_models, settings, only)
+    expander = _Expander(study, source, profile, data, check_models, settings, only, protocol)
     cells = expander.expand(seeds)
     if not cells:
         raise StudyError(f"{source}: no cells to run under profile {profile!r} with --only {only}")
     variant = variant_suffix(settings or {}, only or {})
+    if expander.protocol != expander.profile.protocol:  # other experiments: their own report and archive
+        variant = f"+protocol={expander.protocol}{variant}"
     return Expansion(
-        study=study, source=source, profile=profile, data=expander.data, cells=cells, variant=variant
+        study=study,
+        source=source,
+        profile=profile,
+        data=expander.data,
+        cells=cells,
+        variant=variant,
+        protocol=expander.protocol,
     )
 
 

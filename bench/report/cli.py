@@ -115,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
             check_models=False,
             settings=settings,
             only=only,
+            protocol=getattr(args, "protocol", None),
         )
         report_expansion(
             expansion,
@@ -160,6 +161,7 @@ def report_expansion(
         data=data,
         seeds=sorted({cell.seed for cell in expansion.cells}),
         versions=versions(),
+        **_protocol_context(expansion),
     )
     results = store.results(expansion.cells)
     name = f"{study.study} [{profile_name}]"
@@ -196,6 +198,21 @@ def report_expansion(
         f"({cells['done']} done, {cells['failed']} failed, {cells['missing']} missing; {converged}{verdicts})"
     )
     return summary
+
+
+def _protocol_context(expansion: Expansion) -> dict[str, Any]:
+    """The header's protocol line and each backbone's recipes, for an expansion that names a protocol."""
+    from bench.protocol import DESCRIPTIONS, recipe_text
+
+    if expansion.protocol is None:
+        return {}
+    recipes: dict[str, list[str]] = {}
+    for cell in expansion.cells:
+        text = recipe_text(cell.config)
+        found = recipes.setdefault(cell.config.model.backbone, [])
+        if text not in found:
+            found.append(text)
+    return {"protocol": DESCRIPTIONS[expansion.protocol], "recipes": recipes}
 
 
 def _log_to_wandb(

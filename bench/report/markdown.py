@@ -39,6 +39,10 @@ class ReportContext:
     data: str = ""
     seeds: list[int] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
+    protocol: str = ""
+    """The training protocol's description (bench/protocol.py); empty: the profile names none."""
+    recipes: dict[str, list[str]] = field(default_factory=dict)
+    """Backbone -> the distinct training recipes its cells ran (stated with the protocol)."""
 
 
 def versions() -> dict[str, str]:
@@ -98,6 +102,12 @@ def render_header(ctx: ReportContext, results: pd.DataFrame) -> str:
     lines += [
         f"- **Profile:** {ctx.profile} ({len(ctx.seeds)} seed{'s' * (len(ctx.seeds) != 1)}: {seeds})",
         f"- **Dataset:** {_dataset(ctx, cells)}",
+    ]
+    if ctx.protocol:
+        lines.append(f"- **Protocol:** {ctx.protocol}")
+        for backbone, recipes in ctx.recipes.items():
+            lines.append(f"- **Recipe ({backbone}):** {'; '.join(recipes)}")
+    lines += [
         f"- **Cells:** {len(cells)} ({counted})",
         f"- **Cells ran on:** {_ran_on(cells)}",
         f"- **Cells' code revisions:** {_cell_revisions(cells)}",
