@@ -111,6 +111,14 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         "--slurm-cpus", type=int, default=None, metavar="N", help=f"CPUs per job (= torch threads) {study}"
     )
     slurm.add_argument("--slurm-mem", default=None, metavar="SIZE", help=f"memory per job, e.g. 32G {study}")
+    slurm.add_argument("--slurm-nodes", type=int, default=None, metavar="N", help=f"nodes per job {study}")
+    slurm.add_argument(
+        "--slurm-tasks-per-node",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"processes per node; more than one process per job trains each cell data-parallel {study}",
+    )
     slurm.add_argument(
         "--slurm-cluster",
         choices=("slurm", "local"),

@@ -124,6 +124,25 @@ def run_cell_job(
     return run_cell(cell, store, **options)
 
 
+def run_cell_task(
+    run_cell: RunCell,
+    cell: Cell,
+    store: Store,
+    threads: int | None,
+    cwd: str,
+    options: dict[str, Any],
+    modules: Sequence[str] = (),
+) -> CellOutcome:
+    """One process of a Slurm job that trains its cell data-parallel: the torch.distributed variables of
+    the job's tasks (rank, world size, the first node as the rendezvous), then the cell as in any job.
+    Rank 0 runs it against the store; the other ranks train beside it (:func:`bench.runner.run_cell`)."""
+    import submitit
+
+    # each process keeps every GPU of its node visible and picks its own by LOCAL_RANK
+    submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+    return run_cell_job(run_cell, cell, store, threads, cwd, options, modules)
+
+
 def _absolute(store: Store) -> Store:
     from bench.store import Store
 
@@ -215,6 +234,12 @@ class SlurmOptions(StrictModel):
     time: str | int | None = Field(None, description="time limit: minutes, or HH:MM:SS, D-HH:MM, ...")
     gpus: int | None = Field(None, ge=0, description="GPUs per job")
     cpus: int | None = Field(None, ge=1, description="CPUs per job (= the cell's torch threads)")
+    nodes: int | None = Field(
+        None, ge=1, description="nodes per job: with tasks_per_node, one cell trains data-parallel"
+    )
+    tasks_per_node: int | None = Field(
+        None, ge=1, description="processes per node, each training its share of every batch (usually = gpus)"
+    )
     mem: str | int | None = Field(None, description="memory per job: GB, or a number with M / G / T")
     setup: list[str] = Field(default_factory=list, description="shell lines run before each job")
     additional: dict[str, Any] = Field(
@@ -224,6 +249,11 @@ class SlurmOptions(StrictModel):
     def merged(self, overrides: dict[str, Any]) -> SlurmOptions:
         """These settings with the non-None ``overrides`` (the command line) on top."""
         return self.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+    @property
+    def processes(self) -> int:
+        """Processes per job: more than one trains each cell data-parallel (torch.distributed)."""
+        return (self.nodes or 1) * (self.tasks_per_node or 1)
 
     def check(self, where: Callable[[str], str]) -> None:
         """Parse the time and memory formats now rather than at submission; ``where(field)`` names a field."""
@@ -243,6 +273,10 @@ class SlurmOptions(StrictModel):
             params["gpus_per_node"] = self.gpus
         if self.cpus is not None:
             params["cpus_per_task"] = self.cpus
+        if self.nodes is not None:
+            params["nodes"] = self.nodes
+        if self.tasks_per_node is not None:
+            params["tasks_per_node"] = self.tasks_per_node
         if self.partition:
             params["slurm_partition"] = self.partition
         if self.setup:
@@ -308,6 +342,9 @@ def slurm_options(section: dict[str, Any], source: str) -> SlurmOptions:
 class SlurmExecutor:
     """One job per cell through submitit (a job array); the submitting process waits and reports each one.
 
+    A job of several processes (``nodes`` x ``tasks_per_node``) trains its cell data-parallel, one process per
+    task (:mod:`tmt.training.distributed`); rank 0 writes the cell's result, which records the world size.
+
     The store (and the data) must be on a filesystem the compute nodes share. A job that is killed (time
     limit, preemption) leaves its cell's checkpoint: the next run resumes it. Interrupting the waiting process
     cancels the jobs that are not finished.
@@ -358,13 +395,12 @@ class SlurmExecutor:
             params.setdefault("timeout_min", 7 * 24 * 60)  # submitit's local default is a few minutes
         executor.update_parameters(**params)
         threads = self.options.cpus  # None: every core the job was given
+        entry = run_cell_task if self.options.processes > 1 else run_cell_job
         with executor.batch():
             submitted = [
                 (
                     cell,
-                    executor.submit(
-                        run_cell_job, run_cell, cell, store, threads, cwd, options, imported_modules()
-                    ),
+                    executor.submit(entry, run_cell, cell, store, threads, cwd, options, imported_modules()),
                 )
                 for cell in cells
             ]
@@ -375,7 +411,7 @@ class SlurmExecutor:
             ):
                 cell = jobs[id(job)]
                 try:
-                    outcome = job.result()
+                    outcome = job.results()[0]  # a job of several processes: rank 0 records the cell
                 except Exception as err:  # the job failed outside run_cell (killed, time limit, node failure)
                     first = str(err).strip().splitlines()[:1]
                     outcome = CellOutcome(
@@ -426,6 +462,8 @@ def executor_from_args(args: Any, study: Any, source: str) -> Executor:
             "gpus": args.slurm_gpus,
             "cpus": args.slurm_cpus,
             "mem": args.slurm_mem,
+            "nodes": args.slurm_nodes,
+            "tasks_per_node": args.slurm_tasks_per_node,
         }
         SlurmOptions.model_validate({k: v for k, v in flags.items() if v is not None}).check(
             lambda name: f"--slurm-{name}"

@@ -102,10 +102,8 @@ def execute(
     record = run_experiment(
         cell.config, workdir, callbacks=list(callbacks), progress=False, save_model=save_model
     )
-    if record is None:
-        raise TmtError(
-            "bench runs each cell in one process; train one cell data-parallel with torchrun -m tmt train"
-        )
+    if record is None:  # only rank 0 runs this function
+        raise TmtError(f"{cell.id}: a data-parallel rank other than 0 ran the cell's recording step")
     record["environment"]["code_revision"] = process_revision()
     return record
 
@@ -124,15 +122,27 @@ def run_cell(
     ``callbacks`` get every epoch after the history is written; one may raise :class:`CellStopped`.
     ``tracking`` says what the cell's W&B run records (off by default).
     """
+    from tmt.training.distributed import Processes
+
+    processes = Processes.from_env()  # a multi-process Slurm job (bench.executors.run_cell_task)
+    if not processes.main:
+        return _train_beside_rank_0(cell, store, processes)
     with store.lock(cell.id) as held:
         if not held:
-            return CellOutcome(cell.id, "busy", "another process is running it")
-        if store.is_done(cell.id) and not force:
+            outcome = CellOutcome(cell.id, "busy", "another process is running it")
+        elif store.is_done(cell.id) and not force:
             store.prepare(cell)
-            return CellOutcome(cell.id, "skipped", "already done")
-        if force:
-            store.clear(cell.id)
-        workdir = store.prepare(cell)
+            outcome = CellOutcome(cell.id, "skipped", "already done")
+        else:
+            outcome = None
+            if force:
+                store.clear(cell.id)
+            workdir = store.prepare(cell)
+        if processes.parallel:  # the other ranks train only if this one does
+            processes.start(cell.config.train.device)
+            processes.broadcast(outcome is None)
+        if outcome is not None:
+            return outcome
         resumed = store.has_checkpoint(cell.id)
         if progress is not None:
             progress.cell_started(cell, resumed)
@@ -148,6 +158,10 @@ def run_cell(
                 result = execute(cell, workdir, epoch_callbacks, save_model=tracking.log_model)
             except CheckpointError as err:  # unreadable (or foreign) checkpoint: keep it aside, start afresh
                 kept = store.set_checkpoint_aside(cell.id)
+                if processes.parallel:  # the other ranks stopped at the same file: the next run starts afresh
+                    raise CheckpointError(
+                        f"{err}; it was moved to {kept.name}: rerun to start afresh"
+                    ) from None
                 if progress is not None:
                     progress.print(f"    {cell.id}: {err}; it was moved to {kept.name} and the cell restarts")
                 result = execute(cell, workdir, epoch_callbacks, save_model=tracking.log_model)
@@ -173,6 +187,21 @@ def run_cell(
             return CellOutcome(cell.id, "failed", reason, time.perf_counter() - t0, disk_full=full)
         tracker.finish(result)
         return CellOutcome(cell.id, "done", _summary(result), time.perf_counter() - t0)
+
+
+def _train_beside_rank_0(cell: Cell, store: Store, processes: Any) -> CellOutcome:
+    """A data-parallel rank other than 0: trains its share of every batch if rank 0 runs the cell (rank 0
+    holds the cell's lock and writes its checkpoint, history and result)."""
+    processes.start(cell.config.train.device)
+    if not processes.broadcast(None):
+        return CellOutcome(cell.id, "skipped", f"rank 0 does not run it (rank {processes.rank})")
+    from tmt.training import run_experiment
+
+    t0 = time.perf_counter()
+    run_experiment(cell.config, store.path(cell.id), callbacks=[], progress=False)
+    return CellOutcome(
+        cell.id, "done", f"rank {processes.rank} of {processes.world_size}", time.perf_counter() - t0
+    )
 
 
 def _chain(err: BaseException) -> Iterator[BaseException]:

@@ -121,19 +121,58 @@ def test_slurm_jobs_through_submitit_give_the_in_process_results(
     assert [o.status for o in again.outcomes] == ["skipped", "skipped"]
 
 
+@pytest.mark.child_process
+def test_a_slurm_job_of_two_processes_trains_its_cell_data_parallel(
+    baseline: tuple[Path, dict[str, dict]], tmp_path: Path, smoke_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tasks_per_node: 2``: one job, two processes (gloo), one result written by rank 0 recording both."""
+    study, expected = baseline
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    expansion = expand_file(study, "smoke", settings={"data.root": str(smoke_data)})
+    expansion = dataclasses.replace(expansion, cells=expansion.cells[:1])
+    store = Store(tmp_path / "runs")
+    slurm = SlurmExecutor(executors.SlurmOptions(cpus=1, tasks_per_node=2), cluster="local")
+    summary = runner.run_cells(expansion, store, executor=slurm, live=False)
+    assert [o.status for o in summary.outcomes] == ["done"], summary
+    cell = expansion.cells[0]
+    result = store.read_result(cell.id)
+    assert result["distributed"] == {"world_size": 2, "devices": ["cpu", "cpu"]}
+    single = expected[cell.id]
+    assert (
+        len(result["history"]) == len(single["history"])
+        and result["num_parameters"] == single["num_parameters"]
+    )
+    assert result["metrics"]["mpjpe"] > 0 and len(store.history(cell.id)) == len(single["history"])
+    again = runner.run_cells(expansion, store, executor=slurm, live=False)  # both ranks skip a finished cell
+    assert [o.status for o in again.outcomes] == ["skipped"]
+
+
 def test_slurm_settings_come_from_the_study_then_the_command_line(tmp_path: Path) -> None:
     section = {"partition": "gpu", "time": 60, "cpus": 8, "mem": "16G", "additional": {"account": "tmt"}}
     path = two_cell_study(tmp_path, slurm=section)
     flags = ["--executor", "slurm", "--slurm-cluster", "local", "--jobs", "3"]
-    flags += ["--slurm-time", "1-00:00:00", "--slurm-gpus", "1"]
+    flags += [
+        "--slurm-time",
+        "1-00:00:00",
+        "--slurm-gpus",
+        "1",
+        "--slurm-nodes",
+        "2",
+        "--slurm-tasks-per-node",
+        "4",
+    ]
     args = build_parser().parse_args(["run", str(path), *flags])
     executor = executor_from_args(args, load_study_file(path), str(path))
+    assert executor.options.processes == 8
     assert executor.options.parameters("bench-table6", executor.parallelism) == {
         "name": "bench-table6",
         "timeout_min": 1440,  # the command line wins over the study's 60
         "mem_gb": 16.0,
         "gpus_per_node": 1,
         "cpus_per_task": 8,
+        "nodes": 2,
+        "tasks_per_node": 4,
         "slurm_partition": "gpu",
         "slurm_additional_parameters": {"account": "tmt"},
         "slurm_array_parallelism": 3,
