@@ -290,7 +290,8 @@ def _only_arg(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from bench.study import estimate_seconds, expand, load_study
+    from bench.cost import estimate_seconds
+    from bench.study import expand, load_study
     from tmt.progress import format_seconds
 
     for path in args.studies:
@@ -372,22 +373,35 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _dry_run(expansion, store) -> None:
-    from bench.study import estimate_seconds
+    """Each cell's status and cost (CPU time on the development machine, hours per GPU type), then totals."""
+    from bench.cost import GPUS, estimate_seconds, gpu_hours
     from tmt.progress import format_seconds
 
-    total = 0.0
+    cpu_total = 0.0
+    gpu_total = dict.fromkeys(GPUS, 0.0)
+    gpu_names = " / ".join(g.name for g in GPUS)
     print(
         f"{expansion.study.study} [{expansion.profile}, {expansion.data} data]: {len(expansion.cells)} cells"
+        f" (cost: 2-core CPU time | GPU-hours on {gpu_names})"
     )
     for cell in expansion.cells:
         status = store.status(cell.id)
         if status == "missing" and store.has_checkpoint(cell.id):
             status = "partial"
         cost = estimate_seconds(cell)
+        hours = {g: gpu_hours(cell, g) for g in GPUS}
         if status != "done":
-            total += cost
-        print(f"  {cell.id}  {status:8s} ~{format_seconds(cost):>8s}  {cell.describe()}")
-    print(f"estimated time for the cells not done: {format_seconds(total)} (2 CPU cores; rough)")
+            cpu_total += cost
+            for g, h in hours.items():
+                gpu_total[g] += h
+        per_gpu = " / ".join(f"{h:.3g}" for h in hours.values())
+        print(f"  {cell.id}  {status:8s} ~{format_seconds(cost):>8s} | {per_gpu:>18s}  {cell.describe()}")
+    print(f"estimated time for the cells not done: {format_seconds(cpu_total)} (2 CPU cores; rough)")
+    print(
+        "estimated GPU-hours for the cells not done: "
+        + ", ".join(f"{g.name} {h:.3g}" for g, h in gpu_total.items())
+        + " (one GPU each; rough, docs/studies.md)"
+    )
     missing = expansion.missing_data()
     if missing:
         print(f"missing data (the run would stop): {', '.join(missing)}")

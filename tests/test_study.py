@@ -9,9 +9,10 @@ import pytest
 import yaml
 
 from bench.cells import canonical_json, cell_id
+from bench.cost import estimate_seconds
 from bench.runner import ensure_data
 from bench.schema import ScaleRule, StudyError, parse_study
-from bench.study import estimate_seconds, expand, expand_file, scale_value
+from bench.study import expand, expand_file, scale_value
 from tmt.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]

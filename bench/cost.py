@@ -1,0 +1,162 @@
+"""What a cell costs before it runs: CPU seconds on the development machine and GPU-hours per GPU type.
+
+Both come from one count of the cell's work (:class:`Workload`: the frames its training updates and its
+evaluation passes see, and the multiply-accumulates per frame of its backbone). ``--dry-run`` and
+``bench validate`` print them, so a user can budget a study.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bench.cells import Cell
+
+SECONDS_PER_MAC = 4.5e-11
+TRAIN_SECONDS_PER_FRAME = 3.2e-4
+EVAL_SECONDS_PER_FRAME = 1.6e-4
+"""The calibration of every estimate: seconds per multiply-accumulate, plus a fixed cost per frame of every
+training update (data, element-wise ops, optimiser) and per frame of every evaluation forward pass (chunking,
+flip, metrics). Fitted on MixSTE cells (d_m 16 / 32, depth 2 / 4, T 27) run with one torch thread on a shared
+2-core machine under a load of about 6, so they are conservative: a quiet 2-core machine is 2-3x faster, and
+``--jobs 2`` about halves a study again. Re-measure on new hardware and change these numbers."""
+
+STARTUP_SECONDS = 5.0
+"""Per cell: loading the data, building the model, writing the result."""
+
+DATA_FRAMES = {
+    # (training frames, test frames) over all cameras
+    "smoke": (600 * 150, 232 * 150),
+    "small": (600 * 450, 232 * 450),
+    "full": (600 * 2500, 232 * 2500),
+    "h36m": (1_559_752, 543_344),
+    "mpi_inf_3dhp": (1_031_701, 2_929),
+}
+"""Frames of each data set (the synthetic sizes: 600 training / 232 test sequences of the mean length)."""
+
+
+BUILT_IN_BACKBONES = ("mixste", "poseformer", "mhformer")
+
+
+_MEASURED: dict[str, tuple[float, bool]] = {}
+
+
+def _measured_backbone(config: Any) -> tuple[float, bool]:
+    """(MACs per input frame, seq2seq?) of a user's backbone, counted once per model on one clip of the
+    model the cell builds (built-in backbones use the formulas of ``frame_macs``, which need no model)."""
+    from tmt.complexity import paper_flops
+    from tmt.training.experiment import build_experiment_model
+
+    key = config.model.model_dump_json() + config.train.strategy
+    if key not in _MEASURED:
+        model = build_experiment_model(config)
+        seq2seq = getattr(model, "eval_protocol", "seq2seq") == "seq2seq"
+        _MEASURED[key] = paper_flops(model) / 2 / model.frames, seq2seq
+    return _MEASURED[key]
+
+
+def frame_macs(model: dict[str, Any]) -> float:
+    """Multiply-accumulates of one forward pass per input frame (matmuls only; rough, per backbone)."""
+    d, depth, T = model.get("dim") or 512, model.get("depth") or 8, model["frames"]
+    if model["backbone"] == "poseformer":
+        return depth * (17 * 8 * d * d + 8 * (17 * d) ** 2)
+    if model["backbone"] == "mhformer":  # hypothesis blocks per frame + the generator's 34 tokens of width T
+        return depth * 36 * d * d + 3264 * T
+    return 17 * depth * (16 * d * d + 2 * d * (17 + T))  # MixSTE: spatial + temporal block per layer
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The arithmetic of one training cell: what its updates and evaluation passes see."""
+
+    train_frames: float
+    """Frames through the training step, over every epoch, flip and update per batch."""
+    eval_frames: float
+    """Frames scored by the evaluation passes (validation every epoch, the test set once; flip test x 2)."""
+    frame_macs: float
+    """Multiply-accumulates of one forward pass per input frame."""
+    clip_frames: int
+    """Input frames run per evaluated frame: 1 for seq2seq backbones, T for those scoring one frame a clip."""
+
+    @property
+    def flops(self) -> float:
+        """Floating-point operations: 2 per MAC; a training frame costs its forward and backward (x 3)."""
+        return 2 * self.frame_macs * (3 * self.train_frames + self.clip_frames * self.eval_frames)
+
+
+def workload(cell: Cell) -> Workload:
+    """Training: windows x flips x updates per batch x epochs x T frames; evaluation: the validation tail
+    every epoch and the test set, x 2 for the flip test."""
+    from tmt.training.strategies import get_strategy
+
+    cfg = cell.config_dict
+    data, model, optim, train = cfg["data"], cfg["model"], cfg["optim"], cfg["train"]
+    train_frames, test_frames = DATA_FRAMES.get(data["synthetic"] or data["dataset"], DATA_FRAMES["h36m"])
+    if data.get("actions"):
+        share = len(data["actions"]) / 15
+        train_frames, test_frames = train_frames * share, test_frames * share
+    if data.get("test_subjects"):
+        test_frames *= len(data["test_subjects"]) / 2
+    val_frames = train_frames * data.get("validation_fraction", 0.1)
+    train_frames -= val_frames
+    T = model["frames"]
+    if model["backbone"] in BUILT_IN_BACKBONES:
+        per_frame, seq2seq = frame_macs(model), model["backbone"] == "mixste"
+    else:
+        per_frame, seq2seq = _measured_backbone(cell.config)
+    windows = train_frames / T if seq2seq else train_frames / (data.get("train_stride") or 1)
+    if data.get("max_train_windows"):
+        windows = min(windows, data["max_train_windows"])
+    flips = 2 if train.get("flip_augment", True) else 1
+    updates = get_strategy(train["strategy"]).updates_per_batch
+    return Workload(
+        train_frames=windows * flips * updates * optim["epochs"] * T,
+        eval_frames=2 * (val_frames * optim["epochs"] + test_frames),
+        frame_macs=per_frame,
+        clip_frames=1 if seq2seq else T,
+    )
+
+
+def estimate_seconds(cell: Cell) -> float:
+    """A rough cost of one cell (seconds on 2 CPU cores), for ``--dry-run`` and profile tuning: each frame's
+    MACs at ``SECONDS_PER_MAC`` plus the fixed costs per frame. Complexity cells: 1 s."""
+    if cell.kind == "complexity":
+        return 1.0
+    w = workload(cell)
+    training = w.train_frames * (3 * w.frame_macs * SECONDS_PER_MAC + TRAIN_SECONDS_PER_FRAME)
+    evaluation = w.eval_frames * (w.clip_frames * w.frame_macs * SECONDS_PER_MAC + EVAL_SECONDS_PER_FRAME)
+    return training + evaluation + STARTUP_SECONDS
+
+
+@dataclass(frozen=True)
+class GPU:
+    """A GPU type's documented dense peak (NVIDIA's data sheets), TFLOP/s: fp32 without tensor cores, and
+    bf16 / fp16 tensor cores with fp32 accumulation (what autocast runs)."""
+
+    name: str
+    fp32_tflops: float
+    half_tflops: float
+
+
+GPUS = (
+    GPU("H100 SXM", 67.0, 989.0),
+    GPU("A100", 19.5, 312.0),
+    GPU("RTX 3090 Ti", 40.0, 80.0),  # the paper's card (two of them)
+)
+
+GPU_UTILISATION = 0.13
+"""The share of the peak a cell's arithmetic is assumed to reach, calibrated on the one GPU timing there is
+(no GPU step time has been measured here yet, docs/performance.md): the paper trained MixSTE at T 243 (batch
+1024 frames, fp32) on two RTX 3090 Ti in 2205 min (Table 5), 73.5 card-hours; taken as the profile's 120
+epochs that is 13 % of the cards' fp32 peak. If that run stopped earlier, the share was lower and these
+estimates are low."""
+
+
+def gpu_hours(cell: Cell, gpu: GPU) -> float:
+    """Hours of one ``gpu`` for the cell: its FLOPs at ``GPU_UTILISATION`` of the peak in its precision.
+    Complexity cells count nothing: 0."""
+    if cell.kind == "complexity":
+        return 0.0
+    half = cell.config_dict["train"].get("precision", "fp32") in ("bf16", "fp16")
+    peak = (gpu.half_tflops if half else gpu.fp32_tflops) * 1e12
+    return workload(cell).flops / (peak * GPU_UTILISATION) / 3600

@@ -1,0 +1,72 @@
+"""What a cell costs before it runs: the GPU-hours of ``--dry-run`` against the paper's one published timing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.cost import GPUS, estimate_seconds, gpu_hours, workload
+from bench.study import expand_file
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def table5_paper_cell(frames: int, strategy: str, batch_frames: int = 1024):
+    cells = expand_file(ROOT / "studies" / "table5.yaml", "paper").cells
+    (cell,) = [
+        c
+        for c in cells
+        if c.config_dict["model"]["frames"] == frames
+        and c.config_dict["train"]["strategy"] == strategy
+        and c.config_dict["optim"]["batch_frames"] == batch_frames
+    ]
+    return cell
+
+
+def test_gpu_hours_reproduce_the_papers_table5_timing() -> None:
+    """The paper trained MixSTE at T 243 in 2205 min on two RTX 3090 Ti (Table 5): 73.5 card-hours."""
+    rtx = next(g for g in GPUS if g.name == "RTX 3090 Ti")
+    hours = gpu_hours(table5_paper_cell(243, "baseline"), rtx)
+    assert hours == pytest.approx(2205 * 2 / 60, rel=0.05)
+
+
+def test_tmt_costs_its_two_updates_per_batch() -> None:
+    base, tmt = table5_paper_cell(243, "baseline"), table5_paper_cell(243, "tmt")
+    assert workload(tmt).train_frames == pytest.approx(2 * workload(base).train_frames)
+    h100 = GPUS[0]
+    assert gpu_hours(base, h100) < gpu_hours(tmt, h100) < 2 * gpu_hours(base, h100)  # evaluation counts once
+
+
+def test_half_precision_runs_on_the_tensor_cores() -> None:
+    cell = table5_paper_cell(243, "baseline")
+    bf16 = expand_file(
+        ROOT / "studies" / "table5.yaml", "paper", settings={"train.precision": "bf16"}
+    ).cells
+    (half,) = [c for c in bf16 if c.describe() == cell.describe()]
+    for gpu in GPUS:
+        assert gpu_hours(half, gpu) == pytest.approx(
+            gpu_hours(cell, gpu) * gpu.fp32_tflops / gpu.half_tflops
+        )
+
+
+def test_complexity_cells_cost_no_gpu_time() -> None:
+    (cell, *_) = expand_file(ROOT / "studies" / "table4.yaml", "paper").cells
+    assert cell.kind == "complexity"
+    assert gpu_hours(cell, GPUS[0]) == 0.0
+    assert estimate_seconds(cell) == 1.0
+
+
+def test_dry_run_prints_gpu_hours_per_cell_and_in_total(tmp_path: Path, capsys) -> None:
+    from bench.cli import main
+
+    study = str(ROOT / "studies" / "table5.yaml")
+    assert main(["run", study, "--profile", "paper", "--dry-run", "--store", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "GPU-hours on H100 SXM / A100 / RTX 3090 Ti" in out
+    cell = table5_paper_cell(243, "baseline")
+    line = next(x for x in out.splitlines() if x.strip().startswith(cell.id))
+    assert f"{gpu_hours(cell, GPUS[2]):.3g}" in line
+    total = sum(gpu_hours(c, GPUS[0]) for c in expand_file(study, "paper").cells)
+    assert f"H100 SXM {total:.3g}" in out
+    assert not list(tmp_path.iterdir())  # a dry run writes nothing
