@@ -40,14 +40,10 @@ def test_tmt_costs_its_two_updates_per_batch() -> None:
 
 def test_half_precision_runs_on_the_tensor_cores() -> None:
     cell = table5_paper_cell(243, "baseline")
-    bf16 = expand_file(
-        ROOT / "studies" / "table5.yaml", "paper", settings={"train.precision": "bf16"}
-    ).cells
+    bf16 = expand_file(ROOT / "studies" / "table5.yaml", "paper", settings={"train.precision": "bf16"}).cells
     (half,) = [c for c in bf16 if c.describe() == cell.describe()]
     for gpu in GPUS:
-        assert gpu_hours(half, gpu) == pytest.approx(
-            gpu_hours(cell, gpu) * gpu.fp32_tflops / gpu.half_tflops
-        )
+        assert gpu_hours(half, gpu) == pytest.approx(gpu_hours(cell, gpu) * gpu.fp32_tflops / gpu.half_tflops)
 
 
 def test_complexity_cells_cost_no_gpu_time() -> None:

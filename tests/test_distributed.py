@@ -3,6 +3,7 @@ train exactly as one process with that batch, TMT's two updates per batch includ
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 from pathlib import Path
@@ -102,18 +103,28 @@ def worker(
     try:
         if grads:
             torch.save(first_batch_gradients(cfg, processes, grads), out / f"grads{rank}.pt")
-            return
-        trainer, losses = train(cfg, processes, checkpoint)
-        torch.save(
-            {
-                "losses": losses.values,
-                "weights": trainer.model.state_dict(),
-                "updates": trainer.state.updates,
-            },
-            out / f"rank{rank}.pt",
-        )
+        else:
+            trainer, losses = train(cfg, processes, checkpoint)
+            torch.save(
+                {
+                    "losses": losses.values,
+                    "weights": trainer.model.state_dict(),
+                    "updates": trainer.state.updates,
+                },
+                out / f"rank{rank}.pt",
+            )
+            del trainer
     finally:
-        dist.destroy_process_group()
+        leave_process_group()
+
+
+def leave_process_group() -> None:
+    """Wait for the other process, free the DistributedDataParallel wrapper (it holds the gloo group), then
+    destroy the group: a process that exits with gloo's threads still running aborts ("terminate called
+    without an active exception"), which the other process sees as a lost peer."""
+    dist.barrier()
+    gc.collect()
+    dist.destroy_process_group()
 
 
 def run_two(cfg: ExperimentConfig, out: Path, checkpoint: Path | None = None) -> list[dict]:
