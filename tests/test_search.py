@@ -49,6 +49,18 @@ def raw_epochs(store: Store, cell_id: str) -> list[int]:
     return [yaml.safe_load(line)["epoch"] for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def test_search_report_reads_the_papers_number_for_its_reference_point() -> None:
+    """Matched through the report's paper lookup: Table 6 prints 18.6 mm at d_l 8, d_m 512, T 243 and has no
+    row for d_l 4 at d_m 512 (it varies one factor at a time)."""
+    from bench.search.report import paper_value
+
+    spec = load_search(SEARCH)
+    point = {"model.depth": 8, "model.dim": 512, "model.frames": 243}
+    assert paper_value(spec, point) == ("table6", 18.6)
+    assert paper_value(spec, point | {"model.frames": 81}) == ("table6", 24.7)
+    assert paper_value(spec, point | {"model.depth": 4}) is None
+
+
 # ------------------------------------------------------------------------------------------- the search file
 
 

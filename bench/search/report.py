@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import pandas as pd
 import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -23,10 +24,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from bench.cells import Cell
 from bench.report.markdown import md_table
+from bench.report.tables import paper_values
 from bench.search.sampling import describe_pruner
 from bench.search.spec import SearchSpec, objective_value
 from bench.store import Store
 from bench.study import get_path, merge
+from tmt.errors import ConfigError
 
 BEST_ROWS = 10
 ALL_TRIALS_MAX = 100
@@ -71,35 +74,22 @@ def _last_intermediate(trial: FrozenTrial) -> tuple[int, float] | None:
 
 
 def paper_value(spec: SearchSpec, labels: dict[str, Any]) -> tuple[str, float] | None:
-    """The paper's number for the reference point: (table, value) from the first layout that has one."""
+    """The paper's number for the reference point: (table, value) from the first layout that has exactly
+    one, matched as the study's report matches its entries (:func:`bench.report.tables.paper_values`)."""
     from bench.paper import load_paper_table
 
+    entry = pd.DataFrame([labels])
     for layout in spec.study.layouts:
         table_name = layout.paper or spec.study.paper
         if not table_name or not layout.paper_metric:
             continue
-        table = load_paper_table(table_name)
-        mask = table.index == table.index
-        for column, value in layout.paper_filter.items():
-            mask &= table[column] == value
-        for axis, column in layout.paper_columns.items():
-            if axis in labels:
-                value = layout.paper_values.get(axis, {}).get(str(labels[axis]), str(labels[axis]))
-                mask &= table[column].map(_same_number(value))
-        rows = table[mask]
-        if len(rows) == 1 and rows.iloc[0][layout.paper_metric] != "":
-            return table_name, float(rows.iloc[0][layout.paper_metric])
-    return None
-
-
-def _same_number(value: str) -> Any:
-    def same(text: str) -> bool:
         try:
-            return float(text) == float(value)
-        except ValueError:
-            return text == value
-
-    return same
+            value = paper_values(entry, layout, load_paper_table(table_name)).iloc[0]
+        except ConfigError:  # the point matches several paper rows: no single number to compare with
+            continue
+        if not math.isnan(value):
+            return table_name, float(value)
+    return None
 
 
 def history_figure(
