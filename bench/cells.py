@@ -31,9 +31,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-IDENTITY_EXCLUDED = (("data", "root"),)
-"""Config fields that say where things are, not what runs: left out of the cell id so stores merge (what the
-files there hold enters the id as the data fingerprint)."""
+IDENTITY_EXCLUDED = (("data", "root"), ("train", "prefetch"))
+"""Config fields that say where things are or how batches reach the step, not what runs: left out of the
+cell id so stores merge (what the data files hold enters the id as the data fingerprint)."""
 
 
 IDENTITY_DEFAULTS: dict[tuple[str, str], Any] = {

@@ -295,3 +295,11 @@ def test_canonical_json_is_compact_sorted_ascii_and_refuses_nan() -> None:
     assert canonical_json(value) == '{"a":"\\u00e9","b":[1,2.5],"n":{"z":[["t"]]},"p":"x/y"}'
     with pytest.raises(ValueError):
         canonical_json({"x": float("nan")})
+
+
+def test_prefetching_batches_is_not_part_of_a_cells_identity() -> None:
+    """When batches are gathered does not change what runs: --set train.prefetch keeps every cell id."""
+    plain = [c.id for c in cells_of(table7(), "smoke")]
+    ahead = cells_of(table7(), "smoke", settings={"train.prefetch": 2})
+    assert [c.id for c in ahead] == plain
+    assert {c.config.train.prefetch for c in ahead} == {2}

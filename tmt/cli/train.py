@@ -66,6 +66,11 @@ FLAGS: dict[str, tuple[str, str, type]] = {
     "seed": ("train.seed", "seed for data order, initialisation and augmentation", int),
     "device": ("train.device", "torch device, e.g. cpu or cuda", str),
     "threads": ("train.threads", "torch intra-op threads (default: torch's, one per core)", int),
+    "prefetch": (
+        "train.prefetch",
+        "batches gathered ahead in a background thread (default: 2 on CUDA, 0 on CPU)",
+        int,
+    ),
     "selection": (
         "eval.selection",
         "evaluated weights: best_val (default), last, best_test (reference)",

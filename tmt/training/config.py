@@ -151,6 +151,13 @@ class TrainConfig(StrictModel):
     threads: int | None = Field(
         None, ge=1, le=4096, description="torch intra-op threads (None: torch default)"
     )
+    prefetch: int | None = Field(
+        None,
+        ge=0,
+        le=64,
+        description="batches assembled ahead in a background thread, pinned on CUDA (None: 2 on CUDA, 0 on "
+        "CPU); the same batches either way",
+    )
 
     @field_validator("device")
     @classmethod

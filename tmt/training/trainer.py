@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tmt.data.prefetch import prefetched
 from tmt.data.windows import Batch, WindowBank
 from tmt.losses import build_loss
 from tmt.models.checkpoint import read_checkpoint
@@ -74,6 +75,7 @@ STOP_REASONS = ("plateau", "epochs", "updates", "wall_time")
 
 CHECKPOINT_IGNORED = (
     ("train", "threads"),
+    ("train", "prefetch"),
     ("train", "device"),
     ("data", "root"),
     ("optim", "epochs"),
@@ -106,6 +108,11 @@ def learning_rate(config: ExperimentConfig, epoch: int) -> float:
     halvings = epoch // opt.lr_halve_every if opt.lr_halve_every else 0
     decays = epoch - halvings if opt.lr_halving == "instead" else epoch
     return opt.lr * opt.lr_decay**decays * 0.5**halvings
+
+
+DEFAULT_PREFETCH_CUDA = 2
+"""Batches assembled ahead on a GPU (``train.prefetch`` unset): enough to cover a slow batch; on a CPU none,
+where the background thread would compete with the step for the cores (:mod:`tmt.data.prefetch`)."""
 
 
 def batch_clips(config: ExperimentConfig) -> int:
@@ -182,6 +189,9 @@ class Trainer:
                 model, device_ids=[processes.local_rank] if on_gpu else None
             )
         self.step_fn = self._compiled_step() if config.train.compile else self._step
+        self.prefetch = config.train.prefetch
+        if self.prefetch is None:
+            self.prefetch = DEFAULT_PREFETCH_CUDA if self.device.type == "cuda" else 0
 
     @property
     def net(self) -> nn.Module:
@@ -312,14 +322,20 @@ class Trainer:
         bar = Progress(label, len(batches), fields=("loss",), lines=False) if self.progress and main else None
         hooks = (getattr(c, "on_batch_end", None) for c in self.callbacks) if main else ()
         batch_hooks = [hook for hook in hooks if hook is not None]
-        for start in batches:
-            chunk = np.arange(start, min(start + size, len(index)))
+        pin = self.device.type == "cuda"
+
+        def assemble(number: int) -> tuple[Batch, float]:
+            """This process's part of global batch ``number`` and its share of that batch."""
+            chunk = np.arange(number * size, min((number + 1) * size, len(index)))
             mine = self.processes.share(chunk)
             share = len(mine) / len(chunk)
             if not len(mine):  # fewer windows than processes: join the gradient exchange with a zero share
                 mine = chunk[:1]
             batch = self.bank.batch(index[mine], flips[mine])
-            losses = self.train_batch(batch, epoch, start // size, share=share)
+            return (Batch(*(t.pin_memory() for t in batch)) if pin else batch), share
+
+        for number, (batch, share) in enumerate(prefetched(assemble, len(batches), self.prefetch)):
+            losses = self.train_batch(batch, epoch, number, share=share)
             for step, value in losses.items():
                 sums[step] += value
             count += 1
