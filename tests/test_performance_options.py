@@ -183,3 +183,12 @@ def test_full_size_mixste_trains_on_one_t243_clip_within_8_gib(precision):
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert all(map(torch.isfinite, torch.tensor(result["losses"])))
     assert result["peak_bytes"] < 8 * 2**30, result
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_the_gpu_check_refuses_a_machine_without_cuda_and_writes_nothing(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.sh"
+    done = subprocess.run(["bash", str(script), str(tmp_path / "out")], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "no CUDA device" in done.stderr
+    assert not (tmp_path / "out").exists()
