@@ -333,3 +333,72 @@ def test_only_mhformer_recipes_zero_the_root_and_halve_instead_of_decaying() -> 
     assert (resolved("mhformer").eval.zero_root, resolved("mhformer").optim.lr_halving) == (True, "instead")
     for backbone in ("mixste", "poseformer"):
         assert (resolved(backbone).eval.zero_root, resolved(backbone).optim.lr_halving) == (False, None)
+
+
+# --- the correlation claim (Fig. 2): Pearson r with a Fisher-z interval and p, worked by hand -------------
+
+SPEED = [0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+ERROR = [0.0, 2.0, 1.0, 4.0, 3.0, 6.0, 5.0, 7.0]
+"""Joint 0 is the root (zero error: left out). Over the other 7 joints, deviations from the means (4, 4) are
+x: -3 -2 -1 0 1 2 3 and y: -2 -3 0 -1 2 1 3, so r = 25 / sqrt(28 * 28) = 25 / 28; Fisher z = atanh(25 / 28)
+= ln(53 / 3) / 2 = 1.43584 with standard error 1 / sqrt(7 - 3) = 1 / 2."""
+SPREAD = [0.0, 1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0]
+"""Added to one seed's errors and taken from the other's: their mean is ERROR again."""
+
+
+def correlation_claim(speed: list[float], error: list[float], **claim: float) -> object:
+    rows = [
+        {
+            "cell_id": f"s{seed}",
+            "study": "test",
+            "profile": "cpu",
+            "seed": seed,
+            "status": "done",
+            "failure": None,
+            "train.strategy": "tmt",
+            "mpjpe": 30.0,
+            "per_joint_speed": speed,
+            "per_joint_mpjpe": [e + sign * s for e, s in zip(error, SPREAD[: len(error)], strict=True)],
+            "convergence.stop_reason": "plateau",
+            "convergence.converged": True,
+            "convergence.converged_epoch": 10,
+            "convergence.converged_updates": 100,
+            "convergence.converged_time_s": 1.0,
+            "convergence.stopped_epoch": 15,
+        }
+        for seed, sign in enumerate((1.0, -1.0))
+    ]
+    spec = {"id": "error_follows_speed", "text": "r > min", "test": "correlation"}
+    spec |= {"x": "per_joint_speed", "y": "per_joint_mpjpe", **claim}
+    layout = Layout.model_validate({"rows": ["train.strategy"], "metric": "mpjpe"})
+    (result,) = evaluate_claims(pd.DataFrame(rows), [spec], [(layout, None)], ["train.strategy"])
+    return result
+
+
+def test_correlation_of_the_seed_mean_errors_with_a_fisher_interval_worked_by_hand() -> None:
+    result = correlation_claim(SPEED, ERROR)
+    assert result.n == 7  # the zero-error root is left out
+    assert result.effect == pytest.approx(25 / 28, abs=1e-12)
+    assert result.ci == pytest.approx((0.426702, 0.984179), abs=1e-6)  # tanh(1.43584 -+ 1.95996 / 2)
+    assert result.p_value == pytest.approx(0.0040830, abs=1e-7)  # 2 (1 - Phi(2 x 1.43584))
+    assert result.verdict == HOLDS
+    assert result.unit == "Pearson r"
+    assert "over 7 joints" in result.detail and "averaged over 2 cells" in result.detail
+
+
+def test_correlation_against_the_claims_minimum() -> None:
+    """Against min 0.5 the statistic is (1.43584 - atanh 0.5) / (1 / 2) = 1.77307: p = 0.0762, the interval
+    holds 0.5, so the claim is undecided; against min 0.99 the whole interval lies below: it fails."""
+    result = correlation_claim(SPEED, ERROR, min=0.5)
+    assert result.p_value == pytest.approx(0.076218, abs=1e-6)
+    assert result.verdict == INCONCLUSIVE
+    assert correlation_claim(SPEED, ERROR, min=0.99).verdict == FAILS
+
+
+def test_correlation_needs_four_joints() -> None:
+    """Four joints (x 1 2 3 4, y 1 3 2 4: r = 4 / 5) are enough for an interval (se 1); three are not."""
+    four = correlation_claim([0.5, 1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 3.0, 2.0, 4.0])
+    assert (four.n, four.effect) == (4, pytest.approx(0.8, abs=1e-12))
+    assert four.ci == pytest.approx((-0.696953, 0.995600), abs=1e-6)  # tanh(ln(9) / 2 -+ 1.95996)
+    three = correlation_claim([0.5, 1.0, 2.0, 3.0], [0.0, 1.0, 3.0, 2.0])
+    assert three.n == 3 and three.effect is None and three.verdict == INCONCLUSIVE

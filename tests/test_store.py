@@ -190,3 +190,79 @@ def test_result_json_is_plain_json(tmp_path: Path) -> None:
     store.write_result(cell.id, fake_result())
     json.loads((store.path(cell.id) / "result.json").read_text())
     assert not [p for p in store.path(cell.id).iterdir() if p.name.endswith(".tmp")]
+
+
+def test_merge_config_adds_another_records_studies_and_keeps_its_own(tmp_path: Path) -> None:
+    """An archived record of the same cell (from another study) adds its study; labels already in the store win,
+    and a record that adds nothing leaves the file untouched."""
+    store, mine, theirs = Store(tmp_path), make_cell(study="table7"), make_cell(study="table6")
+    store.prepare(mine)
+    path = store.path(mine.id) / "config.json"
+    record = theirs.record()
+    record["studies"]["table7"] = {"labels": {"stale": True}}
+    store.merge_config(mine.id, record)
+    merged = store.read_config(mine.id)
+    assert set(merged["studies"]) == {"table6", "table7"}
+    assert merged["studies"]["table7"] == mine.record()["studies"]["table7"]
+    assert merged["studies"]["table6"] == theirs.record()["studies"]["table6"]
+    assert merged["config"] == mine.config_dict and merged["cell_id"] == mine.id
+    stamp = path.stat().st_mtime_ns
+    os.utime(path, ns=(stamp - 10**9, stamp - 10**9))
+    store.merge_config(mine.id, theirs.record())
+    assert path.stat().st_mtime_ns == stamp - 10**9  # nothing new: not rewritten
+
+
+def test_an_unreadable_checkpoint_is_set_aside_not_deleted(tmp_path: Path) -> None:
+    store, cell = Store(tmp_path), make_cell()
+    folder = store.prepare(cell)
+    (folder / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    kept = store.set_checkpoint_aside(cell.id)
+    assert kept == folder / "checkpoint.pt.unreadable"
+    assert kept.read_bytes() == b"not a checkpoint"
+    assert not store.has_checkpoint(cell.id)
+
+
+def test_cell_ids_are_the_folders_with_a_config_in_order(tmp_path: Path) -> None:
+    assert Store(tmp_path / "nowhere").cell_ids() == []
+    store = Store(tmp_path)
+    cells = [make_cell(seed) for seed in (0, 1, 2)]
+    for cell in cells:
+        store.prepare(cell)
+    (tmp_path / "stray").mkdir()  # a folder without config.json is not a cell
+    assert store.cell_ids() == sorted(c.id for c in cells)
+
+
+def test_a_failure_records_reason_traceback_and_time(tmp_path: Path) -> None:
+    store, cell = Store(tmp_path), make_cell()
+    store.prepare(cell)
+    store.write_failure(cell.id, "DataError: missing file", "Traceback (most recent call last): ...")
+    record = json.loads((store.path(cell.id) / "failure.json").read_text())
+    assert set(record) == {"reason", "traceback", "time"}
+    assert record["reason"] == "DataError: missing file"
+    assert record["traceback"] == "Traceback (most recent call last): ..."
+    assert time.strptime(record["time"], "%Y-%m-%dT%H:%M:%S%z").tm_year >= 2024
+
+
+def test_history_lines_are_sorted_json_and_unnumbered_records_count_on(tmp_path: Path) -> None:
+    store, cell = Store(tmp_path), make_cell()
+    store.prepare(cell)
+    store.append_history(cell.id, {"val_mpjpe": 9.0, "epoch": 1})
+    store.append_history(cell.id, {"val_mpjpe": float("nan")})  # no epoch: the next one
+    lines = (store.path(cell.id) / "history.jsonl").read_text().splitlines()
+    assert lines[0] == '{"epoch": 1, "val_mpjpe": 9.0}'
+    assert lines[1] == '{"val_mpjpe": NaN}'
+    history = store.history(cell.id)
+    assert len(history) == 2 and history[0] == {"epoch": 1, "val_mpjpe": 9.0}
+    assert math.isnan(history[1]["val_mpjpe"])
+
+
+def test_a_failed_cells_row_names_the_failure_and_keeps_its_epochs(tmp_path: Path) -> None:
+    store, cell = Store(tmp_path), make_cell()
+    store.prepare(cell)
+    store.append_history(cell.id, {"epoch": 1, "val_mpjpe": 90.0})
+    store.write_failure(cell.id, "TrainingFailed: non-finite loss")
+    row = store.row(cell)
+    assert row["status"] == "failed" and row["failure"] == "TrainingFailed: non-finite loss"
+    assert row["history"] == [{"epoch": 1, "val_mpjpe": 90.0}]
+    assert "mpjpe" not in row
+    assert (row["study"], row["profile"], row["kind"], row["seed"]) == ("table7", "smoke", "train", 0)
