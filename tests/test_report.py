@@ -261,6 +261,28 @@ def test_judge(effect, ci, p, n, sign, verdict):
     assert judge(effect, ci, p, n, sign)[0] == verdict
 
 
+def test_exact_counts_are_judged_by_their_side_of_the_threshold():
+    """Deterministic counts (Table 4's parameters and FLOPs) need no test: the side decides, and a count
+    exactly at the threshold decides nothing."""
+    assert judge(3.0, None, None, 1, +1, threshold=2.0, exact=True) == (
+        HOLDS,
+        "claimed direction (exact counts: no test needed)",
+    )
+    assert judge(1.0, None, None, 1, +1, threshold=2.0, exact=True) == (
+        FAILS,
+        "opposite direction (exact counts)",
+    )
+    assert judge(1.0, None, None, 1, -1, threshold=2.0, exact=True)[0] == HOLDS
+    assert judge(2.0, None, None, 1, +1, threshold=2.0, exact=True) == (
+        INCONCLUSIVE,
+        "no difference (exact counts)",
+    )
+    assert judge(2.5, None, None, 1, +1, threshold=2.0, exact=True)[0] == HOLDS
+    assert judge(1.5, None, None, 1, +1, threshold=2.0, exact=True)[0] == FAILS
+    for effect, n in ((None, 1), (math.nan, 1), (3.0, 0)):
+        assert judge(effect, None, None, n, +1, exact=True) == (INCONCLUSIVE, "no value to compare")
+
+
 def test_judge_against_a_threshold():
     assert judge(0.8, (0.7, 0.9), 0.01, 3, -1, threshold=1.0)[0] == HOLDS
     assert judge(1.2, (1.1, 1.3), 0.01, 3, -1, threshold=1.0)[0] == FAILS
@@ -450,6 +472,19 @@ CORRELATION = {
     "y": "per_joint_mpjpe",
 }
 ONE_COLUMN = {"rows": ["train.strategy"], "columns": None, "metric": "mpjpe"}
+
+
+def test_correlation_claim_without_per_joint_values_or_with_unequal_joints_judges_nothing():
+    layout = [(Layout.model_validate(ONE_COLUMN), None)]
+    bare = joint_results(3.0).drop(columns=["per_joint_mpjpe", "per_joint_speed"])
+    (none,) = evaluate_claims(bare, [CORRELATION], layout)
+    assert (none.verdict, none.n, none.effect) == (INCONCLUSIVE, 0, None)
+    assert "averaged over 0 cells; r per cell: none" in none.detail
+    uneven = joint_results(3.0)
+    uneven.at[1, "per_joint_mpjpe"] = uneven.at[1, "per_joint_mpjpe"][:16]  # one cell lost a joint
+    uneven.at[1, "per_joint_speed"] = uneven.at[1, "per_joint_speed"][:16]
+    (mixed,) = evaluate_claims(uneven, [CORRELATION], layout)
+    assert (mixed.verdict, mixed.n) == (INCONCLUSIVE, 0)
 
 
 def test_correlation_claim_holds_and_fails_by_construction():

@@ -97,6 +97,14 @@ def test_centred_window_indices_edge_padding():
     assert np.array_equal(big[:, 4], np.arange(50))  # centre index T // 2 is the frame itself
 
 
+def test_centred_window_indices_name_a_bad_size() -> None:
+    """A sequence without frames is a data problem, a clip length below 1 a configuration one."""
+    with pytest.raises(DataError, match=r"^n_frames must be a positive integer, got 0$"):
+        centred_window_indices(0, 3)
+    with pytest.raises(ConfigError, match=r"^T must be a positive integer, got 0$"):
+        centred_window_indices(3, 0)
+
+
 # --- flipping ---
 
 
