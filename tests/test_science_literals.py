@@ -512,3 +512,72 @@ def test_a_valid_strategy_is_registered_as_given_and_may_replace_with_overwrite(
         )
     finally:
         STRATEGIES.pop("literal_features_first", None)
+
+
+def test_zero_extra_channels_leave_the_keypoints_as_they_are() -> None:
+    from tmt.features import compose_input
+
+    kp = torch.arange(12.0).reshape(1, 2, 3, 2)
+    assert compose_input(kp, None) is kp
+    assert compose_input(kp, torch.empty(5, 0)) is kp  # no channels to add: their leading shape is moot
+    one = compose_input(kp, torch.full((1, 2, 3, 1), 7.0))
+    assert one.shape == (1, 2, 3, 3) and torch.equal(one[..., :2], kp) and bool((one[..., 2] == 7.0).all())
+
+
+def test_an_unknown_feature_kind_lists_the_known_ones() -> None:
+    from tmt.errors import ConfigError
+    from tmt.features import zeros_for
+
+    with pytest.raises(ConfigError) as err:
+        zeros_for("v4", torch.zeros(1, 1, 17, 2))
+    assert str(err.value) == "unknown extra-feature kind 'v4'; choose one of none, zeros, v3, v2, a3, va3"
+
+
+def test_a_skeleton_without_a_known_joint_has_no_loss_weight_and_says_which() -> None:
+    from tmt.skeleton import Skeleton, joint_weights
+
+    tail = Skeleton("lizard", ("Hip", "Tail"), parents=(-1, 0), left=(), right=())
+    with pytest.raises(ValueError) as err:
+        joint_weights(tail)
+    assert str(err.value) == "skeleton lizard: no loss weight for joint 'Tail'"
+
+
+def test_weighted_loss_of_one_clip_without_a_batch_axis() -> None:
+    """(T, J, 3) poses: the weights go with axis -2 (the joints), not axis 2 (the coordinates). Joint 1 is
+    off by 2 in one of 2 frames; weight 3 there: mean over 2 x 17 of 3 x 2 = 6 / 34."""
+    from tmt.losses import weighted_mpjpe_loss
+
+    target = torch.zeros(2, 17, 3)
+    pred = target.clone()
+    pred[0, 1, 0] = 2.0
+    weights = [1.0] * 17
+    weights[1] = 3.0
+    assert float(weighted_mpjpe_loss(pred, target, weights)) == pytest.approx(6 / 34)
+
+
+def test_tmt_step_two_feeds_the_raw_velocity_unless_told_to_scale_it() -> None:
+    """Frames 0, 1, 3 of a joint moving along z: V3 = 0, 1, 2 (zero at the first frame), unscaled."""
+    from tmt.training.strategies import get_strategy
+
+    kp = torch.zeros(1, 3, 17, 2)
+    pose = torch.zeros(1, 3, 17, 3)
+    pose[0, :, 5, 2] = torch.tensor([0.0, 1.0, 3.0])
+    tmt = get_strategy("tmt")
+    inp = tmt.step_input("features", kp, pose)
+    assert inp.shape == (1, 3, 17, 5)
+    assert inp[0, :, 5, 4].tolist() == [0.0, 1.0, 2.0]
+    assert float(inp[..., 2:].abs().sum()) == 3.0
+    assert tmt.step_input("features", kp, pose, 0.5)[0, :, 5, 4].tolist() == [0.0, 0.5, 1.0]
+
+
+def test_a_cells_short_text_and_record_name_its_real_data() -> None:
+    from bench.cells import Cell
+
+    config = ExperimentConfig.model_validate({"model": {"backbone": "mixste", "frames": 9}}).resolved()
+    labels = {"train.loss.tc": 0.5, "model.depth": 4}
+    synthetic = Cell("s", "cpu", "train", labels, config, seed=2)
+    assert synthetic.describe() == "tc=0.5 depth=4 seed=2"  # the last part of each axis name
+    assert "data_fingerprint" not in synthetic.record()
+    real = Cell("s", "paper", "train", labels, config, seed=2, data="ab12")
+    assert real.record()["data_fingerprint"] == "ab12"
+    assert real.record()["studies"] == {"s": {"labels": labels, "source": ""}}
