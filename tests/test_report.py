@@ -540,6 +540,16 @@ def test_ratio_claim_holds_with_the_papers_ratio_beside_it():
     assert slower.verdict == FAILS and slower.ci[0] > 1.0
 
 
+def test_ratio_claim_leaves_out_pairs_without_a_positive_value():
+    axes = ["model.frames", "train.strategy"]
+    results = convergence_results(0.7)
+    tmt_seed0_t27 = results.index[(results["train.strategy"] == "tmt") & (results["model.frames"] == 27)][0]
+    results.loc[tmt_seed0_t27, "convergence.time_to_target_s"] = 0.0  # no positive time: no ratio
+    (left_out,) = _claims(results, [RATIO], TABLE5_LAYOUT, "table5", axes)
+    assert left_out.n == 8 and math.isfinite(left_out.effect)
+    assert "2 cells without a partner or a positive value left out" in left_out.detail
+
+
 # --- writing reports ------------------------------------------------------------------------------------
 
 

@@ -266,3 +266,59 @@ def test_a_failed_cells_row_names_the_failure_and_keeps_its_epochs(tmp_path: Pat
     assert row["history"] == [{"epoch": 1, "val_mpjpe": 90.0}]
     assert "mpjpe" not in row
     assert (row["study"], row["profile"], row["kind"], row["seed"]) == ("table7", "smoke", "train", 0)
+
+
+def test_json_files_are_indented_sorted_and_keep_non_finite_numbers(tmp_path: Path) -> None:
+    from bench.store import read_json, write_json_atomic
+
+    path = tmp_path / "r.json"
+    write_json_atomic(path, {"b": 1, "a": float("nan"), "c": {"z": [1, 2], "y": "é"}})
+    assert path.read_text(encoding="utf-8") == (
+        '{\n "a": NaN,\n "b": 1,\n "c": {\n  "y": "\\u00e9",\n  "z": [\n   1,\n   2\n  ]\n }\n}'
+    )
+    assert read_json(path)["c"] == {"z": [1, 2], "y": "é"}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary file left behind
+
+
+def test_a_released_lock_is_not_reported_as_held(tmp_path: Path) -> None:
+    store, cell = Store(tmp_path), make_cell()
+    assert not store.is_locked(cell.id)  # no lock file yet
+    with store.lock(cell.id) as held:
+        assert held
+    assert not store.is_locked(cell.id)
+
+
+def test_preparing_a_cell_again_for_the_same_study_leaves_its_config_alone(tmp_path: Path) -> None:
+    store, cell = Store(tmp_path), make_cell()
+    path = store.prepare(cell) / "config.json"
+    stamp = path.stat().st_mtime_ns - 10**9
+    os.utime(path, ns=(stamp, stamp))
+    store.prepare(cell)
+    assert path.stat().st_mtime_ns == stamp
+    assert store.read_config("no-such-cell") is None and store.read_result(cell.id) is None
+
+
+def test_a_finished_cells_row_without_metrics_or_history(tmp_path: Path) -> None:
+    store, done, missing = Store(tmp_path), make_cell(0), make_cell(1)
+    store.prepare(done)
+    store.write_result(done.id, {"num_parameters": 7})
+    row = store.row(done)
+    assert row["failure"] is None and row["history"] == [] and row["num_parameters"] == 7
+    assert "per_joint_mpjpe" not in row
+    full = make_cell(2)
+    store.prepare(full)
+    store.write_result(full.id, fake_result())
+    assert store.row(full)["per_joint_speed"] == [2.0] * 17
+    assert store.row(missing) == {
+        "cell_id": missing.id,
+        "study": "table7",
+        "profile": "smoke",
+        "kind": "train",
+        "seed": 1,
+        "status": "missing",
+        "failure": None,
+        "model.depth": 4,
+        "train.strategy": "tmt",
+    }
+    empty = store.results([])
+    assert list(empty.columns) == ["cell_id", "study", "profile", "kind", "seed", "status", "failure"]

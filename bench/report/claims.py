@@ -381,7 +381,7 @@ def _ratio_less(
     judge: Judge = judge,
 ) -> ClaimResult:
     lhs, rhs = claim.order
-    limit = claim.max if claim.max is not None else 1.0
+    limit = float(claim.max)  # required for ratio_less by the schema
     pairs = paired(done, claim.metric, claim.over, lhs, rhs, axes)
     positive = pairs[(pairs["a"] > 0) & (pairs["b"] > 0)]
     paper_pairs = paired(paper, claim.metric, claim.over, lhs, rhs, axes) if paper is not None else None
