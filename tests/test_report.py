@@ -480,6 +480,8 @@ def test_correlation_claim_without_per_joint_values_or_with_unequal_joints_judge
     (none,) = evaluate_claims(bare, [CORRELATION], layout)
     assert (none.verdict, none.n, none.effect) == (INCONCLUSIVE, 0, None)
     assert "averaged over 0 cells; r per cell: none" in none.detail
+    (half,) = evaluate_claims(joint_results(3.0).drop(columns=["per_joint_mpjpe"]), [CORRELATION], layout)
+    assert (half.verdict, half.n, half.effect) == (INCONCLUSIVE, 0, None)
     uneven = joint_results(3.0)
     uneven.at[1, "per_joint_mpjpe"] = uneven.at[1, "per_joint_mpjpe"][:16]  # one cell lost a joint
     uneven.at[1, "per_joint_speed"] = uneven.at[1, "per_joint_speed"][:16]

@@ -8,6 +8,7 @@ the function under test.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -337,12 +338,13 @@ def test_only_mhformer_recipes_zero_the_root_and_halve_instead_of_decaying() -> 
 
 # --- the correlation claim (Fig. 2): Pearson r with a Fisher-z interval and p, worked by hand -------------
 
-SPEED = [0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
-ERROR = [0.0, 2.0, 1.0, 4.0, 3.0, 6.0, 5.0, 7.0]
-"""Joint 0 is the root (zero error: left out). Over the other 7 joints, deviations from the means (4, 4) are
-x: -3 -2 -1 0 1 2 3 and y: -2 -3 0 -1 2 1 3, so r = 25 / sqrt(28 * 28) = 25 / 28; Fisher z = atanh(25 / 28)
-= ln(53 / 3) / 2 = 1.43584 with standard error 1 / sqrt(7 - 3) = 1 / 2."""
-SPREAD = [0.0, 1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0]
+SPEED = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+ERROR = [0.0, 0.2, 0.1, 0.4, 0.3, 0.6, 0.5, 0.7]
+"""Joint 0 is the root (zero error: left out). Over the other 7 joints, deviations from the means (0.4, 0.4)
+are x: -3 -2 -1 0 1 2 3 and y: -2 -3 0 -1 2 1 3 tenths, so r = 25 / sqrt(28 * 28) = 25 / 28; Fisher z =
+atanh(25 / 28) = ln(53 / 3) / 2 = 1.43584 with standard error 1 / sqrt(7 - 3) = 1 / 2. (Both ranges are
+below 1, as speeds in metres per frame are.)"""
+SPREAD = [0.0, 0.1, -0.1, 0.1, -0.1, 0.1, -0.1, 0.1]
 """Added to one seed's errors and taken from the other's: their mean is ERROR again."""
 
 
@@ -384,6 +386,7 @@ def test_correlation_of_the_seed_mean_errors_with_a_fisher_interval_worked_by_ha
     assert result.verdict == HOLDS
     assert result.unit == "Pearson r"
     assert "over 7 joints" in result.detail and "averaged over 2 cells" in result.detail
+    assert re.search(r"r per cell: 0\.\d\d, 0\.\d\d$", result.detail)
 
 
 def test_correlation_against_the_claims_minimum() -> None:
@@ -396,9 +399,22 @@ def test_correlation_against_the_claims_minimum() -> None:
 
 
 def test_correlation_needs_four_joints() -> None:
-    """Four joints (x 1 2 3 4, y 1 3 2 4: r = 4 / 5) are enough for an interval (se 1); three are not."""
+    """Four joints (x 1 2 3 4, y 1 3 2 4: r = 4 / 5) are enough for an interval (se 1); three are not, but
+    each cell's own r is still listed (two joints: r = 1 in both cells)."""
     four = correlation_claim([0.5, 1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 3.0, 2.0, 4.0])
     assert (four.n, four.effect) == (4, pytest.approx(0.8, abs=1e-12))
     assert four.ci == pytest.approx((-0.696953, 0.995600), abs=1e-6)  # tanh(ln(9) / 2 -+ 1.95996)
     three = correlation_claim([0.5, 1.0, 2.0, 3.0], [0.0, 1.0, 3.0, 2.0])
     assert three.n == 3 and three.effect is None and three.verdict == INCONCLUSIVE
+    two = correlation_claim([0.5, 1.0, 2.0], [0.0, 1.0, 5.0])
+    assert two.n == 2 and two.detail.endswith("r per cell: 1.00, 1.00")
+    # y = x but 4.1 at x = 4: S_xy = 5.15, S_xx = 5, S_yy = 5.3075, r = 5.15 / sqrt(26.5375) = 0.999717,
+    # z = 4.43 > 1.96 (se 1): four joints can hold
+    close = correlation_claim([0.5, 1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 2.0, 3.0, 4.1])
+    assert close.verdict == HOLDS and close.effect == pytest.approx(0.999717, abs=1e-6)
+
+
+def test_correlation_with_a_constant_or_missing_variable_judges_nothing() -> None:
+    constant = correlation_claim([0.5] * 8, ERROR)  # every joint equally fast: r undefined
+    assert constant.effect is None and constant.verdict == INCONCLUSIVE
+    assert constant.detail.endswith("r per cell: none")
