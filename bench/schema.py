@@ -308,6 +308,10 @@ class Claim(StrictModel):
             raise ValueError(f"test {self.test!r} needs an order of exactly two values [smaller, larger]")
         if self.test == "ordered" and len(self.order or ()) < 2:
             raise ValueError("test 'ordered' needs at least two values in order")
+        if self.test == "correlation" and self.direction == "decreasing":
+            raise ValueError(
+                "test 'correlation' tests r > min (direction increasing); decreasing is not supported"
+            )
         return self
 
     @property

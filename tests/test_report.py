@@ -392,6 +392,47 @@ M_SWEEP = [0, 0.25, 0.5, 0.75, 1]
 AXES8 = ["data.mix_towards_gt", "train.strategy"]
 
 
+@pytest.mark.parametrize(
+    ("kind", "values"),
+    [
+        ("relative", [5.0, 10.0, 20.0]),  # (40 - 38) / 40, (50 - 45) / 50, (60 - 48) / 60, in %
+        ("absolute", [2.0, 5.0, 12.0]),
+        ("ratio", [40 / 38, 50 / 45, 60 / 48]),
+    ],
+)
+def test_trend_curves_hold_each_kind_of_effect_per_seed_and_value(kind: str, values: list[float]) -> None:
+    from bench.report.claims import trend_curves
+
+    rows = []
+    for frames, base, tmt in ((81, 50.0, 45.0), (27, 40.0, 38.0), (243, 60.0, 48.0)):  # out of order
+        for seed in (0, 1):
+            rows.append(cell({"model.frames": frames, "train.strategy": "baseline"}, seed, mpjpe=base))
+            rows.append(cell({"model.frames": frames, "train.strategy": "tmt"}, seed, mpjpe=tmt))
+    rows.append(cell({"model.frames": "all", "train.strategy": "baseline"}, 0, mpjpe=1.0))  # not a number
+    rows.append(cell({"model.frames": "all", "train.strategy": "tmt"}, 0, mpjpe=1.0))
+    effect = {"over": "train.strategy", "lhs": "baseline", "rhs": "tmt", "kind": kind}
+    claim = Claim.model_validate(
+        {
+            "id": "t",
+            "text": "t",
+            "test": "monotonic",
+            "effect": effect,
+            "along": "model.frames",
+            "direction": "increasing",
+        }
+    )
+    curves = trend_curves(pd.DataFrame(rows), claim, ["model.frames", "train.strategy"])
+    assert list(curves.columns) == [27.0, 81.0, 243.0] and list(curves.index) == [0, 1]
+    assert curves.to_numpy().tolist() == [pytest.approx(values)] * 2
+
+
+def test_a_flat_trend_has_no_rank_correlation():
+    """Every seed's improvement is the same at every m: Spearman's rho is undefined, not NaN."""
+    results = table8_results(M_SWEEP, [5.0] * 5, noise=0.0)
+    (result,) = _claims(results, [IMPROVEMENT], TABLE8_LAYOUT, "table8", AXES8)
+    assert result.effect is None and result.verdict == INCONCLUSIVE
+
+
 def test_monotonic_trend_holds_and_the_papers_trend_is_shown():
     results = table8_results(M_SWEEP, [1.0, 1.5, 2.5, 5.0, 12.0])
     (result,) = _claims(results, [IMPROVEMENT], TABLE8_LAYOUT, "table8", AXES8)

@@ -143,6 +143,14 @@ def test_claim_needs_the_fields_of_its_test(tmp_path: Path) -> None:
     assert "needs order" in error_of(tmp_path, data, profile=None)
 
 
+def test_a_correlation_claim_cannot_claim_a_decreasing_relation(tmp_path: Path) -> None:
+    """The correlation test judges r > min; a 'decreasing' claim would be judged as increasing."""
+    data = yaml.safe_load((ROOT / "studies" / "fig2.yaml").read_text())
+    data["claims"][0]["direction"] = "decreasing"
+    message = error_of(tmp_path, data, profile=None)
+    assert "claims.0" in message and "decreasing is not supported" in message
+
+
 def test_layout_metric_must_be_a_result_metric(tmp_path: Path) -> None:
     data = table7()
     data["layout"]["metric"] = "mpjpee"

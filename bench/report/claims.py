@@ -500,7 +500,7 @@ def _monotonic(
     else:
         verdict, reason = judge(effect, ci, p, points, claim.sign, seeds=n, unconverged=unconverged)
     what = _trend_quantity(claim)
-    direction = claim.direction or "increasing"
+    direction = claim.direction  # required for monotonic by the schema
     comp = Comparison(
         f"{what} {direction} along {claim.along}", effect, ci, p, points, verdict, reason, paper_rho
     )
