@@ -16,8 +16,6 @@ The set is generated into ``data/synthetic-full`` on first use (about 2 minutes;
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import time
 
@@ -25,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import record
-from workloads import ROOT
+from workloads import ROOT, in_fresh_process, status_bytes
 
 from tmt.data.prefetch import prefetched
 from tmt.data.synth_folder import ensure_synthetic
@@ -70,7 +68,7 @@ def test_full_size_load(benchmark, full_set, backbone):
     result = {}
 
     def probe() -> None:
-        result.update(_load_in_fresh_process(backbone))
+        result.update(in_fresh_process(__file__, backbone))
 
     benchmark.pedantic(probe, rounds=1, iterations=1)
     record(
@@ -83,19 +81,6 @@ def test_full_size_load(benchmark, full_set, backbone):
         step="load + windows",
         **result,
     )
-
-
-def _load_in_fresh_process(backbone: str) -> dict:
-    path = os.pathsep.join([str(ROOT), str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH", "")])
-    out = subprocess.run(
-        [sys.executable, __file__, backbone],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=1800,
-        env={**os.environ, "PYTHONPATH": path},
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_full_size_batches(benchmark, bank, device):
@@ -166,21 +151,13 @@ def _seconds(fn) -> float:
     return float(np.median(times))
 
 
-def _status_bytes(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise KeyError(field)
-
-
 def _probe(backbone: str) -> dict:
     """The child side of :func:`test_full_size_load`: seconds and peak resident memory after each step."""
     config = paper_config(backbone)
     start = time.perf_counter()
     dataset = load_dataset(config)
     loaded = time.perf_counter()
-    load_peak = _status_bytes("VmHWM")
+    load_peak = status_bytes("VmHWM")
     bank = training_windows(config, dataset.train, dataset.skeleton, PAPER_CELLS[backbone][1])
     bank.batch(np.zeros(1, dtype=np.int64), np.ones(1, dtype=bool))  # the mirrored copies, made on first use
     done = time.perf_counter()
@@ -190,7 +167,7 @@ def _probe(backbone: str) -> dict:
         "train_frames": bank.num_frames,
         "windows": len(bank),
         "load_peak_bytes": load_peak,
-        "peak_memory": _status_bytes("VmHWM"),
+        "peak_memory": status_bytes("VmHWM"),
         "bank_bytes": sum(  # frames, windows and the mirrored copies
             a.nbytes
             for a in (bank.keypoints_2d, bank.pose_3d, bank.root_3d, bank.window_seq, bank.window_start)

@@ -165,9 +165,14 @@ def training_memory(
     on CUDA the peak of allocated device memory and its rise over the weights and optimizer state."""
     spec = {"case": case.__dict__, "precision": precision, "attention": attention, "strategy": strategy}
     spec |= {"device": device, "steps": steps}
-    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    return in_fresh_process(__file__, json.dumps(spec))
+
+
+def in_fresh_process(script: str, argument: str) -> dict:
+    """Run ``python script argument`` with the project and the benchmarks importable; the JSON it prints last."""
+    path = os.pathsep.join([str(ROOT), str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH", "")])
     out = subprocess.run(
-        [sys.executable, __file__, json.dumps(spec)],
+        [sys.executable, script, argument],
         capture_output=True,
         text=True,
         check=True,
@@ -177,7 +182,8 @@ def training_memory(
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _status_bytes(field: str) -> int:
+def status_bytes(field: str) -> int:
+    """A memory figure of this process from /proc/self/status (Linux), in bytes."""
     with open("/proc/self/status") as status:
         for line in status:
             if line.startswith(field + ":"):
@@ -193,10 +199,10 @@ def _probe(spec: dict) -> dict:
     trainer = make_trainer(config, bank)
     batch = training_batch(bank, case.batch)
     cuda = torch.device(device).type == "cuda"
-    before = torch.cuda.memory_allocated() if cuda else _status_bytes("VmRSS")
+    before = torch.cuda.memory_allocated() if cuda else status_bytes("VmRSS")
     for _ in range(spec["steps"]):
         trainer.train_batch(batch)
-    peak = torch.cuda.max_memory_allocated() if cuda else _status_bytes("VmHWM")
+    peak = torch.cuda.max_memory_allocated() if cuda else status_bytes("VmHWM")
     return {"peak_bytes": peak, "before_bytes": before, "step_bytes": peak - before}
 
 

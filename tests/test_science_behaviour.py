@@ -230,6 +230,25 @@ def test_each_frame_comes_from_the_first_chunk_covering_it(frames: int, chunk_of
     assert pred[:, 0, 1].tolist() == list(range(frames))
 
 
+def converged_cell(cell_id: str, seed: int, values: dict) -> dict:
+    """One finished cell of Store.results that converged at its plateau, with ``values`` (labels, metrics)."""
+    return {
+        "cell_id": cell_id,
+        "study": "test",
+        "profile": "cpu",
+        "seed": seed,
+        "status": "done",
+        "failure": None,
+        **values,
+        "convergence.stop_reason": "plateau",
+        "convergence.converged": True,
+        "convergence.converged_epoch": 10,
+        "convergence.converged_updates": 100,
+        "convergence.converged_time_s": 1.0,
+        "convergence.stopped_epoch": 15,
+    }
+
+
 # --- bug 7: the claims' significance level is 0.05 -------------------------------------------------------
 
 # Paired differences (tmt1 - tmt, mm) over three seeds, all positive: mean 2, sd 1 -> t = 2 * sqrt(3) = 3.46,
@@ -262,22 +281,7 @@ def test_an_ordered_claim_holds_at_p_0035_and_not_at_p_0074(diffs: list[float], 
     for seed, d in enumerate(diffs):
         for strategy, mpjpe in (("tmt", 40.0), ("tmt1", 40.0 + d)):
             rows.append(
-                {
-                    "cell_id": f"{strategy}-s{seed}",
-                    "study": "test",
-                    "profile": "cpu",
-                    "seed": seed,
-                    "status": "done",
-                    "failure": None,
-                    "train.strategy": strategy,
-                    "mpjpe": mpjpe,
-                    "convergence.stop_reason": "plateau",
-                    "convergence.converged": True,
-                    "convergence.converged_epoch": 10,
-                    "convergence.converged_updates": 100,
-                    "convergence.converged_time_s": 1.0,
-                    "convergence.stopped_epoch": 15,
-                }
+                converged_cell(f"{strategy}-s{seed}", seed, {"train.strategy": strategy, "mpjpe": mpjpe})
             )
     claim = {
         "id": "tmt_beats_tmt1",
@@ -350,24 +354,16 @@ SPREAD = [0.0, 0.1, -0.1, 0.1, -0.1, 0.1, -0.1, 0.1]
 
 def correlation_claim(speed: list[float], error: list[float], **claim: float) -> object:
     rows = [
-        {
-            "cell_id": f"s{seed}",
-            "study": "test",
-            "profile": "cpu",
-            "seed": seed,
-            "status": "done",
-            "failure": None,
-            "train.strategy": "tmt",
-            "mpjpe": 30.0,
-            "per_joint_speed": speed,
-            "per_joint_mpjpe": [e + sign * s for e, s in zip(error, SPREAD[: len(error)], strict=True)],
-            "convergence.stop_reason": "plateau",
-            "convergence.converged": True,
-            "convergence.converged_epoch": 10,
-            "convergence.converged_updates": 100,
-            "convergence.converged_time_s": 1.0,
-            "convergence.stopped_epoch": 15,
-        }
+        converged_cell(
+            f"s{seed}",
+            seed,
+            {
+                "train.strategy": "tmt",
+                "mpjpe": 30.0,
+                "per_joint_speed": speed,
+                "per_joint_mpjpe": [e + sign * s for e, s in zip(error, SPREAD[: len(error)], strict=True)],
+            },
+        )
         for seed, sign in enumerate((1.0, -1.0))
     ]
     spec = {"id": "error_follows_speed", "text": "r > min", "test": "correlation"}
