@@ -20,7 +20,7 @@ from bench.report import (
     write_index,
     write_report,
 )
-from bench.report.claims import FAILS, HOLDS, INCONCLUSIVE, UNCONVERGED, judge, mean_test
+from bench.report.claims import FAILS, HOLDS, INCONCLUSIVE, UNCONVERGED, ClaimResult, judge, mean_test
 from bench.report.convergence import cell_endings
 from bench.report.figures import learning_curves, paper_mpjpe
 from bench.report.index import render_index
@@ -424,6 +424,63 @@ def test_trend_curves_hold_each_kind_of_effect_per_seed_and_value(kind: str, val
     curves = trend_curves(pd.DataFrame(rows), claim, ["model.frames", "train.strategy"])
     assert list(curves.columns) == [27.0, 81.0, 243.0] and list(curves.index) == [0, 1]
     assert curves.to_numpy().tolist() == [pytest.approx(values)] * 2
+
+
+METRIC_TREND = {
+    "id": "error_grows_with_t",
+    "text": "MPJPE grows with T",
+    "test": "monotonic",
+    "metric": "mpjpe",
+    "along": "model.frames",
+    "direction": "increasing",
+}
+T_LAYOUT = {"rows": ["model.frames"], "columns": None, "metric": "mpjpe"}
+
+
+def metric_trend(curves: list[list[float]], frames=(27, 81, 243), extra=()) -> ClaimResult:
+    """The metric trend claim over cells with MPJPE ``curves[seed][i]`` at ``frames[i]``, plus ``extra`` rows."""
+    rows = [
+        cell({"model.frames": t, "train.strategy": "tmt"}, seed, mpjpe=v)
+        for seed, curve in enumerate(curves)
+        for t, v in zip(frames, curve, strict=True)
+    ]
+    rows += list(extra)
+    layout = [(Layout.model_validate(T_LAYOUT), None)]
+    (result,) = evaluate_claims(
+        pd.DataFrame(rows), [METRIC_TREND], layout, ["model.frames", "train.strategy"]
+    )
+    return result
+
+
+def test_trend_rho_over_every_point_with_the_bonett_wright_interval_worked_by_hand():
+    """Points (1, 1) (2, 2) (3, 4) (1, 2) (2, 3) (3, 5) in ranks: x 1.5 3.5 5.5 1.5 3.5 5.5, y 1 2.5 5 2.5 4 6;
+    rho = 15 / sqrt(16 x 17) = 0.909509; se = sqrt((1 + rho^2 / 2) / (6 - 3)) = 0.686441; z = atanh rho =
+    1.524673: CI tanh(z -+ 1.959964 se) = [0.177378, 0.993592], p = 2 (1 - Phi(z / se)) = 0.026342."""
+    result = metric_trend([[1.0, 2.0, 4.0], [2.0, 3.0, 5.0]])
+    assert result.n == 6 and result.effect == pytest.approx(15 / math.sqrt(16 * 17), abs=1e-12)
+    assert result.ci == pytest.approx((0.177378, 0.993592), abs=1e-6)
+    assert result.p_value == pytest.approx(0.026342, abs=1e-6)
+    assert result.verdict == HOLDS and result.paper_effect is None
+
+
+def test_a_trend_needs_three_values_and_four_points_for_an_interval():
+    two = metric_trend([[1.0, 2.0], [2.0, 3.0]], frames=(27, 81))
+    assert two.effect is None and two.verdict == INCONCLUSIVE
+    assert "2 values of model.frames: at least 3 needed for a trend" in two.detail
+    late = cell({"model.frames": 27, "train.strategy": "tmt"}, 2, mpjpe=5.0, **CAPPED)  # an incomplete seed
+    assert metric_trend([[1.0, 2.0], [2.0, 3.0]], frames=(27, 81), extra=[late]).verdict == UNCONVERGED
+    three = metric_trend([[1.0, 2.0, 4.0]])  # one seed, three points: rho but no interval
+    assert three.effect == pytest.approx(1.0) and three.ci is None and three.verdict == INCONCLUSIVE
+    four = metric_trend([[1.0, 2.0, 4.0, 3.0]], frames=(27, 81, 243, 351))  # four points: an interval
+    assert four.effect == pytest.approx(0.8) and four.ci is not None and four.verdict == INCONCLUSIVE
+
+
+def test_an_effect_trend_reads_only_the_cells_of_its_effect():
+    """An unconverged cell of another strategy does not make a baseline-vs-TMT trend unconverged."""
+    other = cell({"data.mix_towards_gt": 0, "train.strategy": "tmt1"}, 0, mpjpe=50.0, **CAPPED)
+    results = pd.DataFrame([*table8_results(M_SWEEP, [1.0, 1.5, 2.5, 5.0, 12.0]).to_dict("records"), other])
+    (result,) = _claims(results, [IMPROVEMENT], TABLE8_LAYOUT, "table8", AXES8)
+    assert result.verdict == HOLDS
 
 
 def test_a_flat_trend_has_no_rank_correlation():
