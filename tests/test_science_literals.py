@@ -581,3 +581,38 @@ def test_a_cells_short_text_and_record_name_its_real_data() -> None:
     real = Cell("s", "paper", "train", labels, config, seed=2, data="ab12")
     assert real.record()["data_fingerprint"] == "ab12"
     assert real.record()["studies"] == {"s": {"labels": labels, "source": ""}}
+
+
+def _optim(**optim) -> ExperimentConfig:
+    return ExperimentConfig.model_validate(
+        {"model": {"backbone": "mixste", "frames": 9}, "optim": {"epochs": 10, **optim}}
+    ).resolved()
+
+
+def test_stopping_rule_ends_at_each_cap_exactly_and_prefers_the_plateau() -> None:
+    """Validation 50, 40, 39.9, 39.8, 39.9 mm with patience 3 and min_delta 0.3: after epoch 2 (40 mm) three
+    epochs bring at most 0.2 mm, so the plateau is epoch 2, declared after epoch 5 and not before."""
+    from tmt.training.trainer import TrainState, stopping_rule
+
+    val = [50.0, 40.0, 39.9, 39.8, 39.9]
+    history = [{"val_mpjpe": v} for v in val]
+    plateau = _optim(stop_at_plateau=True)
+    plateau = plateau.model_copy(
+        update={"eval": plateau.eval.model_copy(update={"plateau_patience": 3, "plateau_min_delta": 0.3})}
+    )
+    assert stopping_rule(plateau, TrainState(epoch=4, history=history[:4])) == (None, None)
+    assert stopping_rule(plateau, TrainState(epoch=5, history=history)) == ("plateau", 2)
+    at_cap = TrainState(epoch=10, history=history, updates=500, wall_time_s=99.0)
+    assert stopping_rule(plateau, at_cap) == ("plateau", 2)  # the plateau comes first, even at a cap
+    assert stopping_rule(_optim(), TrainState(epoch=9)) == (None, None)
+    assert stopping_rule(_optim(), TrainState(epoch=10)) == ("epochs", None)
+    assert stopping_rule(_optim(max_updates=100), TrainState(epoch=3, updates=99)) == (None, None)
+    assert stopping_rule(_optim(max_updates=100), TrainState(epoch=3, updates=100)) == ("updates", None)
+    assert stopping_rule(_optim(max_wall_s=60.0), TrainState(epoch=3, wall_time_s=59.9)) == (None, None)
+    assert stopping_rule(_optim(max_wall_s=60.0), TrainState(epoch=3, wall_time_s=60.0)) == (
+        "wall_time",
+        None,
+    )
+    both = _optim(max_updates=100, max_wall_s=60.0)
+    assert stopping_rule(both, TrainState(epoch=10, updates=100, wall_time_s=60.0)) == ("epochs", None)
+    assert stopping_rule(both, TrainState(epoch=3, updates=100, wall_time_s=60.0)) == ("updates", None)
