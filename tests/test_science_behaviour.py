@@ -414,3 +414,51 @@ def test_correlation_with_a_constant_or_missing_variable_judges_nothing() -> Non
     constant = correlation_claim([0.5] * 8, ERROR)  # every joint equally fast: r undefined
     assert constant.effect is None and constant.verdict == INCONCLUSIVE
     assert constant.detail.endswith("r per cell: none")
+
+
+# --- the test protocol's aggregation: per action, per joint, per data set ------------------------------
+
+
+class Zero(nn.Module):
+    """Predicts every joint at the root: the error of a joint is its ground-truth distance from the root."""
+
+    eval_protocol = "seq2seq"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(*x.shape[:3], 3)
+
+
+def _recording(action: str, joint: int, x_mm: list[float]) -> object:
+    from tmt.data.dataset import Sequence
+
+    pose = np.zeros((len(x_mm), 17, 3), dtype=np.float32)
+    pose[:, joint, 0] = np.asarray(x_mm) / 1000
+    n = len(x_mm)
+    kp, root = np.zeros((n, 17, 2), np.float32), np.zeros((n, 3), np.float32)
+    return Sequence("S9", action, action.split(" ")[0], 0, kp, pose, root, (1000, 1000))
+
+
+def test_protocol_aggregates_per_action_per_joint_and_per_data_set_as_worked_by_hand() -> None:
+    """Walking: joint 1 at x = 0, 10, 30 mm (errors 0, 10, 30; speeds 10, 20); Eating: joint 2 at 20, 20 mm.
+    MPJPE (17 joints): Walking 40 / (17 x 3), Eating 40 / (17 x 2); Human3.6M averages the two actions,
+    MPI-INF-3DHP every frame: 80 / (17 x 5). Per joint over 5 frames: joint 1 40 / 5 = 8 mm, joint 2 8 mm;
+    speed over the 3 frame steps: joint 1 30 / 3 = 10 mm per frame. MPJVE: Walking (10 + 20) / 2 / 17, Eating 0."""
+    from tmt.training.evaluate import evaluate_protocol
+
+    seqs = [_recording("Walking 1", 1, [0.0, 10.0, 30.0]), _recording("Eating", 2, [20.0, 20.0])]
+    predictor = Predictor(Zero(), get_strategy("baseline"), H36M, frames=4, flip_test=False)
+    h36m = evaluate_protocol(predictor, seqs)
+    walking, eating = 40 / 51, 40 / 34
+    assert h36m["per_action"]["mpjpe"] == pytest.approx({"Walking": walking, "Eating": eating}, rel=1e-5)
+    assert h36m["mpjpe"] == pytest.approx((walking + eating) / 2, rel=1e-5)
+    assert h36m["per_action"]["mpjve"] == pytest.approx({"Walking": 15 / 17, "Eating": 0.0}, abs=1e-5)
+    assert h36m["mpjve"] == pytest.approx(15 / 34, rel=1e-5)
+    joints = [0.0] * 17
+    joints[1] = joints[2] = 8.0
+    assert h36m["per_joint_mpjpe"] == pytest.approx(joints, abs=1e-4)
+    speeds = [0.0] * 17
+    speeds[1] = 10.0
+    assert h36m["per_joint_speed"] == pytest.approx(speeds, abs=1e-4)
+    other = evaluate_protocol(predictor, seqs, "mpi_inf_3dhp")
+    assert other["mpjpe"] == pytest.approx(80 / 85, rel=1e-5)
+    assert other["per_action"]["mpjpe"] == pytest.approx({"Walking": walking, "Eating": eating}, rel=1e-5)
