@@ -424,6 +424,14 @@ def test_trend_curves_hold_each_kind_of_effect_per_seed_and_value(kind: str, val
     curves = trend_curves(pd.DataFrame(rows), claim, ["model.frames", "train.strategy"])
     assert list(curves.columns) == [27.0, 81.0, 243.0] and list(curves.index) == [0, 1]
     assert curves.to_numpy().tolist() == [pytest.approx(values)] * 2
+    layout = [(Layout.model_validate(T_LAYOUT), None)]
+    (result,) = evaluate_claims(pd.DataFrame(rows), [claim], layout, ["model.frames", "train.strategy"])
+    formula = {
+        "relative": "(baseline - tmt) / baseline %",
+        "absolute": "baseline - tmt",
+        "ratio": "baseline / tmt",
+    }
+    assert result.components[0].label == f"mpjpe {formula[kind]} increasing along model.frames"
 
 
 METRIC_TREND = {
@@ -461,6 +469,8 @@ def test_trend_rho_over_every_point_with_the_bonett_wright_interval_worked_by_ha
     assert result.ci == pytest.approx((0.177378, 0.993592), abs=1e-6)
     assert result.p_value == pytest.approx(0.026342, abs=1e-6)
     assert result.verdict == HOLDS and result.paper_effect is None
+    assert result.components[0].label == "mpjpe increasing along model.frames"
+    assert result.detail.endswith("seed-mean per value: 27: 1.5; 81: 2.5; 243: 4.5")
 
 
 def test_a_trend_needs_three_values_and_four_points_for_an_interval():
@@ -469,6 +479,10 @@ def test_a_trend_needs_three_values_and_four_points_for_an_interval():
     assert "2 values of model.frames: at least 3 needed for a trend" in two.detail
     late = cell({"model.frames": 27, "train.strategy": "tmt"}, 2, mpjpe=5.0, **CAPPED)  # an incomplete seed
     assert metric_trend([[1.0, 2.0], [2.0, 3.0]], frames=(27, 81), extra=[late]).verdict == UNCONVERGED
+    gaps = [
+        cell({"model.frames": t, "train.strategy": "tmt"}, seed, mpjpe=1.0) for seed, t in ((0, 27), (1, 81))
+    ]
+    assert metric_trend([], extra=gaps).detail.endswith("(2 incomplete); no complete curve")
     three = metric_trend([[1.0, 2.0, 4.0]])  # one seed, three points: rho but no interval
     assert three.effect == pytest.approx(1.0) and three.ci is None and three.verdict == INCONCLUSIVE
     four = metric_trend([[1.0, 2.0, 4.0, 3.0]], frames=(27, 81, 243, 351))  # four points: an interval

@@ -410,6 +410,13 @@ def test_correlation_needs_four_joints() -> None:
     assert close.verdict == HOLDS and close.effect == pytest.approx(0.999717, abs=1e-6)
 
 
+def test_a_perfectly_reversed_relation_fails_with_a_finite_interval() -> None:
+    """r = -1 exactly: Fisher's z is taken at r = -0.999999 (atanh(-1) is infinite)."""
+    result = correlation_claim(SPEED, [0.0, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1])
+    assert result.effect == pytest.approx(-1.0)
+    assert result.verdict == FAILS and all(np.isfinite(result.ci)) and result.ci[1] < 0
+
+
 def test_correlation_with_a_constant_or_missing_variable_judges_nothing() -> None:
     constant = correlation_claim([0.5] * 8, ERROR)  # every joint equally fast: r undefined
     assert constant.effect is None and constant.verdict == INCONCLUSIVE

@@ -634,6 +634,9 @@ def _trend_quantity(claim: Claim) -> str:
 
 
 def _curve_text(curves: pd.DataFrame, paper_curve: pd.DataFrame) -> str:
+    """The complete curves' mean at each value (the paper's beside it), or that no seed has a whole curve."""
+    if curves.empty:
+        return "no complete curve"
     paper = paper_curve.iloc[0] if len(paper_curve) else pd.Series(dtype=float)
     parts = []
     for x in curves.columns:
@@ -641,4 +644,4 @@ def _curve_text(curves: pd.DataFrame, paper_curve: pd.DataFrame) -> str:
         if x in paper.index and pd.notna(paper[x]):
             text += f" (paper {paper[x]:.3g})"
         parts.append(text)
-    return "seed-mean per value: " + "; ".join(parts) if parts else "no complete curve"
+    return "seed-mean per value: " + "; ".join(parts)
