@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -355,7 +356,7 @@ def _ordered(
     judge: Judge = judge,
 ) -> ClaimResult:
     comps: list[Comparison] = []
-    for a, b in zip(claim.order, claim.order[1:], strict=False):
+    for a, b in itertools.pairwise(claim.order):
         pairs = paired(done, claim.metric, claim.over, a, b, axes)
         paper_pairs = paired(paper, claim.metric, claim.over, a, b, axes) if paper is not None else None
         for label, grp, pgrp in _row_groups(claim, layout, pairs, paper_pairs, f"{a} < {b}"):
