@@ -283,6 +283,12 @@ def test_exact_counts_are_judged_by_their_side_of_the_threshold():
         assert judge(effect, None, None, n, +1, exact=True) == (INCONCLUSIVE, "no value to compare")
 
 
+def test_two_seeds_are_enough_for_a_verdict_and_one_is_not():
+    assert judge(2.0, (1.0, 3.0), 0.01, 2, +1, seeds=2)[0] == HOLDS
+    assert judge(2.0, (1.0, 3.0), 0.01, 2, +1, seeds=1) == (INCONCLUSIVE, "1 seed: at least 2 needed")
+    assert judge(2.0, (1.0, 3.0), 0.01, 2, +1, seeds=0) == (INCONCLUSIVE, "0 seeds: at least 2 needed")
+
+
 def test_judge_against_a_threshold():
     assert judge(0.8, (0.7, 0.9), 0.01, 3, -1, threshold=1.0)[0] == HOLDS
     assert judge(1.2, (1.1, 1.3), 0.01, 3, -1, threshold=1.0)[0] == FAILS
@@ -335,6 +341,19 @@ def test_ordered_claim_holds_with_measured_and_paper_effects():
     assert pooled.effect == pytest.approx(3.0)  # tmt1 - tmt = 38 - 35 on every row and seed
     assert pooled.n == 3 * len(TABLE7_ROWS)
     assert pooled.paper_effect == pytest.approx(np.mean([38.4 - 35.9, 36.7 - 34.2, 34.4 - 33.6, 34.2 - 32.1]))
+
+
+def test_each_rows_comparison_carries_that_rows_paper_effect():
+    """Per row, the paper's TMT1 - TMT of the same (d_l, d_m) row of Table 7, labelled by the axes that vary."""
+    (result,) = _claims(table7_results(), [ORDERED])
+    paper = {"4, 64": 38.4 - 35.9, "6, 64": 36.7 - 34.2, "8, 64": 34.4 - 33.6, "8, 128": 34.2 - 32.1}
+    for row, effect in paper.items():
+        depth, dim = row.split(", ")
+        (comp,) = [
+            c for c in result.components if c.label == f"tmt < tmt1 @ model.depth={depth}, model.dim={dim}"
+        ]
+        assert comp.paper_effect == pytest.approx(effect)
+        assert comp.n == 3 and comp.effect == pytest.approx(3.0)
 
 
 def test_ordered_claim_fails_when_the_order_is_reversed():
