@@ -248,3 +248,40 @@ def test_from_sequences_validates_input():
         WindowBank.from_sequences(random_seqs([5]) + random_seqs([5], J=16), 4, "seq2seq")
     with pytest.raises(ConfigError, match="skeleton"):
         WindowBank.from_sequences(random_seqs([5], J=16), 4, "seq2seq", skeleton=H36M)
+
+
+def test_window_errors_name_the_sequence_and_what_is_wrong() -> None:
+    from tmt.data.dataset import Sequence
+
+    def recording(joints: int = 17) -> Sequence:
+        z = np.zeros
+        return Sequence(
+            "S1", "Walking 1", "Walking", 2, z((5, joints, 2)), z((5, joints, 3)), z((5, 3)), (10, 10)
+        )
+
+    cases = [
+        (lambda: WindowBank.from_sequences([recording()], 3, "seq3seq"), ConfigError,
+         "window mode must be one of seq2seq, seq2frame, got 'seq3seq'"),
+        (lambda: WindowBank.from_sequences([], 3, "seq2seq"), DataError,
+         "WindowBank.from_sequences: no sequences given"),
+        (lambda: WindowBank.from_sequences([recording(), recording(16)], 3, "seq2seq"), DataError,
+         "sequence 1 (S1 Walking 1 camera 2): 16 joints, but sequence 0 has 17"),
+        (lambda: WindowBank.from_sequences([recording(16)], 3, "seq2seq", skeleton=H36M), ConfigError,
+         "skeleton h36m has 17 joints, the sequences have 16"),
+        (lambda: WindowBank.from_sequences([recording()], 3, "seq2seq").batch(np.zeros((1, 1), int)), ConfigError,
+         "WindowBank.batch: idx must be 1-D, got shape (1, 1)"),
+        (lambda: flip_pose(np.zeros((2, 16, 3)), H36M), DataError,
+         "flip_pose: poses have 16 joints on axis -2, skeleton h36m has 17"),
+    ]  # fmt: skip
+    for call, error, message in cases:
+        with pytest.raises(error) as raised:
+            call()
+        assert str(raised.value) == message
+    short = recording()
+    short.root_3d = short.root_3d[:-1]
+    with pytest.raises(DataError) as raised:
+        WindowBank.from_sequences([recording(), short], 3, "seq2seq")
+    assert (
+        str(raised.value)
+        == "sequence 1 (S1 Walking 1 camera 2): root_3d must be (5, 3) to match keypoints_2d, got (4, 3)"
+    )
