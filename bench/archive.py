@@ -24,9 +24,6 @@ from bench.cells import Cell, cell_id
 from bench.store import Store
 from tmt.errors import DataError
 
-DEFAULT_DIR = "results"
-
-
 SAFE_PART = re.compile(r"[A-Za-z0-9_.,=-]+")
 
 

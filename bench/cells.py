@@ -16,9 +16,6 @@ from typing import Any
 
 from tmt.training.config import ResolvedConfig
 
-KINDS = ("train", "complexity")
-"""train: run ``tmt.training.run_experiment``; complexity: count parameters and FLOPs, no training."""
-
 
 def _plain(value: Any) -> Any:
     """JSON-able form of configuration values (tuples as lists, paths as strings)."""

@@ -28,8 +28,6 @@ from tmt.training.config import ExperimentConfig
 from tmt.validation import TOP_LEVEL, StrictModel, describe
 
 PROFILES_REQUIRED = ("paper", "cpu", "smoke")
-DATASETS = ("h36m", "mpi_inf_3dhp")
-SYNTHETIC_SIZES = ("smoke", "small", "full")
 CLAIM_TESTS = ("ordered", "less", "monotonic", "correlation", "ratio_less")
 BASELINE = "baseline"
 """The column / row value that relative effects are measured against (the plain training strategy)."""

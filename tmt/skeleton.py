@@ -54,12 +54,6 @@ class Skeleton:
 H36M_JOINTS_KEPT_FROM_32: tuple[int, ...] = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
 """Indices of the 17 evaluated joints inside the 32-joint Human3.6M mocap skeleton."""
 
-H36M_32_PARENTS: tuple[int, ...] = (
-    -1, 0, 1, 2, 3, 4, 0, 6, 7, 8, 9, 0, 11, 12, 13, 14, 12, 16, 17, 18,
-    19, 20, 19, 22, 12, 24, 25, 26, 27, 28, 27, 30,
-)  # fmt: skip
-"""Parents of the full 32-joint mocap skeleton (as distributed in data_3d_h36m.npz)."""
-
 H36M = Skeleton(
     name="h36m",
     joint_names=(

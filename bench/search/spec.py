@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,9 +22,8 @@ from bench.study import Expansion, expand
 from tmt.validation import StrictModel, describe, relevant_errors
 
 Metric = Literal["val_mpjpe", "mpjpe", "p_mpjpe", "n_mpjpe", "mpjve", "pck", "auc"]
-OBJECTIVE_METRICS = typing.get_args(Metric)
-"""``val_mpjpe``: the validation MPJPE of the selected epoch (what model selection saw); the others: the
-cell's test-protocol result."""
+"""What a search minimises or maximises: ``val_mpjpe``, the validation MPJPE of the selected epoch (what model
+selection saw); the others: the cell's test-protocol result."""
 
 
 class Param(StrictModel):
