@@ -34,7 +34,6 @@ CONFIG, RESULT, FAILURE, HISTORY, CHECKPOINT, MODEL, LOCK = (
 )
 RESULT_SCALARS = ("num_parameters", "train_time_s", "epochs_run", "train_windows", "evaluation_time_s")
 RESULT_SECTIONS = ("convergence", "selection", "environment", "dataset")
-LIST_COLUMNS = ("per_joint_mpjpe", "per_joint_speed")
 
 
 def default_root() -> Path:
@@ -230,11 +229,7 @@ class Store:
         result = self.read_result(cid) if row["status"] == "done" else None
         if result is None:
             return row
-        metrics = dict(result.get("metrics", {}))
-        for name in LIST_COLUMNS:
-            if name in metrics:
-                row[name] = metrics.pop(name)
-        flatten("", metrics, row)
+        flatten("", result.get("metrics", {}), row)  # per-joint lists stay whole (object columns)
         for name in RESULT_SCALARS:
             if name in result:
                 row[name] = result[name]

@@ -237,6 +237,8 @@ def test_a_failure_records_reason_traceback_and_time(tmp_path: Path) -> None:
     store.prepare(cell)
     store.write_failure(cell.id, "DataError: missing file", "Traceback (most recent call last): ...")
     record = json.loads((store.path(cell.id) / "failure.json").read_text())
+    store.write_failure(cell.id, "DataError: missing file")
+    assert json.loads((store.path(cell.id) / "failure.json").read_text())["traceback"] == ""
     assert set(record) == {"reason", "traceback", "time"}
     assert record["reason"] == "DataError: missing file"
     assert record["traceback"] == "Traceback (most recent call last): ..."
@@ -247,13 +249,15 @@ def test_history_lines_are_sorted_json_and_unnumbered_records_count_on(tmp_path:
     store, cell = Store(tmp_path), make_cell()
     store.prepare(cell)
     store.append_history(cell.id, {"val_mpjpe": 9.0, "epoch": 1})
-    store.append_history(cell.id, {"val_mpjpe": float("nan")})  # no epoch: the next one
+    store.append_history(cell.id, {"val_mpjpe": float("nan")})  # no epoch: the next one, epoch 2
     lines = (store.path(cell.id) / "history.jsonl").read_text().splitlines()
     assert lines[0] == '{"epoch": 1, "val_mpjpe": 9.0}'
     assert lines[1] == '{"val_mpjpe": NaN}'
     history = store.history(cell.id)
     assert len(history) == 2 and history[0] == {"epoch": 1, "val_mpjpe": 9.0}
     assert math.isnan(history[1]["val_mpjpe"])
+    store.append_history(cell.id, {"epoch": 2, "val_mpjpe": 8.0})  # replaces the unnumbered epoch 2
+    assert store.history(cell.id) == [{"epoch": 1, "val_mpjpe": 9.0}, {"epoch": 2, "val_mpjpe": 8.0}]
 
 
 def test_a_failed_cells_row_names_the_failure_and_keeps_its_epochs(tmp_path: Path) -> None:
