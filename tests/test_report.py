@@ -618,6 +618,7 @@ def test_correlation_claim_without_per_joint_values_or_with_unequal_joints_judge
     uneven.at[1, "per_joint_speed"] = uneven.at[1, "per_joint_speed"][:16]
     (mixed,) = evaluate_claims(uneven, [CORRELATION], layout)
     assert (mixed.verdict, mixed.n) == (INCONCLUSIVE, 0)
+    assert "averaged over 0 cells" in mixed.detail
 
 
 def test_correlation_claim_holds_and_fails_by_construction():
@@ -673,14 +674,46 @@ def test_ratio_claim_holds_with_the_papers_ratio_beside_it():
     assert slower.verdict == FAILS and slower.ci[0] > 1.0
 
 
+def _time_of(results: pd.DataFrame, strategy: str, frames: int, seed: int) -> tuple:
+    rows = (
+        (results["train.strategy"] == strategy)
+        & (results["model.frames"] == frames)
+        & (results["seed"] == seed)
+    )
+    return results.index[rows][0], "convergence.time_to_target_s"
+
+
 def test_ratio_claim_leaves_out_pairs_without_a_positive_value():
+    """A zero on either side leaves the pair out; values between 0 and 1 are positive and stay in."""
     axes = ["model.frames", "train.strategy"]
     results = convergence_results(0.7)
-    tmt_seed0_t27 = results.index[(results["train.strategy"] == "tmt") & (results["model.frames"] == 27)][0]
-    results.loc[tmt_seed0_t27, "convergence.time_to_target_s"] = 0.0  # no positive time: no ratio
+    results.loc[_time_of(results, "tmt", 27, 0)] = 0.0
+    results.loc[_time_of(results, "baseline", 81, 0)] = 0.0
+    results.loc[_time_of(results, "tmt", 243, 1)] = 0.5
+    results.loc[_time_of(results, "baseline", 243, 2)] = 0.5
     (left_out,) = _claims(results, [RATIO], TABLE5_LAYOUT, "table5", axes)
-    assert left_out.n == 8 and math.isfinite(left_out.effect)
-    assert "2 cells without a partner or a positive value left out" in left_out.detail
+    assert left_out.n == 7 and math.isfinite(left_out.effect)
+    assert "4 cells without a partner or a positive value left out" in left_out.detail
+
+
+def test_ratio_claim_tests_the_log_ratios_against_its_maximum_and_reports_ratios():
+    """Nine pairs at ratios 0.7 x (0.98, 1.00, 1.02) per seed: the t-test of their logs against log 0.8."""
+    axes = ["model.frames", "train.strategy"]
+    results = convergence_results(0.7)
+    claim = dict(RATIO, max=0.8)
+    layout = [(Layout.model_validate(TABLE5_LAYOUT), None)]  # no paper table
+    (result,) = evaluate_claims(results, [claim], layout, axes)
+    logs = np.log([0.7 * (1.0 + 0.02 * (seed - 1)) for _ in (27, 81, 243) for seed in range(3)])
+    assert result.p_value == pytest.approx(stats.ttest_1samp(logs, math.log(0.8)).pvalue)
+    assert result.effect == pytest.approx(math.exp(logs.mean()))
+    assert result.verdict == HOLDS and result.paper_effect is None
+    assert result.components[0].label == "tmt / baseline < 0.8"
+    assert f"95% CI [{result.ci[0]:.3g}, {result.ci[1]:.3g}]" in result.detail  # the interval as ratios
+    one_seed = convergence_results(0.7, seeds=1)
+    assert evaluate_claims(one_seed, [claim], layout, axes)[0].verdict == INCONCLUSIVE
+    capped = convergence_results(0.7)
+    capped.loc[capped.index[0], list(CAPPED)] = list(CAPPED.values())
+    assert evaluate_claims(capped, [claim], layout, axes)[0].verdict == UNCONVERGED
 
 
 # --- writing reports ------------------------------------------------------------------------------------

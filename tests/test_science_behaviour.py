@@ -380,6 +380,10 @@ def test_correlation_of_the_seed_mean_errors_with_a_fisher_interval_worked_by_ha
     assert result.ci == pytest.approx((0.426702, 0.984179), abs=1e-6)  # tanh(1.43584 -+ 1.95996 / 2)
     assert result.p_value == pytest.approx(0.0040830, abs=1e-7)  # 2 (1 - Phi(2 x 1.43584))
     assert result.verdict == HOLDS
+    assert result.components[0].label == "r(per_joint_mpjpe, per_joint_speed) > 0"
+    assert result.detail.startswith(
+        "r(per_joint_mpjpe, per_joint_speed) > 0: claimed direction; 95% CI [0.427"
+    )
     assert result.unit == "Pearson r"
     assert "over 7 joints" in result.detail and "averaged over 2 cells" in result.detail
     assert re.search(r"r per cell: 0\.\d\d, 0\.\d\d$", result.detail)
@@ -402,6 +406,7 @@ def test_correlation_needs_four_joints() -> None:
     assert four.ci == pytest.approx((-0.696953, 0.995600), abs=1e-6)  # tanh(ln(9) / 2 -+ 1.95996)
     three = correlation_claim([0.5, 1.0, 2.0, 3.0], [0.0, 1.0, 3.0, 2.0])
     assert three.n == 3 and three.effect is None and three.verdict == INCONCLUSIVE
+    assert three.detail.startswith("r(per_joint_mpjpe, per_joint_speed) > 0: n=3: at least 4 needed.")
     two = correlation_claim([0.5, 1.0, 2.0], [0.0, 1.0, 5.0])
     assert two.n == 2 and two.detail.endswith("r per cell: 1.00, 1.00")
     # y = x but 4.1 at x = 4: S_xy = 5.15, S_xx = 5, S_yy = 5.3075, r = 5.15 / sqrt(26.5375) = 0.999717,
@@ -421,6 +426,8 @@ def test_correlation_with_a_constant_or_missing_variable_judges_nothing() -> Non
     constant = correlation_claim([0.5] * 8, ERROR)  # every joint equally fast: r undefined
     assert constant.effect is None and constant.verdict == INCONCLUSIVE
     assert constant.detail.endswith("r per cell: none")
+    even = correlation_claim(SPEED, [0.0] + [0.3] * 7, min=0.5)  # every joint equally wrong: r undefined
+    assert even.effect is None and even.verdict == INCONCLUSIVE
 
 
 # --- the test protocol's aggregation: per action, per joint, per data set ------------------------------

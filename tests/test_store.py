@@ -308,6 +308,7 @@ def test_a_finished_cells_row_without_metrics_or_history(tmp_path: Path) -> None
     store.write_result(done.id, {"num_parameters": 7})
     row = store.row(done)
     assert row["failure"] is None and row["history"] == [] and row["num_parameters"] == 7
+    assert "" not in row  # no metrics: no columns from them
     assert "per_joint_mpjpe" not in row
     full = make_cell(2)
     store.prepare(full)
