@@ -476,3 +476,18 @@ def test_protocol_aggregates_per_action_per_joint_and_per_data_set_as_worked_by_
     other = evaluate_protocol(predictor, seqs, "mpi_inf_3dhp")
     assert other["mpjpe"] == pytest.approx(80 / 85, rel=1e-5)
     assert other["per_action"]["mpjpe"] == pytest.approx({"Walking": walking, "Eating": eating}, rel=1e-5)
+    single = evaluate_protocol(predictor, [*seqs, _recording("Posing", 3, [17.0])])  # one frame: no velocity
+    assert set(single["per_action"]["mpjve"]) == {"Walking", "Eating"}
+    assert single["mpjve"] == pytest.approx(15 / 34, rel=1e-5)
+
+
+def test_validation_mpjpe_is_frame_weighted_in_mm_over_the_valid_frames() -> None:
+    """The per-epoch validation number: (0 + 10 + 30 + 20 + 20) / 17 / 5 frames = 80 / 85 mm; with the
+    last Walking frame marked invalid, (0 + 10 + 20 + 20) / 17 / 4 = 50 / 68 mm."""
+    from tmt.training.evaluate import evaluate_mpjpe
+
+    seqs = [_recording("Walking 1", 1, [0.0, 10.0, 30.0]), _recording("Eating", 2, [20.0, 20.0])]
+    predictor = Predictor(Zero(), get_strategy("baseline"), H36M, frames=4, flip_test=False)
+    assert evaluate_mpjpe(predictor, seqs) == pytest.approx(80 / 85, rel=1e-5)
+    seqs[0].valid = np.array([True, True, False])
+    assert evaluate_mpjpe(predictor, seqs) == pytest.approx(50 / 68, rel=1e-5)
