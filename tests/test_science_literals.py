@@ -616,3 +616,30 @@ def test_stopping_rule_ends_at_each_cap_exactly_and_prefers_the_plateau() -> Non
     both = _optim(max_updates=100, max_wall_s=60.0)
     assert stopping_rule(both, TrainState(epoch=10, updates=100, wall_time_s=60.0)) == ("epochs", None)
     assert stopping_rule(both, TrainState(epoch=3, updates=100, wall_time_s=60.0)) == ("updates", None)
+
+
+@pytest.mark.parametrize(
+    ("backbone", "frames", "adam", "lr", "weight_decay", "amsgrad"),
+    [
+        ("mixste", 27, torch.optim.AdamW, 4e-5, 0.1, False),  # MixSTE's run script
+        ("poseformer", 27, torch.optim.AdamW, 1e-4, 0.1, False),  # PoseFormer's
+        ("mhformer", 27, torch.optim.Adam, 1e-3, 0.0, True),  # MHFormer's: Adam with amsgrad
+    ],
+)
+def test_each_backbone_trains_with_its_reference_optimizer(backbone, frames, adam, lr, weight_decay, amsgrad):
+    from tmt.training.experiment import build_experiment_model
+    from tmt.training.trainer import make_optimizer
+
+    config = ExperimentConfig.model_validate(
+        {"model": {"backbone": backbone, "frames": frames, "depth": 1, "dim": 16, "heads": 2}}
+    ).resolved()
+    model = build_experiment_model(config)
+    model.requires_grad_(False)
+    head = list(model.parameters())[-1]
+    head.requires_grad_(True)  # frozen parameters are not optimised
+    optimizer = make_optimizer(model, config)
+    assert type(optimizer) is adam
+    (group,) = optimizer.param_groups
+    assert group["params"] == [head]
+    assert (group["lr"], group["weight_decay"], group["amsgrad"]) == (lr, weight_decay, amsgrad)
+    assert group["fused"] is True  # one fused kernel on the CPU
