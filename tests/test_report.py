@@ -530,7 +530,14 @@ def test_monotonic_trend_holds_and_the_papers_trend_is_shown():
     assert result.effect == pytest.approx(TREND_RHO)
     assert result.paper_effect == pytest.approx(1.0)  # 0.98, 1.12, 1.37, 2.51, 13.89 % rise with m
     assert result.n == 15  # the (m, seed) points the test reads
-    assert "12" in result.detail and "paper 13.9" in result.detail
+    assert result.detail.endswith(
+        "from 3 seeds with a complete curve (0 incomplete); seed-mean per value: 0: 1.01 (paper 0.978); "
+        "0.25: 1.5 (paper 1.12); 0.5: 2.48 (paper 1.37); 0.75: 5.05 (paper 2.51); 1: 12 (paper 13.9)"
+    )
+    assert result.unit == "Spearman rho"
+    partial = results[~((results["seed"] == 2) & (results["data.mix_towards_gt"] == 1))]
+    (one_short,) = _claims(partial, [IMPROVEMENT], TABLE8_LAYOUT, "table8", AXES8)
+    assert "from 2 seeds with a complete curve (1 incomplete)" in one_short.detail
 
 
 def test_monotonic_trend_fails_when_the_effect_shrinks():
@@ -683,6 +690,23 @@ def _time_of(results: pd.DataFrame, strategy: str, frames: int, seed: int) -> tu
     return results.index[rows][0], "convergence.time_to_target_s"
 
 
+def test_a_difference_claim_on_times_is_shown_in_minutes():
+    """Table 5's layout scales seconds to the paper's minutes: the claim's unit follows the layout's."""
+    claim = {
+        "id": "faster",
+        "text": "TMT is faster",
+        "test": "less",
+        "metric": "convergence.time_to_plateau_s",
+    }
+    claim |= {"over": "train.strategy", "order": ["tmt", "baseline"]}
+    results = convergence_results(0.7)
+    results["convergence.time_to_plateau_s"] = results["convergence.time_to_target_s"]
+    axes = ["model.frames", "train.strategy"]
+    layout = dict(TABLE5_LAYOUT, metric="convergence.time_to_plateau_s", paper_scale=1 / 60)
+    assert _claims(results, [claim], layout, "table5", axes)[0].unit == "min"
+    assert _claims(results, [claim], dict(layout, paper_scale=1.0), "table5", axes)[0].unit == "s"
+
+
 def test_ratio_claim_leaves_out_pairs_without_a_positive_value():
     """A zero on either side leaves the pair out; values between 0 and 1 are positive and stay in."""
     axes = ["model.frames", "train.strategy"]
@@ -706,9 +730,22 @@ def test_ratio_claim_tests_the_log_ratios_against_its_maximum_and_reports_ratios
     logs = np.log([0.7 * (1.0 + 0.02 * (seed - 1)) for _ in (27, 81, 243) for seed in range(3)])
     assert result.p_value == pytest.approx(stats.ttest_1samp(logs, math.log(0.8)).pvalue)
     assert result.effect == pytest.approx(math.exp(logs.mean()))
-    assert result.verdict == HOLDS and result.paper_effect is None
-    assert result.components[0].label == "tmt / baseline < 0.8"
-    assert f"95% CI [{result.ci[0]:.3g}, {result.ci[1]:.3g}]" in result.detail  # the interval as ratios
+    assert result.verdict == HOLDS and result.paper_effect is None and result.unit == "ratio"
+    low, high = stats.t.interval(0.95, len(logs) - 1, loc=logs.mean(), scale=stats.sem(logs))
+    assert result.ci == pytest.approx((math.exp(low), math.exp(high)))
+    (comp,) = result.components
+    assert comp.label == "tmt / baseline < 0.8" and comp.p_value == result.p_value
+    assert result.detail == (
+        f"tmt / baseline < 0.8: claimed direction; 95% CI [{result.ci[0]:.3g}, {result.ci[1]:.3g}], "
+        f"p={result.p_value:.3g}. geometric-mean ratio tmt / baseline of convergence.time_to_target_s over "
+        "paired cells (t-test on log ratios)"
+    )  # the interval as ratios; nothing left out, so no note of it
+    lone = results.drop(index=_time_of(results, "tmt", 27, 0)[0])  # its baseline has no partner
+    (partnerless,) = evaluate_claims(lone, [claim], layout, axes)
+    assert partnerless.detail.endswith("; 1 cells without a partner or a positive value left out")
+    one_pair = results[(results["model.frames"] == 27) & (results["seed"] == 0)]
+    (single,) = evaluate_claims(one_pair, [claim], layout, axes)
+    assert single.verdict == INCONCLUSIVE and single.n == 1
     one_seed = convergence_results(0.7, seeds=1)
     assert evaluate_claims(one_seed, [claim], layout, axes)[0].verdict == INCONCLUSIVE
     capped = convergence_results(0.7)

@@ -466,8 +466,7 @@ def trend_curves(frame: pd.DataFrame | None, claim: Claim, axes: Sequence[str]) 
         return pd.DataFrame()
     points = points.assign(_value=value, _x=points[claim.along].map(norm_value))
     points = points[pd.to_numeric(points["_x"], errors="coerce").notna()].astype({"_x": float})
-    curves = points.groupby(["seed", "_x"])["_value"].mean().unstack("_x")
-    return curves.reindex(columns=sorted(curves.columns))
+    return points.groupby(["seed", "_x"])["_value"].mean().unstack("_x")  # grouped sorted: columns ascend
 
 
 def _monotonic(
