@@ -104,3 +104,17 @@ def test_train_prints_a_line_per_epoch_and_evaluate_counts_sequences(smoke_data,
 
     assert main(["evaluate", "--checkpoint", str(out / "model.pt"), "--threads", "1", "--quiet"]) == 0
     assert "evaluate:" not in capsys.readouterr().out
+
+
+def test_eta_is_zero_before_the_first_epoch_and_after_the_end_and_bounded_by_every_cap() -> None:
+    config = ExperimentConfig.model_validate({"optim": {"epochs": 10}})
+    assert eta_seconds(config, TrainState(epoch=0)) == 0.0
+    assert eta_seconds(config, TrainState(epoch=1, wall_time_s=30.0)) == 9 * 30.0  # one epoch seen is enough
+    assert eta_seconds(config, TrainState(epoch=2, wall_time_s=60.0, stop_reason="plateau")) == 0.0
+    # 3 epochs, 90 updates (30 each): 45 more updates are 1.5 epochs, rounded up to 2: 2 x 20 s
+    capped = ExperimentConfig.model_validate({"optim": {"epochs": 10, "max_updates": 135}})
+    assert eta_seconds(capped, TrainState(epoch=3, wall_time_s=60.0, updates=90)) == 40.0
+    walled = ExperimentConfig.model_validate({"optim": {"epochs": 10, "max_wall_s": 100.0}})
+    assert (
+        eta_seconds(walled, TrainState(epoch=3, wall_time_s=60.0)) == 40.0
+    )  # 140 s of epochs, 40 of wall time

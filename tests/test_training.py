@@ -373,3 +373,24 @@ def test_prefetched_keeps_order_raises_in_place_and_stops_early():
     assert max(made) <= 3  # at most `ahead` items made beyond the one consumed
     with pytest.raises(ValueError, match="ahead"):
         list(prefetched(make, 1, ahead=-1))
+
+
+def test_a_failure_keeps_its_reason_and_a_compiled_step_wraps_the_plain_one(smoke_data):
+    assert TrainingFailed("non-finite loss").reason == "non-finite loss"
+    trainer = make_trainer(tiny_config(smoke_data, "baseline", compile=True))
+    assert trainer.step_fn._torchdynamo_orig_callable == trainer._step  # compiled on the first call, not here
+
+
+def test_a_refused_checkpoint_names_the_first_field_that_differs():
+    from tmt.training.trainer import _first_difference
+
+    now = {"optim": {"lr": 0.001, "epochs": 3}, "train": {"seed": 0}}
+    assert _first_difference(None, now) == "it records no configuration"
+    assert _first_difference({"optim": {"lr": 0.002, "epochs": 3}, "train": {"seed": 0}}, now) == (
+        "optim.lr: 0.002 in the checkpoint, 0.001 now"
+    )
+    assert _first_difference({"optim": {"epochs": 3}, "train": {"seed": 0}}, now) == (
+        "optim.lr: None in the checkpoint, 0.001 now"
+    )
+    assert _first_difference({"optim": now["optim"]}, now) == "train.seed: None in the checkpoint, 0 now"
+    assert _first_difference(now, now) == "unknown difference"
