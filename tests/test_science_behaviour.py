@@ -476,9 +476,61 @@ def test_protocol_aggregates_per_action_per_joint_and_per_data_set_as_worked_by_
     other = evaluate_protocol(predictor, seqs, "mpi_inf_3dhp")
     assert other["mpjpe"] == pytest.approx(80 / 85, rel=1e-5)
     assert other["per_action"]["mpjpe"] == pytest.approx({"Walking": walking, "Eating": eating}, rel=1e-5)
+    # MPI-INF-3DHP's 14 PCK joints (0-13) over 5 frames: 66 of 70 errors are 0, then 10, 20, 20, 30 mm.
+    # PCK at 150 mm: 100 %; AUC over 0, 5, ..., 150 mm: (2 x 66 + 2 x 67 + 2 x 69 + 25 x 70) / (31 x 70)
+    assert other["pck"] == pytest.approx(100.0)
+    assert other["auc"] == pytest.approx(2154 / 2170 * 100, rel=1e-9)
     single = evaluate_protocol(predictor, [*seqs, _recording("Posing", 3, [17.0])])  # one frame: no velocity
     assert set(single["per_action"]["mpjve"]) == {"Walking", "Eating"}
     assert single["mpjve"] == pytest.approx(15 / 34, rel=1e-5)
+    alone = evaluate_protocol(predictor, [_recording("Posing", 3, [17.0])])  # 1 frame, no frame step
+    assert (
+        alone["per_joint_mpjpe"][3] == pytest.approx(17.0, rel=1e-5)
+        and alone["per_joint_speed"] == [0.0] * 17
+    )
+    pair = evaluate_protocol(predictor, [_recording("Posing", 3, [17.0, 20.0])])  # 2 frames, 1 step
+    assert pair["per_joint_mpjpe"][3] == pytest.approx(18.5, rel=1e-5)
+    assert pair["per_joint_speed"][3] == pytest.approx(3.0, rel=1e-5)
+
+
+class Offset(nn.Module):
+    """Predicts joint 1 at x = 5 mm and every other joint at the root."""
+
+    eval_protocol = "seq2seq"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(*x.shape[:3], 3)
+        out[..., 1, 0] = 0.005
+        return out
+
+
+def test_per_joint_error_is_the_distance_between_prediction_and_truth() -> None:
+    """Joint 1 at x = 0, 10, 30 mm (Walking) and 0, 0 (Eating), predicted at 5 mm: errors 5, 5, 25, 5, 5."""
+    from tmt.training.evaluate import evaluate_protocol
+
+    seqs = [_recording("Walking 1", 1, [0.0, 10.0, 30.0]), _recording("Eating", 2, [20.0, 20.0])]
+    predictor = Predictor(Offset(), get_strategy("baseline"), H36M, frames=4, flip_test=False)
+    assert evaluate_protocol(predictor, seqs)["per_joint_mpjpe"][1] == pytest.approx(45 / 5, rel=1e-5)
+
+
+class AutocastProbe(nn.Module):
+    """Predicts 1 where it runs under autocast to bfloat16, else 0."""
+
+    eval_protocol = "seq2seq"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kind = x.device.type
+        on = torch.is_autocast_enabled(kind) and torch.get_autocast_dtype(kind) == torch.bfloat16
+        return torch.full((*x.shape[:3], 3), float(on))
+
+
+def test_evaluation_runs_under_autocast_only_when_asked() -> None:
+    keypoints = np.zeros((4, 17, 2), dtype=np.float32)
+    for dtype, expected in ((None, 0.0), (torch.bfloat16, 1.0)):
+        probe = Predictor(
+            AutocastProbe(), get_strategy("baseline"), H36M, frames=4, flip_test=False, autocast_dtype=dtype
+        )
+        assert bool((probe.predict(keypoints) == expected).all())
 
 
 def test_validation_mpjpe_is_frame_weighted_in_mm_over_the_valid_frames() -> None:
