@@ -285,3 +285,33 @@ def test_window_errors_name_the_sequence_and_what_is_wrong() -> None:
         str(raised.value)
         == "sequence 1 (S1 Walking 1 camera 2): root_3d must be (5, 3) to match keypoints_2d, got (4, 3)"
     )
+
+
+class BareSequence:
+    """Only what a window bank reads: no subject, action or camera to name it by."""
+
+    def __init__(self, keypoints_2d, pose_3d, root_3d):
+        self.keypoints_2d, self.pose_3d, self.root_3d = keypoints_2d, pose_3d, root_3d
+
+
+def test_a_bank_holds_float32_frames_and_refuses_keypoints_that_are_not_2d_or_empty() -> None:
+    z = np.zeros
+    bank = WindowBank.from_sequences([BareSequence(z((5, 17, 2)), z((5, 17, 3)), z((5, 3)))], 3, "seq2seq")
+    assert {bank.keypoints_2d.dtype, bank.pose_3d.dtype, bank.root_3d.dtype} == {np.dtype(np.float32)}
+    for kp in (z((5, 17, 3)), z((0, 17, 2)), z((5, 34))):
+        n = kp.shape[0]
+        with pytest.raises(DataError) as raised:
+            WindowBank.from_sequences([BareSequence(kp, z((n, 17, 3)), z((n, 3)))], 3, "seq2seq")
+        assert str(raised.value) == f"sequence 0: keypoints_2d must be (N >= 1, J, 2), got {kp.shape}"
+
+
+def test_flip_flags_given_as_numbers_mirror_the_same_windows_as_booleans() -> None:
+    bank = WindowBank.from_sequences(random_seqs([8, 9]), 4, "seq2seq", skeleton=H36M)
+    as_bool = bank.batch(np.array([0, 1, 2]), np.array([False, True, True]))
+    as_int = bank.batch(np.array([0, 1, 2]), [0, 1, 1])
+    assert all(torch.equal(a, b) for a, b in zip(as_bool, as_int, strict=True))
+    with pytest.raises(ConfigError) as raised:
+        WindowBank.from_sequences(random_seqs([8]), 4, "seq2seq").batch(np.array([0]), True)
+    assert str(raised.value) == (
+        "WindowBank.batch: flipping needs the skeleton; pass skeleton= to WindowBank.from_sequences"
+    )

@@ -136,8 +136,6 @@ class WindowBank:
         window_seq: np.ndarray,
         window_start: np.ndarray,
         T: int,
-        mode: WindowMode,
-        stride: int,
         skeleton: Skeleton | None = None,
     ) -> None:
         self.keypoints_2d = keypoints_2d
@@ -147,8 +145,6 @@ class WindowBank:
         self.window_seq = window_seq
         self.window_start = window_start
         self.T = T
-        self.mode = mode
-        self.stride = stride
         self.skeleton = skeleton
         self._flipped_arrays: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -200,8 +196,6 @@ class WindowBank:
             window_seq=np.repeat(np.arange(len(seqs), dtype=np.int64), [len(s) for s in starts]),
             window_start=np.concatenate(starts),
             T=T,
-            mode=mode,
-            stride=stride,
             skeleton=skeleton,
         )
 
