@@ -289,6 +289,85 @@ def test_two_seeds_are_enough_for_a_verdict_and_one_is_not():
     assert judge(2.0, (1.0, 3.0), 0.01, 2, +1, seeds=0) == (INCONCLUSIVE, "0 seeds: at least 2 needed")
 
 
+def test_effect_interval_and_p_must_all_clear_the_threshold_strictly():
+    """The verdict rule at its edges: an interval touching 0, p exactly 0.05 or an effect on the other side
+    of its own interval decide nothing."""
+    assert judge(2.0, (1.0, 3.0), 0.01, 3, +1) == (HOLDS, "claimed direction; 95% CI [1, 3], p=0.01")
+    assert judge(-2.0, (-3.0, -1.0), 0.01, 3, +1) == (FAILS, "opposite direction; 95% CI [-3, -1], p=0.01")
+    assert judge(2.0, (0.0, 3.0), 0.01, 3, +1) == (INCONCLUSIVE, "not significant; 95% CI [0, 3], p=0.01")
+    assert judge(-2.0, (-3.0, 0.0), 0.01, 3, +1)[0] == INCONCLUSIVE
+    assert judge(-2.0, (-3.0, 0.5), 0.01, 3, +1)[0] == INCONCLUSIVE
+    assert judge(2.0, (1.0, 3.0), 0.05, 3, +1)[0] == INCONCLUSIVE
+    assert judge(-2.0, (-3.0, -1.0), 0.05, 3, +1)[0] == INCONCLUSIVE
+    assert judge(0.0, (1.0, 3.0), 0.01, 3, +1)[0] == INCONCLUSIVE
+    assert judge(0.0, (-3.0, -1.0), 0.01, 3, +1)[0] == INCONCLUSIVE
+    assert judge(0.5, (-3.0, -1.0), 0.01, 3, +1)[0] == INCONCLUSIVE
+    for effect, ci, p in ((None, (1.0, 3.0), 0.01), (2.0, None, 0.01), (2.0, (1.0, 3.0), None)):
+        assert judge(effect, ci, p, 3, +1) == (INCONCLUSIVE, "no test possible (effect undefined)")
+    shown = judge(math.log(0.5), (math.log(0.4), math.log(0.6)), 0.01, 3, -1, shown=math.exp)
+    assert shown == (HOLDS, "claimed direction; 95% CI [0.4, 0.6], p=0.01")  # the interval as ratios
+
+
+def test_unconverged_cells_are_named_up_to_three():
+    from bench.report.claims import unless_unconverged
+
+    assert unless_unconverged(HOLDS, "r", []) == (HOLDS, "r")
+    assert unless_unconverged(HOLDS, "r", ["a"]) == (
+        UNCONVERGED,
+        "1 cell did not converge (a); the numbers alone: holds, r",
+    )
+    three = unless_unconverged(FAILS, "r", ["a", "b", "c"])
+    assert three == (UNCONVERGED, "3 cells did not converge (a; b; c); the numbers alone: fails, r")
+    five = unless_unconverged(FAILS, "r", ["a", "b", "c", "d", "e"])
+    assert five[1] == "5 cells did not converge (a; b; c; 2 more); the numbers alone: fails, r"
+    assert unless_unconverged(FAILS, "r", list("abcd"))[1].startswith(
+        "4 cells did not converge (a; b; c; 1 more)"
+    )
+
+
+def test_mean_test_of_two_values_and_of_identical_values():
+    """d = 1, 3: mean 2, t = 2 / (sqrt(2) / sqrt(2)) = 2 with 1 degree of freedom: p = 0.2952, CI 2 -+ 12.706."""
+    mean, ci, p = mean_test(np.array([1.0, 3.0]))
+    assert (
+        mean == 2.0
+        and ci == pytest.approx((-10.7062, 14.7062), abs=1e-4)
+        and p == pytest.approx(0.29517, abs=1e-5)
+    )
+    assert mean_test(np.array([2.0, 2.0, 2.0])) == (2.0, (2.0, 2.0), 0.0)  # the same effect every time
+    assert mean_test(np.array([0.0, 0.0, 0.0])) == (0.0, (0.0, 0.0), 1.0)
+    assert mean_test(np.array([5.0, np.nan])) == (5.0, None, None)
+    assert mean_test(np.array([np.nan])) == (None, None, None)
+
+
+def test_a_claim_writes_one_csv_row_for_itself_and_one_per_comparison():
+    (result,) = _claims(table7_results(), [ORDERED])
+    rows = result.rows()
+    assert len(rows) == 1 + len(result.components)
+    columns = ["claim", "comparison", "test", "procedure", "verdict", "effect", "unit", "paper_effect"]
+    assert list(rows[0]) == [*columns, "ci_low", "ci_high", "p", "n"]
+    assert rows[0] == {
+        "claim": "tmt_best",
+        "comparison": "claim",
+        "test": "ordered",
+        "procedure": result.procedure,
+        "verdict": result.verdict,
+        "effect": result.effect,
+        "unit": "mm",
+        "paper_effect": result.paper_effect,
+        "ci_low": result.ci[0],
+        "ci_high": result.ci[1],
+        "p": result.p_value,
+        "n": result.n,
+    }
+    first = result.components[0]
+    assert (
+        rows[1]["comparison"] == first.label and rows[1]["ci_low"] == first.ci[0] and rows[1]["n"] == first.n
+    )
+    assert result.procedure  # named, not blank
+    bare = ClaimResult("c", "t", "less", None, "mm", None, None, None, 0, INCONCLUSIVE, "")
+    assert (bare.rows()[0]["ci_low"], bare.rows()[0]["ci_high"]) == (None, None)
+
+
 def test_judge_against_a_threshold():
     assert judge(0.8, (0.7, 0.9), 0.01, 3, -1, threshold=1.0)[0] == HOLDS
     assert judge(1.2, (1.1, 1.3), 0.01, 3, -1, threshold=1.0)[0] == FAILS
