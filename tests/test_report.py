@@ -368,6 +368,32 @@ def test_a_claim_writes_one_csv_row_for_itself_and_one_per_comparison():
     assert (bare.rows()[0]["ci_low"], bare.rows()[0]["ci_high"]) == (None, None)
 
 
+def test_exact_counts_carry_no_interval_and_name_their_procedure():
+    from bench.report.claims import EXACT, PROCEDURES
+
+    claim = dict(ORDERED, per_row=False, order=["tmt", "tmt1"])
+    (tested,) = _claims(table7_results(), [claim])
+    assert tested.procedure == PROCEDURES["ordered"] and tested.ci is not None and tested.p_value is not None
+    assert (tested.text, tested.test) == ("TMT < TMT1 < TMT2 on every row", "ordered")
+    assert tested.components[0].label == "tmt < tmt1"  # one comparison, not per row: no "(all rows)"
+    layout = Layout.model_validate(TABLE7_LAYOUT)
+    table = build_table(table7_results(), layout, load_paper_table("table7"))
+    (counted,) = evaluate_claims(table7_results(), [claim], [(layout, table)], AXES7, exact=True)
+    assert counted.procedure == EXACT and counted.verdict == HOLDS
+    assert (counted.ci, counted.p_value) == (None, None)
+    assert all(c.ci is None and c.p_value is None for c in counted.components)
+
+
+def test_selecting_cells_by_label_keeps_only_matches():
+    from bench.report.claims import done_cells, select
+
+    frame = table7_results()
+    assert select(frame, {"train.strategy": "tmt9"}).empty
+    assert select(frame, {"no.such.axis": 1}).empty
+    assert len(select(frame, {"train.strategy": ["tmt", "tmt1"], "model.depth": 4})) == 6
+    assert done_cells(frame.drop(columns=["status"]), {}).empty
+
+
 def test_judge_against_a_threshold():
     assert judge(0.8, (0.7, 0.9), 0.01, 3, -1, threshold=1.0)[0] == HOLDS
     assert judge(1.2, (1.1, 1.3), 0.01, 3, -1, threshold=1.0)[0] == FAILS
