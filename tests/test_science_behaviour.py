@@ -538,3 +538,29 @@ def test_validation_mpjpe_is_frame_weighted_in_mm_over_the_valid_frames() -> Non
     assert evaluate_mpjpe(predictor, seqs) == pytest.approx(80 / 85, rel=1e-5)
     seqs[0].valid = np.array([True, True, False])
     assert evaluate_mpjpe(predictor, seqs) == pytest.approx(50 / 68, rel=1e-5)
+
+
+class Position(nn.Module):
+    """Predicts, for every frame of a clip, its position in the clip (x channel); no eval_protocol."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(*x.shape[:3], 3)
+        out[..., 0] = torch.arange(x.shape[1], dtype=torch.float32)[None, :, None]
+        return out
+
+
+class CentrePosition(Position):
+    eval_protocol = "seq2frame"
+
+
+def test_a_model_without_a_protocol_is_scored_seq2seq_and_a_seq2frame_one_at_its_centre() -> None:
+    """Six frames in clips of 4: chunks start at 0 and 2 (end-aligned), each frame from its first chunk:
+    positions 0 1 2 3 | 2 3. A seq2frame model at T 9 is read at the clip centre, position 4."""
+    keypoints = np.zeros((6, 17, 2), dtype=np.float32)
+    chunked = Predictor(Position(), get_strategy("baseline"), H36M, frames=4, flip_test=False).predict(
+        keypoints
+    )
+    assert chunked.dtype == np.float32
+    assert chunked[:, 0, 0].tolist() == [0.0, 1.0, 2.0, 3.0, 2.0, 3.0]
+    centred = Predictor(CentrePosition(), get_strategy("baseline"), H36M, frames=9, flip_test=False)
+    assert centred.predict(keypoints)[:, 0, 0].tolist() == [4.0] * 6

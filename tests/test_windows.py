@@ -315,3 +315,20 @@ def test_flip_flags_given_as_numbers_mirror_the_same_windows_as_booleans() -> No
     assert str(raised.value) == (
         "WindowBank.batch: flipping needs the skeleton; pass skeleton= to WindowBank.from_sequences"
     )
+
+
+def test_chunk_starts_name_a_bad_size_and_refuse_booleans_and_fractions() -> None:
+    for call, error, message in (
+        (lambda: seq2seq_chunk_starts(0, 3), DataError, "n_frames must be a positive integer, got 0"),
+        (lambda: seq2seq_chunk_starts(5, 0), ConfigError, "T must be a positive integer, got 0"),
+        (lambda: seq2seq_chunk_starts(5, 3, 0), ConfigError, "stride must be a positive integer, got 0"),
+        (lambda: seq2seq_chunk_starts(5, True), ConfigError, "T must be a positive integer, got True"),
+        (lambda: seq2seq_chunk_starts(5, 2.5), ConfigError, "T must be a positive integer, got 2.5"),
+        (lambda: WindowBank.from_sequences(random_seqs([5]), 0, "seq2seq"), ConfigError,
+         "T must be a positive integer, got 0"),
+        (lambda: WindowBank.from_sequences(random_seqs([5]), 3, "seq2seq", stride=0), ConfigError,
+         "stride must be a positive integer, got 0"),
+    ):  # fmt: skip
+        with pytest.raises(error) as raised:
+            call()
+        assert str(raised.value) == message
