@@ -461,6 +461,20 @@ def test_each_rows_comparison_carries_that_rows_paper_effect():
         assert comp.n == 3 and comp.effect == pytest.approx(3.0)
 
 
+def test_per_row_claim_without_a_paper_table_and_its_weakest_row_as_headline():
+    layout = Layout.model_validate(TABLE7_LAYOUT)
+    results = table7_results()
+    shifted = results["model.depth"] == 8  # rows with d_l 8 get a smaller, noisier gap
+    tmt1 = shifted & (results["train.strategy"] == "tmt1")
+    results.loc[tmt1, "mpjpe"] -= [1.0, 1.5, 0.5, 1.0, 1.5, 0.5]
+    claim = dict(ORDERED, order=["tmt", "tmt1"])
+    (result,) = evaluate_claims(results, [claim], [(layout, None)], AXES7)
+    assert result.paper_effect is None and all(c.paper_effect is None for c in result.components)
+    assert result.verdict == HOLDS
+    assert result.p_value == max(c.p_value for c in result.components)  # the weakest comparison speaks
+    assert result.detail.endswith("paired difference b - a of mpjpe (mm), claimed > 0")
+
+
 def test_ordered_claim_fails_when_the_order_is_reversed():
     claim = dict(ORDERED, order=["tmt2", "tmt1", "tmt"])
     (result,) = _claims(table7_results(), [claim])
@@ -847,7 +861,11 @@ def test_ratio_claim_tests_the_log_ratios_against_its_maximum_and_reports_ratios
     )  # the interval as ratios; nothing left out, so no note of it
     lone = results.drop(index=_time_of(results, "tmt", 27, 0)[0])  # its baseline has no partner
     (partnerless,) = evaluate_claims(lone, [claim], layout, axes)
-    assert partnerless.detail.endswith("; 1 cells without a partner or a positive value left out")
+    assert partnerless.detail.endswith(
+        "over paired cells (t-test on log ratios); 1 cells without a partner or a positive value left out"
+    )
+    (nothing,) = evaluate_claims(results.iloc[0:0], [claim], layout, axes)  # no finished cell at all
+    assert nothing.verdict == INCONCLUSIVE and nothing.effect is None and nothing.n == 0
     one_pair = results[(results["model.frames"] == 27) & (results["seed"] == 0)]
     (single,) = evaluate_claims(one_pair, [claim], layout, axes)
     assert single.verdict == INCONCLUSIVE and single.n == 1
