@@ -22,7 +22,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import record
+from conftest import measure, record
 from workloads import ROOT, in_fresh_process, status_bytes
 
 from tmt.data.prefetch import prefetched
@@ -97,9 +97,7 @@ def test_full_size_batches(benchmark, bank, device):
         for tensor in batch:
             (tensor.pin_memory() if pin else tensor).to(device, non_blocking=True)
 
-    rounds = max(5, min(200, int(2.0 / _seconds(one_batch))))
-    benchmark.pedantic(one_batch, rounds=rounds, iterations=1, warmup_rounds=1)
-    seconds = benchmark.stats.stats.median
+    seconds = measure(benchmark, one_batch, device)
     record(benchmark, "data_full", seconds, size, "windows_per_s", case=backbone, step="batch", batch=size)
 
 
