@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import torch
 from scipy import stats
+from stub_models import RootPredictor
 from torch import nn
 
 from bench.report import evaluate_claims
@@ -433,15 +434,6 @@ def test_correlation_with_a_constant_or_missing_variable_judges_nothing() -> Non
 # --- the test protocol's aggregation: per action, per joint, per data set ------------------------------
 
 
-class Zero(nn.Module):
-    """Predicts every joint at the root: the error of a joint is its ground-truth distance from the root."""
-
-    eval_protocol = "seq2seq"
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.zeros(*x.shape[:3], 3)
-
-
 def _recording(action: str, joint: int, x_mm: list[float]) -> object:
     from tmt.data.dataset import Sequence
 
@@ -460,7 +452,7 @@ def test_protocol_aggregates_per_action_per_joint_and_per_data_set_as_worked_by_
     from tmt.training.evaluate import evaluate_protocol
 
     seqs = [_recording("Walking 1", 1, [0.0, 10.0, 30.0]), _recording("Eating", 2, [20.0, 20.0])]
-    predictor = Predictor(Zero(), get_strategy("baseline"), H36M, frames=4, flip_test=False)
+    predictor = Predictor(RootPredictor(), get_strategy("baseline"), H36M, frames=4, flip_test=False)
     h36m = evaluate_protocol(predictor, seqs)
     walking, eating = 40 / 51, 40 / 34
     assert h36m["per_action"]["mpjpe"] == pytest.approx({"Walking": walking, "Eating": eating}, rel=1e-5)
@@ -534,7 +526,7 @@ def test_validation_mpjpe_is_frame_weighted_in_mm_over_the_valid_frames() -> Non
     from tmt.training.evaluate import evaluate_mpjpe
 
     seqs = [_recording("Walking 1", 1, [0.0, 10.0, 30.0]), _recording("Eating", 2, [20.0, 20.0])]
-    predictor = Predictor(Zero(), get_strategy("baseline"), H36M, frames=4, flip_test=False)
+    predictor = Predictor(RootPredictor(), get_strategy("baseline"), H36M, frames=4, flip_test=False)
     assert evaluate_mpjpe(predictor, seqs) == pytest.approx(80 / 85, rel=1e-5)
     seqs[0].valid = np.array([True, True, False])
     assert evaluate_mpjpe(predictor, seqs) == pytest.approx(50 / 68, rel=1e-5)

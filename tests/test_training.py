@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from payloads import RunsCode
+from stub_models import RootPredictor
 
 from tmt.data.dataset import Sequence
 from tmt.errors import CheckpointError
@@ -161,15 +162,6 @@ def test_non_finite_loss_stops_with_a_clear_failure(smoke_data):
         trainer.train_epoch(0)
 
 
-class Constant(torch.nn.Module):
-    """Predicts the all-zero pose for every frame: its MPJPE is the mean joint distance from the root."""
-
-    eval_protocol = "seq2seq"
-
-    def forward(self, x):
-        return torch.zeros(*x.shape[:3], 3)
-
-
 def _sequence(action: str, frames: int, radius: float) -> Sequence:
     pose = np.zeros((frames, 17, 3), dtype=np.float32)
     pose[:, 1:, 0] = radius
@@ -187,7 +179,7 @@ def _sequence(action: str, frames: int, radius: float) -> Sequence:
 
 def test_per_action_aggregation_is_frame_weighted_within_and_unweighted_across_actions():
     seqs = [_sequence("Walking", 10, 0.017), _sequence("Walking 1", 30, 0.034), _sequence("Eating", 5, 0.170)]
-    predictor = Predictor(Constant(), get_strategy("baseline"), H36M, frames=4, flip_test=False)
+    predictor = Predictor(RootPredictor(), get_strategy("baseline"), H36M, frames=4, flip_test=False)
     result = evaluate_protocol(predictor, seqs)
     walking = (10 * 16 + 30 * 32) / 40  # mm: 16 of 17 joints at the radius, frame-weighted
     eating = 160.0
