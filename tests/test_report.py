@@ -198,27 +198,35 @@ def test_relative_effects_beside_the_papers_improvement_table8():
     assert "vs baseline %, reproduced" in text and "+13.89" in text and "+14.00" in text
 
 
-def test_per_action_layout_reads_paper_rows_and_actions():
-    layout = Layout.model_validate(
-        {
-            "rows": ["train.strategy"],
-            "metric": "per_action.mpjpe",
-            "paper_columns": {"model.frames": "T"},
-            "paper_rows": [
-                {"labels": {"train.strategy": "baseline"}, "match": {"method": "MixSTE", "backbone": ""}},
-                {"labels": {"train.strategy": "tmt"}, "match": {"method": "TMT", "backbone": "MixSTE"}},
-            ],
-            "paper_filter": {"input_2d": "GT"},
-            "paper_metric": "value",
-        }
-    )
+PER_ACTION_LAYOUT = {
+    "rows": ["train.strategy"],
+    "metric": "per_action.mpjpe",
+    "paper_columns": {"model.frames": "T"},
+    "paper_rows": [
+        {"labels": {"train.strategy": "baseline"}, "match": {"method": "MixSTE", "backbone": ""}},
+        {"labels": {"train.strategy": "tmt"}, "match": {"method": "TMT", "backbone": "MixSTE"}},
+    ],
+    "paper_filter": {"input_2d": "GT"},
+    "paper_metric": "value",
+}
+"""Table 1's MixSTE and TMT rows (ground-truth 2D input, T 243): per action and their average."""
+
+
+def per_action_results() -> pd.DataFrame:
+    """Baseline and TMT cells at T 243, two seeds: action i scores level + i + seed, the average level + 7 +
+    seed (baseline level 30, TMT 27)."""
     rows = []
     for strategy, level in (("baseline", 30.0), ("tmt", 27.0)):
         for seed in range(2):
             per_action = {f"per_action.mpjpe.{a}": level + i + seed for i, a in enumerate(H36M_ACTIONS)}
             labels = {"train.strategy": strategy, "model.frames": 243}
             rows.append(cell(labels, seed, mpjpe=level + 7 + seed, **per_action))
-    table = build_table(pd.DataFrame(rows), layout, load_paper_table("table1"))
+    return pd.DataFrame(rows)
+
+
+def test_per_action_layout_reads_paper_rows_and_actions():
+    layout = Layout.model_validate(PER_ACTION_LAYOUT)
+    table = build_table(per_action_results(), layout, load_paper_table("table1"))
     assert list(table["action"].unique()) == [*H36M_ACTIONS, "Average"]
     get = table.set_index(["train.strategy", "action"])
     assert get.loc[("baseline", "Walking"), "paper"] == 14.7
@@ -1354,9 +1362,119 @@ def test_a_metric_is_shown_in_its_unit_after_the_paper_scale() -> None:
     from bench.report.units import metric_unit
 
     assert metric_unit("mpjpe") == metric_unit("per_action.p_mpjpe.Walking") == "mm"
-    assert metric_unit("convergence.time_to_plateau_s") == "s"
+    assert metric_unit("convergence.time_to_plateau_s") == metric_unit("convergence.time_to_target_s") == "s"
     assert metric_unit("convergence.time_to_plateau_s", 1 / 60) == "min"
     assert metric_unit("num_parameters", 1e-6) == "M parameters"
     assert metric_unit("paper_flops", 1e-9) == "GFLOPs"
     assert metric_unit("mpjpe", 0.1) == "mm x 0.1"
     assert metric_unit("some_score") == ""
+
+
+# --- claim paths that only unusual studies reach ---------------------------------------------------------
+
+LESS = {
+    "id": "tmt_lower",
+    "text": "TMT < MixSTE",
+    "test": "less",
+    "over": "train.strategy",
+    "order": ["tmt", "baseline"],
+}
+
+
+def test_a_claim_on_a_per_action_table_reads_the_papers_average_column():
+    """The paper side of a claim on Table 1 is its Average: MixSTE 21.6 - TMT 18.6 mm (GT input, T 243)."""
+    layout = Layout.model_validate(PER_ACTION_LAYOUT)
+    results = per_action_results()
+    table = build_table(results, layout, load_paper_table("table1"))
+    claim = dict(LESS, metric="mpjpe")
+    (result,) = evaluate_claims(results, [claim], [(layout, table)], ["train.strategy", "model.frames"])
+    assert (result.verdict, result.n, result.unit) == (HOLDS, 2, "mm")
+    assert result.effect == pytest.approx(3.0)  # (30 + 7 + seed) - (27 + 7 + seed)
+    assert result.paper_effect == pytest.approx(21.6 - 18.6)
+
+
+def test_per_row_comparisons_follow_the_cells_order_and_keep_a_row_with_a_missing_label():
+    """Rows are compared in the order the cells come; a row whose T label is missing is a row of its own, and
+    T, constant elsewhere, then varies and names every row."""
+    results = table7_results().iloc[::-1].reset_index(drop=True).astype({"model.frames": object})
+    results.loc[results["model.dim"] == 128, "model.frames"] = None
+    claim = dict(ORDERED, order=["tmt", "tmt1"])
+    (result,) = evaluate_claims(results, [claim], [(Layout.model_validate(TABLE7_LAYOUT), None)], AXES7)
+    assert [c.label for c in result.components] == [
+        "tmt < tmt1 @ model.depth=8, model.dim=128, model.frames=-",
+        "tmt < tmt1 @ model.depth=8, model.dim=64, model.frames=27",
+        "tmt < tmt1 @ model.depth=6, model.dim=64, model.frames=27",
+        "tmt < tmt1 @ model.depth=4, model.dim=64, model.frames=27",
+        "tmt < tmt1 (all rows)",
+    ]
+    assert [c.n for c in result.components] == [3, 3, 3, 3, 12]
+
+
+def test_pairs_match_on_a_key_missing_on_both_sides_and_drop_only_missing_values():
+    from bench.report.claims import paired
+
+    frame = pd.DataFrame(
+        [
+            {"train.strategy": "baseline", "data.mix_towards_gt": None, "seed": 0, "mpjpe": 40.0},
+            {"train.strategy": "tmt", "data.mix_towards_gt": None, "seed": 0, "mpjpe": 38.0},
+            {"train.strategy": "baseline", "data.mix_towards_gt": 0.5, "seed": 0, "mpjpe": 30.0},
+            {"train.strategy": "tmt", "data.mix_towards_gt": 0.5, "seed": 0, "mpjpe": None},
+        ]
+    )
+    pairs = paired(
+        frame, "mpjpe", "train.strategy", "tmt", "baseline", ["data.mix_towards_gt", "train.strategy"]
+    )
+    assert pairs[["a", "b", "a_cell", "b_cell"]].to_numpy().tolist() == [[38.0, 40.0, 1, 0]]
+
+
+def test_a_claim_on_another_metric_than_the_layouts_has_its_own_unit_and_no_paper_effect():
+    """Table 5's layout shows time in minutes; a claim on epochs reads no paper column and stays in epochs."""
+    layout = Layout.model_validate(dict(TABLE5_LAYOUT, paper_scale=1 / 60))
+    results = convergence_results(0.7)
+    results["convergence.epochs_to_plateau"] = np.where(results["train.strategy"] == "tmt", 8.0, 10.0)
+    results["convergence.epochs_to_plateau"] += results["seed"]
+    table = build_table(results, layout, load_paper_table("table5"))
+    on_time = dict(LESS, metric="convergence.time_to_target_s")
+    on_epochs = dict(LESS, id="fewer_epochs", metric="convergence.epochs_to_plateau")
+    time, epochs = evaluate_claims(results, [on_time, on_epochs], [(layout, table)])
+    assert time.unit == "min" and time.paper_effect is not None
+    assert epochs.unit == "epochs" and epochs.paper_effect is None
+    assert epochs.effect == pytest.approx(2.0) and epochs.verdict == HOLDS
+
+
+def test_axes_given_to_the_claims_pair_cells_on_every_one_of_them():
+    """T is a grid axis but no layout row: given as an axis it pairs cells, else cells of any T pair."""
+    rows = [
+        cell(
+            {"train.strategy": s, "model.frames": t}, seed, mpjpe=40.0 + t / 27 - (2.0 if s == "tmt" else 0.0)
+        )
+        for s in ("baseline", "tmt")
+        for t in (27, 81)
+        for seed in range(2)
+    ]
+    results, tables = pd.DataFrame(rows), [(Layout.model_validate(ONE_COLUMN), None)]
+    (paired_on_t,) = evaluate_claims(
+        results, [dict(LESS, metric="mpjpe")], tables, ["train.strategy", "model.frames"]
+    )
+    (any_t,) = evaluate_claims(results, [dict(LESS, metric="mpjpe")], tables)
+    assert (paired_on_t.n, paired_on_t.effect, paired_on_t.verdict) == (4, pytest.approx(2.0), HOLDS)
+    assert any_t.n == 8  # each seed's two tmt cells against its two baseline cells
+
+
+def test_a_cell_without_spread_has_no_correlation_of_its_own():
+    """A cell whose speeds (or errors) are all equal has no r; the pooled r and the other cells' stand."""
+    results = joint_results(3.0, seeds=4)
+    results.at[2, "per_joint_speed"] = [5.0] * 17
+    results.at[3, "per_joint_mpjpe"] = [0.0] + [40.0] * 16
+    (result,) = evaluate_claims(results, [CORRELATION], [(Layout.model_validate(ONE_COLUMN), None)])
+    per_cell = result.detail.split("r per cell: ")[1].split(", ")
+    assert len(per_cell) == 2 and all(float(r) > 0.9 for r in per_cell)
+    assert result.verdict == HOLDS and result.n == 16
+
+
+def test_a_paper_curve_of_two_values_has_a_rank_correlation():
+    """Two values of m make no trend to test, but the paper's two points still rise (rho 1)."""
+    results = table8_results([0, 1], [1.0, 12.0])
+    (result,) = _claims(results, [IMPROVEMENT], TABLE8_LAYOUT, "table8", AXES8)
+    assert result.verdict == INCONCLUSIVE and "2 values of data.mix_towards_gt" in result.detail
+    assert result.paper_effect == pytest.approx(1.0)

@@ -312,13 +312,14 @@ def mean_test(
 
 
 def paper_frame(table: pd.DataFrame, layout: Layout) -> pd.DataFrame:
-    """The paper's numbers as a one-seed results frame: claims compute the paper's effect the same way."""
+    """The paper's numbers as a one-seed results frame (seed 0): claims compute the paper's effect the same
+    way, pairing on the seed as they do for cells."""
     frame = table
     if layout.per_action:
         frame = frame[frame["action"] == AVERAGE].drop(columns="action")
     elif not layout.columns:
         frame = frame.drop(columns="metric")
-    return frame.assign(seed=0, status="done").rename(columns={"paper": layout.value_metric})
+    return frame.assign(seed=0).rename(columns={"paper": layout.value_metric})
 
 
 # --- paired comparisons ---------------------------------------------------------------------------------
@@ -430,10 +431,19 @@ def _row_groups(
         for key, grp in pairs.groupby(rows, sort=False, dropna=False):
             key = key if isinstance(key, tuple) else (key,)
             named = dict(zip(rows, key, strict=True))
-            where = ", ".join(f"{r}={named[r]}" for r in varying)
+            where = ", ".join(f"{r}={_shown(named[r])}" for r in varying)
             groups.append((f"{label} @ {where}", grp, _same_row(paper_pairs, named)))
     groups.append((f"{label} (all rows)" if claim.per_row and rows else label, pairs, paper_pairs))
     return groups
+
+
+def _shown(value: Any) -> str:
+    """A row label as the reports print it: 27 rather than the 27.0 of a column with a missing label, and a
+    missing one as "-"."""
+    number = norm_value(value)
+    if number == "":
+        return "-"
+    return str(int(number)) if isinstance(number, float) and number.is_integer() else str(value)
 
 
 def _same_row(pairs: pd.DataFrame | None, named: dict[str, Any]) -> pd.DataFrame | None:

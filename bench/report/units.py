@@ -15,6 +15,7 @@ BASE_UNITS = {
     "mpjve": "mm",
     "epochs_to_plateau": "epochs",
     "time_to_plateau_s": "s",
+    "time_to_target_s": "s",
     "num_parameters": "parameters",
     "paper_flops": "FLOPs",
 }
@@ -64,6 +65,7 @@ METRIC_WORDS = {
     "mpjve": "MPJVE",
     "epochs_to_plateau": "epochs to the plateau",
     "time_to_plateau_s": "training time to the plateau",
+    "time_to_target_s": "training time to the target",
     "num_parameters": "parameters",
     "paper_flops": "FLOPs",
 }
