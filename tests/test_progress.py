@@ -118,3 +118,21 @@ def test_eta_is_zero_before_the_first_epoch_and_after_the_end_and_bounded_by_eve
     assert (
         eta_seconds(walled, TrainState(epoch=3, wall_time_s=60.0)) == 40.0
     )  # 140 s of epochs, 40 of wall time
+
+
+def test_eta_is_zero_once_a_cap_is_reached_before_training_has_said_so() -> None:
+    """At the last epoch, past the update cap or past the wall time, nothing is left (never a negative time)."""
+    last = ExperimentConfig.model_validate({"optim": {"epochs": 3}})
+    assert eta_seconds(last, TrainState(epoch=3, wall_time_s=60.0)) == 0.0
+    updates = ExperimentConfig.model_validate({"optim": {"epochs": 10, "max_updates": 80}})
+    assert eta_seconds(updates, TrainState(epoch=3, wall_time_s=60.0, updates=90)) == 0.0
+    walled = ExperimentConfig.model_validate({"optim": {"epochs": 10, "max_wall_s": 50.0}})
+    assert eta_seconds(walled, TrainState(epoch=3, wall_time_s=60.0)) == 0.0
+
+
+def test_epoch_line_shows_the_test_mpjpe_when_the_epoch_measured_it() -> None:
+    config = ExperimentConfig.model_validate({"optim": {"epochs": 10}})
+    state = TrainState(epoch=2, wall_time_s=120.0, updates=20)
+    record = {"epoch": 2, "loss_step1": 0.25, "val_mpjpe": 65.34, "test_mpjpe": 61.26}
+    line = epoch_line(record, config, state, 61.0)
+    assert line == "epoch 2/10 | loss 0.2500 | val MPJPE 65.3 mm | test MPJPE 61.3 mm | 61 s | ETA 8 min"
