@@ -125,6 +125,25 @@ def test_resumed_run_ends_with_the_same_weights(smoke_data, tmp_path):
         torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)
 
 
+def test_the_best_epochs_weights_are_kept_while_training_goes_on(smoke_data):
+    """The weights evaluated at the end are those of the best validation epoch (the 2nd of 3 here), a copy
+    that later updates do not touch."""
+    trainer = make_trainer(tiny_config(smoke_data, "baseline", epochs=3))
+    seen, scores = [], iter([2.0, 1.0, 3.0])
+
+    def validate(model):
+        seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return next(scores)
+
+    trainer.validate = validate
+    state = trainer.fit()
+    assert state.best_val_epoch == 2
+    final = trainer.model.state_dict()
+    for key, value in state.best_val_state.items():
+        torch.testing.assert_close(value, seen[1][key], rtol=0, atol=0)
+    assert any(not torch.equal(state.best_val_state[k], final[k]) for k in final)
+
+
 def test_resume_does_not_depend_on_the_names_of_internal_classes(smoke_data, tmp_path, monkeypatch):
     """A checkpoint holds plain data (tensors, numbers, strings, containers), never a pickled class: renaming
     or moving TrainState after it was written does not break resuming it."""
