@@ -285,6 +285,14 @@ def test_window_errors_name_the_sequence_and_what_is_wrong() -> None:
         str(raised.value)
         == "sequence 1 (S1 Walking 1 camera 2): root_3d must be (5, 3) to match keypoints_2d, got (4, 3)"
     )
+    flat = recording()
+    flat.pose_3d = flat.pose_3d[..., :2]
+    with pytest.raises(DataError) as raised:
+        WindowBank.from_sequences([flat], 3, "seq2seq")
+    assert (
+        str(raised.value)
+        == "sequence 0 (S1 Walking 1 camera 2): pose_3d must be (5, 17, 3) to match keypoints_2d, got (5, 17, 2)"
+    )
 
 
 class BareSequence:
