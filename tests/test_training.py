@@ -127,7 +127,7 @@ def test_resumed_run_ends_with_the_same_weights(smoke_data, tmp_path):
 
 def test_the_best_epochs_weights_are_kept_while_training_goes_on(smoke_data):
     """The weights evaluated at the end are those of the best validation epoch (the 2nd of 3 here), a copy
-    that later updates do not touch."""
+    that later updates do not touch; every epoch records its test MPJPE and its training time."""
     trainer = make_trainer(tiny_config(smoke_data, "baseline", epochs=3))
     seen, scores = [], iter([2.0, 1.0, 3.0])
 
@@ -136,8 +136,12 @@ def test_the_best_epochs_weights_are_kept_while_training_goes_on(smoke_data):
         return next(scores)
 
     trainer.validate = validate
+    test_scores = iter([5.0, 6.0, 4.0])
+    trainer.test = lambda _model: next(test_scores)
     state = trainer.fit()
-    assert state.best_val_epoch == 2
+    assert state.best_val_epoch == 2 and state.best_test_epoch == 3
+    assert [r["test_mpjpe"] for r in state.history] == [5.0, 6.0, 4.0]
+    assert all(0 < r["epoch_time_s"] <= r["wall_time_s"] for r in state.history)
     final = trainer.model.state_dict()
     for key, value in state.best_val_state.items():
         torch.testing.assert_close(value, seen[1][key], rtol=0, atol=0)
@@ -291,9 +295,14 @@ def test_raising_the_epoch_cap_continues_a_finished_run(smoke_data, tmp_path):
 
 def test_a_checkpoint_of_another_configuration_is_refused(smoke_data, tmp_path):
     config = tiny_config(smoke_data, "tmt1", epochs=1)
+    assert make_trainer(config, tmp_path / "ckpt.pt").load_checkpoint() is False  # none yet
     make_trainer(config, tmp_path / "ckpt.pt").fit()
-    with pytest.raises(CheckpointError, match=r"ckpt\.pt: .*different configuration \(optim\.lr: 0\.001"):
+    with pytest.raises(CheckpointError) as refused:
         make_trainer(_with(config, optim={"lr": 2e-3}), tmp_path / "ckpt.pt").fit()
+    assert str(refused.value) == (
+        f"{tmp_path / 'ckpt.pt'}: this checkpoint belongs to a different configuration (optim.lr: 0.001 in the "
+        "checkpoint, 0.002 now); use another output folder or delete the checkpoint to start afresh"
+    )
 
 
 def test_a_crafted_or_corrupt_checkpoint_is_refused_without_running_code(smoke_data, tmp_path):
@@ -305,6 +314,14 @@ def test_a_crafted_or_corrupt_checkpoint_is_refused_without_running_code(smoke_d
     (tmp_path / "ckpt.pt").write_bytes(b"\x00" * 100)
     with pytest.raises(CheckpointError, match="delete it to start this run afresh"):
         make_trainer(tiny_config(smoke_data, "tmt1"), tmp_path / "ckpt.pt").fit()
+    torch.save({"state": {"x" * 300: 1}}, tmp_path / "ckpt.pt")  # loads, but is no training state
+    with pytest.raises(CheckpointError) as refused:
+        make_trainer(tiny_config(smoke_data, "tmt1"), tmp_path / "ckpt.pt").fit()
+    error = "TrainState.__init__() got an unexpected keyword argument '" + "x" * 300 + "'"
+    assert str(refused.value) == (
+        f"{tmp_path / 'ckpt.pt'}: unreadable checkpoint (TypeError: {error[:200]}); "
+        "delete it to start this run afresh"
+    )
 
 
 def test_extra_channel_scale_multiplies_step_two_and_standardize_gives_unit_spread(smoke_data):
