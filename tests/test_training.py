@@ -16,7 +16,7 @@ from tmt.skeleton import H36M
 from tmt.training import STRATEGIES, ExperimentConfig, TrainingFailed, get_strategy, run_experiment
 from tmt.training.evaluate import Predictor, evaluate_protocol
 from tmt.training.experiment import build_experiment_model, load_dataset, training_windows
-from tmt.training.trainer import Trainer
+from tmt.training.trainer import Trainer, learning_rate
 
 TINY = {"backbone": "mixste", "frames": 9, "depth": 1, "dim": 16, "heads": 2}
 
@@ -128,20 +128,26 @@ def test_resumed_run_ends_with_the_same_weights(smoke_data, tmp_path):
 def test_the_best_epochs_weights_are_kept_while_training_goes_on(smoke_data):
     """The weights evaluated at the end are those of the best validation epoch (the 2nd of 3 here), a copy
     that later updates do not touch; every epoch records its test MPJPE and its training time."""
-    trainer = make_trainer(tiny_config(smoke_data, "baseline", epochs=3))
-    seen, scores = [], iter([2.0, 1.0, 3.0])
+    config = tiny_config(smoke_data, "baseline", epochs=3)
+    trainer = make_trainer(config)
+    seen, val_scores, test_scores = [], iter([2.0, 1.0, 3.0]), iter([5.0, 6.0, 4.0])
 
     def validate(model):
+        assert model is trainer.model
         seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
-        return next(scores)
+        return next(val_scores)
 
-    trainer.validate = validate
-    test_scores = iter([5.0, 6.0, 4.0])
-    trainer.test = lambda _model: next(test_scores)
+    def test(model):
+        assert model is trainer.model
+        return next(test_scores)
+
+    trainer.validate, trainer.test = validate, test
     state = trainer.fit()
     assert state.best_val_epoch == 2 and state.best_test_epoch == 3
     assert [r["test_mpjpe"] for r in state.history] == [5.0, 6.0, 4.0]
-    assert all(0 < r["epoch_time_s"] <= r["wall_time_s"] for r in state.history)
+    assert [r["lr"] for r in state.history] == [learning_rate(config, epoch) for epoch in range(3)]
+    trained = np.cumsum([r["epoch_time_s"] for r in state.history])
+    assert all(0 < t <= r["wall_time_s"] for t, r in zip(trained, state.history, strict=True))  # cumulative
     final = trainer.model.state_dict()
     for key, value in state.best_val_state.items():
         torch.testing.assert_close(value, seen[1][key], rtol=0, atol=0)
