@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -126,11 +127,12 @@ def test_resumed_run_ends_with_the_same_weights(smoke_data, tmp_path):
 
 
 def test_the_best_epochs_weights_are_kept_while_training_goes_on(smoke_data):
-    """The weights evaluated at the end are those of the best validation epoch (the 2nd of 3 here), a copy
-    that later updates do not touch; every epoch records its test MPJPE and its training time."""
+    """The weights evaluated at the end are those of the best validation epoch (the 2nd of 3 here; a tie
+    keeps the earlier), a copy that later updates do not touch; likewise for the best test epoch. Every epoch
+    records its test MPJPE, lr and training time, and tells the callbacks."""
     config = tiny_config(smoke_data, "baseline", epochs=3)
     trainer = make_trainer(config)
-    seen, val_scores, test_scores = [], iter([2.0, 1.0, 3.0]), iter([5.0, 6.0, 4.0])
+    seen, val_scores, test_scores = [], iter([2.0, 1.0, 1.0]), iter([5.0, 4.0, 4.0])  # ties keep the earlier
 
     def validate(model):
         assert model is trainer.model
@@ -141,16 +143,21 @@ def test_the_best_epochs_weights_are_kept_while_training_goes_on(smoke_data):
         assert model is trainer.model
         return next(test_scores)
 
-    trainer.validate, trainer.test = validate, test
+    told = []
+    callback = SimpleNamespace(on_epoch_end=lambda epoch, record: told.append((epoch, record)))
+    trainer.validate, trainer.test, trainer.callbacks = validate, test, [callback]
     state = trainer.fit()
-    assert state.best_val_epoch == 2 and state.best_test_epoch == 3
-    assert [r["test_mpjpe"] for r in state.history] == [5.0, 6.0, 4.0]
+    assert (state.best_val_epoch, state.best_test_epoch) == (2, 2)
+    assert [r["test_mpjpe"] for r in state.history] == [5.0, 4.0, 4.0]
+    assert told == [(e + 1, record) for e, record in enumerate(state.history)]
     assert [r["lr"] for r in state.history] == [learning_rate(config, epoch) for epoch in range(3)]
     trained = np.cumsum([r["epoch_time_s"] for r in state.history])
     assert all(0 < t <= r["wall_time_s"] for t, r in zip(trained, state.history, strict=True))  # cumulative
     final = trainer.model.state_dict()
-    for key, value in state.best_val_state.items():
-        torch.testing.assert_close(value, seen[1][key], rtol=0, atol=0)
+    for best in (state.best_val_state, state.best_test_state):
+        assert best.keys() == seen[1].keys()
+        for key, value in best.items():
+            torch.testing.assert_close(value, seen[1][key], rtol=0, atol=0)
     assert any(not torch.equal(state.best_val_state[k], final[k]) for k in final)
 
 
