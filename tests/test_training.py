@@ -17,7 +17,7 @@ from tmt.skeleton import H36M
 from tmt.training import STRATEGIES, ExperimentConfig, TrainingFailed, get_strategy, run_experiment
 from tmt.training.evaluate import Predictor, evaluate_protocol
 from tmt.training.experiment import build_experiment_model, load_dataset, training_windows
-from tmt.training.trainer import Trainer, learning_rate
+from tmt.training.trainer import Trainer, _autocast, learning_rate
 
 TINY = {"backbone": "mixste", "frames": 9, "depth": 1, "dim": 16, "heads": 2}
 
@@ -436,3 +436,51 @@ def test_a_refused_checkpoint_names_the_first_field_that_differs():
     )
     assert _first_difference({"optim": now["optim"]}, now) == "train.seed: None in the checkpoint, 0 now"
     assert _first_difference(now, now) == "unknown difference"
+
+
+@pytest.mark.parametrize(
+    ("precision", "dtype"), [("fp32", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)]
+)
+def test_each_precision_runs_the_models_matrix_products_in_its_own_dtype(precision, dtype):
+    """fp16 is refused on a CPU by the configuration, so it is set past validation here."""
+    config = _with(ExperimentConfig(), train={"precision": precision})
+    a = torch.randn(4, 4)
+    with _autocast(config, torch.device("cpu")):
+        assert (a @ a).dtype == dtype
+
+
+def _gradients_at_the_update(trainer: Trainer) -> tuple[float, list[torch.Tensor]]:
+    """One baseline update on the first 8 windows: its loss and the gradients the optimizer stepped with."""
+    grads = []
+    step = trainer.optimizer.step
+
+    def spy(*args, **kwargs):
+        grads.extend(p.grad.detach().clone() for p in trainer.model.parameters() if p.grad is not None)
+        return step(*args, **kwargs)
+
+    trainer.optimizer.step = spy
+    batch = trainer.bank.batch(np.arange(8), np.zeros(8, dtype=bool))
+    return trainer.train_batch(batch)["zeros"], grads
+
+
+def test_grad_clip_bounds_the_norm_of_every_update(smoke_data):
+    config = tiny_config(smoke_data, "baseline")
+    _, free = _gradients_at_the_update(make_trainer(config))
+    _, clipped = _gradients_at_the_update(make_trainer(_with(config, optim={"grad_clip": 1e-3})))
+    norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in free])))
+    assert norm > 1e-2  # so the cap below bites
+    scale = 1e-3 / norm
+    for f, c in zip(free, clipped, strict=True):
+        torch.testing.assert_close(c, f * scale, rtol=1e-4, atol=1e-9)  # the same direction, norm 1e-3
+
+
+def test_scale_grad_by_loss_multiplies_the_gradient_by_the_loss(smoke_data):
+    """MixSTE's script calls loss.backward(loss): its gradient is the plain gradient times the loss."""
+    config = tiny_config(smoke_data, "baseline")
+    loss, plain = _gradients_at_the_update(make_trainer(config))
+    scaled_loss, scaled = _gradients_at_the_update(
+        make_trainer(_with(config, optim={"scale_grad_by_loss": True}))
+    )
+    assert scaled_loss == pytest.approx(loss, rel=1e-6)
+    for p, s in zip(plain, scaled, strict=True):
+        torch.testing.assert_close(s, p * loss, rtol=1e-4, atol=1e-8)
