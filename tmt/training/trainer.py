@@ -174,10 +174,6 @@ class Trainer:
         self.loss_fn = build_loss(config.train.loss, joint_weights(skeleton))
         self.optimizer = make_optimizer(model, config)
         self.state = TrainState()
-        if config.train.precision == "fp16" and self.device.type != "cuda":
-            from tmt.errors import ConfigError
-
-            raise ConfigError("train.precision: fp16 needs a CUDA device; use bf16 on CPU")
         self.scaler = torch.amp.GradScaler("cuda", enabled=config.train.precision == "fp16")
         self.extra_scale = extra_channel_scale(strategy, bank, config, self.device)
         self._parallel: nn.Module | None = None
