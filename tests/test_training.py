@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from payloads import RunsCode
-from stub_models import RootPredictor
+from stub_models import CentreRootPredictor, RootPredictor
 
 from tmt.data.dataset import Sequence
 from tmt.errors import CheckpointError
@@ -17,7 +17,7 @@ from tmt.skeleton import H36M
 from tmt.training import STRATEGIES, ExperimentConfig, TrainingFailed, get_strategy, run_experiment
 from tmt.training.evaluate import Predictor, evaluate_protocol
 from tmt.training.experiment import build_experiment_model, load_dataset, training_windows
-from tmt.training.trainer import Trainer, _autocast, learning_rate
+from tmt.training.trainer import Trainer, _autocast, batch_clips, learning_rate
 
 TINY = {"backbone": "mixste", "frames": 9, "depth": 1, "dim": 16, "heads": 2}
 
@@ -484,3 +484,68 @@ def test_scale_grad_by_loss_multiplies_the_gradient_by_the_loss(smoke_data):
     assert scaled_loss == pytest.approx(loss, rel=1e-6)
     for p, s in zip(plain, scaled, strict=True):
         torch.testing.assert_close(s, p * loss, rtol=1e-4, atol=1e-8)
+
+
+def test_a_one_frame_prediction_is_scored_against_the_centre_frame_of_the_clip(smoke_data):
+    """A seq2frame model's loss reads the centre frame of each target clip (frame 4 of 9), not every frame."""
+    config = _with(tiny_config(smoke_data, "baseline"), train={"loss": {"mpjpe": 1.0}})
+    trainer = Trainer(CentreRootPredictor(), get_strategy("baseline"), None, config, validate=lambda _m: 0.0)
+    generator = torch.Generator().manual_seed(0)
+    target = torch.randn(4, 9, 17, 3, generator=generator)
+    loss = trainer._step(torch.zeros(4, 9, 17, 2), target)
+    centre = target[:, 4].numpy()
+    assert float(loss.detach()) == pytest.approx(np.linalg.norm(centre, axis=-1).mean(), rel=1e-6)
+
+
+def test_batch_clips_is_at_least_one_clip():
+    """batch_frames / T rounded down, but never 0 clips: 8 frames of T 27 still make a batch of one clip."""
+    config = ExperimentConfig.model_validate({"optim": {"batch_frames": 8}, "model": {"frames": 27}})
+    assert batch_clips(config) == 1
+    assert batch_clips(_with(config, optim={"batch_frames": 60})) == 2
+
+
+def test_an_epoch_trains_on_every_window_at_its_lr_and_reports_the_mean_loss(smoke_data, monkeypatch):
+    """Epoch 3 of 3: every window once plain and once mirrored in batches of 8 clips, the optimizer at that
+    epoch's lr, the mean of the batches' losses returned, callbacks told after each batch, and a progress bar
+    labelled with the epoch that advances once per batch."""
+    import tmt.training.trainer as trainer_module
+
+    config = tiny_config(smoke_data, "baseline", epochs=3)
+    trainer = make_trainer(config)
+    sizes, losses, updates, bars = [], [], [], []
+    train_batch = trainer.train_batch
+
+    def spy(batch, *args, **kwargs):
+        sizes.append(len(batch.keypoints_2d))
+        out = train_batch(batch, *args, **kwargs)
+        losses.append(out["zeros"])
+        return out
+
+    class Bar:
+        def __init__(self, label, total, **options):
+            bars.append({"label": label, "total": total, **options, "advanced": [], "closed": False})
+
+        def advance(self, **fields):
+            bars[-1]["advanced"].append(fields)
+
+        def close(self):
+            bars[-1]["closed"] = True
+
+    monkeypatch.setattr(trainer_module, "Progress", Bar)
+    trainer.train_batch, trainer.progress = spy, True
+    trainer.callbacks = [SimpleNamespace(on_batch_end=lambda update, _losses: updates.append(update))]
+    result = trainer.train_epoch(2)
+    windows = len(trainer.bank)
+    assert sum(sizes) == 2 * windows and sizes[:-1] == [8] * (len(sizes) - 1)
+    assert result["zeros"] == pytest.approx(np.mean(losses))
+    assert result["lr"] == pytest.approx(1e-3 * config.optim.lr_decay**2)
+    assert [group["lr"] for group in trainer.optimizer.param_groups] == [result["lr"]]
+    assert updates == list(range(1, len(sizes) + 1))
+    (bar,) = bars
+    assert (bar["label"], bar["total"], bar["fields"], bar["lines"]) == (
+        "epoch 3/3",
+        len(sizes),
+        ("loss",),
+        False,
+    )
+    assert bar["advanced"] == [{"loss": value} for value in losses] and bar["closed"]

@@ -312,10 +312,10 @@ class Trainer:
         size = batch_clips(self.config)
         sums = dict.fromkeys(self.strategy.steps, 0.0)
         count = 0
-        batches = range(0, len(index), size)
+        n_batches = math.ceil(len(index) / size)
         label = f"epoch {epoch + 1}/{self.config.optim.epochs}"
         main = self.processes.main
-        bar = Progress(label, len(batches), fields=("loss",), lines=False) if self.progress and main else None
+        bar = Progress(label, n_batches, fields=("loss",), lines=False) if self.progress and main else None
         hooks = (getattr(c, "on_batch_end", None) for c in self.callbacks) if main else ()
         batch_hooks = [hook for hook in hooks if hook is not None]
         pin = self.device.type == "cuda"
@@ -330,7 +330,7 @@ class Trainer:
             batch = self.bank.batch(index[mine], flips[mine])
             return (Batch(*(t.pin_memory() for t in batch)) if pin else batch), share
 
-        for number, (batch, share) in enumerate(prefetched(assemble, len(batches), self.prefetch)):
+        for number, (batch, share) in enumerate(prefetched(assemble, n_batches, self.prefetch)):
             losses = self.train_batch(batch, epoch, number, share=share)
             for step, value in losses.items():
                 sums[step] += value
