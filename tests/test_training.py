@@ -549,3 +549,20 @@ def test_an_epoch_trains_on_every_window_at_its_lr_and_reports_the_mean_loss(smo
         False,
     )
     assert bar["advanced"] == [{"loss": value} for value in losses] and bar["closed"]
+
+
+@pytest.mark.parametrize("velocity", ["root_relative", "absolute"])
+def test_standardize_gives_unit_spread_over_a_bank_of_several_chunks(smoke_data, velocity):
+    """The per-channel factor is summed over the bank in chunks of 256 windows: with more than two chunks
+    the features the model sees (of the root-relative or of the absolute pose) still have unit spread."""
+    config = tiny_config(smoke_data, "tmt2")
+    config = _with(
+        config, data={"max_train_windows": 600}, train={"extra_scale": "standardize", "velocity": velocity}
+    )
+    trainer = make_trainer(config)
+    assert len(trainer.bank) > 2 * 256
+    batch = trainer.bank.batch(np.arange(len(trainer.bank)), np.zeros(len(trainer.bank), dtype=bool))
+    source = batch.pose_3d + (batch.root_3d[:, :, None, :] if velocity == "absolute" else 0)
+    features = get_strategy("tmt2").step_input("features", batch.keypoints_2d, source, trainer.extra_scale)
+    spread = features[..., 2:].flatten(0, -2).double().std(0, unbiased=False)
+    torch.testing.assert_close(spread, torch.ones(3, dtype=torch.float64), atol=1e-4, rtol=0)
