@@ -195,8 +195,30 @@ def test_same_seed_same_numbers_and_another_seed_differs(smoke_data, tmp_path):
 def test_non_finite_loss_stops_with_a_clear_failure(smoke_data):
     trainer = make_trainer(tiny_config(smoke_data, "baseline"))
     trainer.model.register_forward_hook(lambda _m, _i, out: out * float("nan"))
-    with pytest.raises(TrainingFailed, match="non-finite loss"):
+    with pytest.raises(TrainingFailed) as failed:
         trainer.train_epoch(0)
+    assert str(failed.value) == "non-finite loss (nan) in epoch 1, step 'zeros', batch 0"
+    trainer = make_trainer(tiny_config(smoke_data, "tmt2"))
+    trainer.model.register_forward_hook(lambda _m, _i, out: out * float("nan"))
+    batch = trainer.bank.batch(np.arange(8), np.zeros(8, dtype=bool))
+    with pytest.raises(TrainingFailed) as failed:
+        trainer.train_batch(batch, epoch=4, number=7)
+    assert str(failed.value) == "non-finite loss (nan) in epoch 5, step 'features', batch 7"
+
+
+@pytest.mark.parametrize("velocity", ["root_relative", "absolute"])
+def test_step_two_sees_the_velocity_of_the_pose_the_config_names(smoke_data, velocity):
+    """train.velocity absolute: the extra channels are the velocity of the camera-space pose (pose + root)."""
+    trainer = make_trainer(_with(tiny_config(smoke_data, "tmt2"), train={"velocity": velocity}))
+    seen = []
+    trainer.step_fn = lambda inp, target: seen.append(inp) or trainer._step(inp, target)
+    batch = trainer.bank.batch(np.arange(8), np.zeros(8, dtype=bool))
+    trainer.train_batch(batch)
+    source = batch.pose_3d + (batch.root_3d[:, :, None, :] if velocity == "absolute" else 0)
+    (inp,) = seen
+    torch.testing.assert_close(
+        inp, get_strategy("tmt2").step_input("features", batch.keypoints_2d, source, 1.0)
+    )
 
 
 def _sequence(action: str, frames: int, radius: float) -> Sequence:
