@@ -204,12 +204,19 @@ def test_non_finite_loss_stops_with_a_clear_failure(smoke_data):
     with pytest.raises(TrainingFailed) as failed:
         trainer.train_batch(batch, epoch=4, number=7)
     assert str(failed.value) == "non-finite loss (nan) in epoch 5, step 'features', batch 7"
+    with pytest.raises(TrainingFailed) as failed:
+        trainer.train_batch(batch)  # a batch outside an epoch is named as the first of the first
+    assert str(failed.value) == "non-finite loss (nan) in epoch 1, step 'features', batch 0"
 
 
-@pytest.mark.parametrize("velocity", ["root_relative", "absolute"])
-def test_step_two_sees_the_velocity_of_the_pose_the_config_names(smoke_data, velocity):
-    """train.velocity absolute: the extra channels are the velocity of the camera-space pose (pose + root)."""
-    trainer = make_trainer(_with(tiny_config(smoke_data, "tmt2"), train={"velocity": velocity}))
+@pytest.mark.parametrize(
+    ("velocity", "scale"), [("root_relative", 1.0), ("absolute", 1.0), ("root_relative", 2.0)]
+)
+def test_step_two_sees_the_velocity_of_the_pose_the_config_names(smoke_data, velocity, scale):
+    """train.velocity absolute: the extra channels are the velocity of the camera-space pose (pose + root);
+    train.extra_scale multiplies them."""
+    config = _with(tiny_config(smoke_data, "tmt2"), train={"velocity": velocity, "extra_scale": scale})
+    trainer = make_trainer(config)
     seen = []
     trainer.step_fn = lambda inp, target: seen.append(inp) or trainer._step(inp, target)
     batch = trainer.bank.batch(np.arange(8), np.zeros(8, dtype=bool))
@@ -217,7 +224,7 @@ def test_step_two_sees_the_velocity_of_the_pose_the_config_names(smoke_data, vel
     source = batch.pose_3d + (batch.root_3d[:, :, None, :] if velocity == "absolute" else 0)
     (inp,) = seen
     torch.testing.assert_close(
-        inp, get_strategy("tmt2").step_input("features", batch.keypoints_2d, source, 1.0)
+        inp, get_strategy("tmt2").step_input("features", batch.keypoints_2d, source, scale)
     )
 
 
@@ -517,6 +524,22 @@ def test_a_one_frame_prediction_is_scored_against_the_centre_frame_of_the_clip(s
     loss = trainer._step(torch.zeros(4, 9, 17, 2), target)
     centre = target[:, 4].numpy()
     assert float(loss.detach()) == pytest.approx(np.linalg.norm(centre, axis=-1).mean(), rel=1e-6)
+    pair = target[:, :2]  # a two-frame clip: its centre frame is the second
+    loss = trainer._step(torch.zeros(4, 2, 17, 2), pair)
+    assert float(loss.detach()) == pytest.approx(np.linalg.norm(pair[:, 1].numpy(), axis=-1).mean(), rel=1e-6)
+
+
+def test_a_trainer_shows_progress_and_tests_every_epoch_when_given_a_test(smoke_data):
+    """By default a trainer prints its epochs; a ``test`` given to it scores every epoch."""
+    config = tiny_config(smoke_data, "baseline")
+    model = build_experiment_model(config)
+    bank = training_windows(config, load_dataset(config).train, H36M, model.eval_protocol)
+    trainer = Trainer(
+        model, get_strategy("baseline"), bank, config, validate=lambda _m: 2.0, test=lambda _m: 3.0
+    )
+    assert trainer.progress is True
+    trainer.progress = False
+    assert [record["test_mpjpe"] for record in trainer.fit().history] == [3.0]
 
 
 def test_batch_clips_is_at_least_one_clip():
