@@ -596,6 +596,12 @@ def test_an_epoch_trains_on_every_window_at_its_lr_and_reports_the_mean_loss(smo
     assert bar["advanced"] == [{"loss": value} for value in losses] and bar["closed"]
 
 
+def test_standardize_leaves_a_strategy_without_extra_channels_alone(smoke_data):
+    config = _with(tiny_config(smoke_data, "baseline"), train={"extra_scale": "standardize"})
+    scale = make_trainer(config).extra_scale
+    assert type(scale) is float and scale == 1.0
+
+
 @pytest.mark.parametrize("velocity", ["root_relative", "absolute"])
 def test_standardize_gives_unit_spread_over_a_bank_of_several_chunks(smoke_data, velocity):
     """The per-channel factor is summed over the bank in chunks of 256 windows: with more than two chunks
