@@ -551,8 +551,9 @@ def test_batch_clips_is_at_least_one_clip():
 
 def test_an_epoch_trains_on_every_window_at_its_lr_and_reports_the_mean_loss(smoke_data, monkeypatch):
     """Epoch 3 of 3: every window once plain and once mirrored in batches of 8 clips, the optimizer at that
-    epoch's lr, the mean of the batches' losses returned, callbacks told after each batch, and a progress bar
-    labelled with the epoch that advances once per batch."""
+    epoch's lr, the mean of the batches' losses returned, callbacks told each batch's update and losses, and
+    a progress bar labelled with the epoch that advances once per batch; then a one-batch epoch without the
+    bar."""
     import tmt.training.trainer as trainer_module
 
     config = tiny_config(smoke_data, "baseline", epochs=3)
@@ -561,6 +562,7 @@ def test_an_epoch_trains_on_every_window_at_its_lr_and_reports_the_mean_loss(smo
     train_batch = trainer.train_batch
 
     def spy(batch, *args, **kwargs):
+        assert kwargs["share"] == 1.0  # one process trains on whole batches
         sizes.append(len(batch.keypoints_2d))
         out = train_batch(batch, *args, **kwargs)
         losses.append(out["zeros"])
@@ -578,14 +580,14 @@ def test_an_epoch_trains_on_every_window_at_its_lr_and_reports_the_mean_loss(smo
 
     monkeypatch.setattr(trainer_module, "Progress", Bar)
     trainer.train_batch, trainer.progress = spy, True
-    trainer.callbacks = [SimpleNamespace(on_batch_end=lambda update, _losses: updates.append(update))]
+    trainer.callbacks = [SimpleNamespace(on_batch_end=lambda update, told: updates.append((update, told)))]
     result = trainer.train_epoch(2)
     windows = len(trainer.bank)
     assert sum(sizes) == 2 * windows and sizes[:-1] == [8] * (len(sizes) - 1)
     assert result["zeros"] == pytest.approx(np.mean(losses))
     assert result["lr"] == pytest.approx(1e-3 * config.optim.lr_decay**2)
     assert [group["lr"] for group in trainer.optimizer.param_groups] == [result["lr"]]
-    assert updates == list(range(1, len(sizes) + 1))
+    assert updates == [(n + 1, {"zeros": loss}) for n, loss in enumerate(losses)]
     (bar,) = bars
     assert (bar["label"], bar["total"], bar["fields"], bar["lines"]) == (
         "epoch 3/3",
@@ -594,6 +596,9 @@ def test_an_epoch_trains_on_every_window_at_its_lr_and_reports_the_mean_loss(smo
         False,
     )
     assert bar["advanced"] == [{"loss": value} for value in losses] and bar["closed"]
+    trainer.progress, losses[:] = False, []
+    trainer.config = _with(config, optim={"batch_clips": 2 * windows})  # the whole epoch in one batch
+    assert trainer.train_epoch(0)["zeros"] == losses[0] and len(bars) == 1  # no bar when progress is off
 
 
 def test_standardize_leaves_a_strategy_without_extra_channels_alone(smoke_data):
