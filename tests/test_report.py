@@ -1478,3 +1478,22 @@ def test_a_paper_curve_of_two_values_has_a_rank_correlation():
     (result,) = _claims(results, [IMPROVEMENT], TABLE8_LAYOUT, "table8", AXES8)
     assert result.verdict == INCONCLUSIVE and "2 values of data.mix_towards_gt" in result.detail
     assert result.paper_effect == pytest.approx(1.0)
+
+
+def test_per_row_labels_print_fractions_and_words_as_they_are():
+    """Rows named by a fraction (m 0.25) or a word (the 2D detector) print as given; m 1.0 prints as 1."""
+    cells = table8_results([0.25, 1.0], [5.0, 10.0])
+    results = pd.concat(
+        [cells.assign(**{"data.keypoints": k, "cell_id": cells["cell_id"] + f"-{k}"}) for k in ("gt", "cpn")]
+    )
+    layout = Layout.model_validate(dict(TABLE8_LAYOUT, rows=["data.mix_towards_gt", "data.keypoints"]))
+    claim = dict(LESS, metric="mpjpe", per_row=True)
+    axes = [*AXES8, "data.keypoints"]
+    (result,) = evaluate_claims(results, [claim], [(layout, None)], axes)
+    assert [c.label for c in result.components] == [
+        "tmt < baseline @ data.mix_towards_gt=0.25, data.keypoints=gt",
+        "tmt < baseline @ data.mix_towards_gt=1, data.keypoints=gt",
+        "tmt < baseline @ data.mix_towards_gt=0.25, data.keypoints=cpn",
+        "tmt < baseline @ data.mix_towards_gt=1, data.keypoints=cpn",
+        "tmt < baseline (all rows)",
+    ]
