@@ -311,7 +311,6 @@ class Trainer:
         )
         size = batch_clips(self.config)
         sums = dict.fromkeys(self.strategy.steps, 0.0)
-        count = 0
         n_batches = math.ceil(len(index) / size)
         label = f"epoch {epoch + 1}/{self.config.optim.epochs}"
         main = self.processes.main
@@ -334,14 +333,13 @@ class Trainer:
             losses = self.train_batch(batch, epoch, number, share=share)
             for step, value in losses.items():
                 sums[step] += value
-            count += 1
             for on_batch_end in batch_hooks:
                 on_batch_end(self.state.updates, dict(losses))
             if bar is not None:
                 bar.advance(loss=value)
         if bar is not None:
             bar.close()
-        return {step: total / max(count, 1) for step, total in sums.items()} | {"lr": lr}
+        return {step: total / max(n_batches, 1) for step, total in sums.items()} | {"lr": lr}
 
     # -- the whole run -----------------------------------------------------------------------------------
     def fit(self) -> TrainState:
