@@ -19,6 +19,9 @@ PACKED_MAX_LENGTH = 64
 """Longest float32 sequence that fused attention on the CPU runs through :class:`PackedAttention` rather than
 torch's flash kernel, which is faster only once sequences are long enough to fill its blocks (bfloat16 and
 float16 always take the packed path; see docs/performance.md)."""
+VECTORIZED_MAX_LENGTH = 64
+"""Longest sequence that compiled length-first attention on the CPU computes with
+:class:`VectorizedAttention` (whose work grows with L squared per channel, not per head)."""
 CHUNK_SCORE_BYTES = 4 * 2**20
 """Attention scores per chunk of :class:`PackedAttention`: small enough to stay in a CPU core's cache."""
 
@@ -194,12 +197,75 @@ def attention_path(qkv: Tensor, kind: str, dropout_p: float) -> str:
     return "sdpa"
 
 
-class DropPath(nn.Module):
-    """Stochastic depth: drop the whole residual branch of a sample, rescale the kept ones."""
+def vectorized_applies(x: Tensor, dropout_p: float) -> bool:
+    """Whether length-first tokens ``x`` (L, N, dim) take :class:`VectorizedAttention`: on the CPU, under
+    torch.compile, for sequences short enough that the (L x L) grid of every head stays small, either kind.
 
-    def __init__(self, p: float) -> None:
+    Both kinds compute the textbook formula; only how the compiler is handed it differs.
+    """
+    return (
+        x.device.type == "cpu"
+        and dropout_p == 0
+        and x.shape[0] <= VECTORIZED_MAX_LENGTH
+        and torch.compiler.is_compiling()
+    )
+
+
+class VectorizedAttention(torch.autograd.Function):
+    """softmax(Q K^T / sqrt(d)) V over a feature-major qkv: (3 * dim, L, N) -> (dim, L, N), N sequences.
+
+    For short sequences at a small head width (MixSTE's cpu profiles: 17 joints or 9 frames, 8 channels per
+    head) a matrix product per sequence and head is a few hundred multiply-adds, so batched matmuls spend
+    their time on per-matrix overhead and the softmax on rows shorter than a SIMD register. Written instead as
+    elementwise products and sums over the (L x L) grid of every head, with the N sequences innermost and
+    contiguous, every step is a loop that torch.compile vectorizes across sequences and fuses. Eager, the
+    same formulas would materialise (heads, d, L, L, N) products; :func:`vectorized_applies` keeps this
+    path to compiled code. The backward pass is written out (the textbook gradients of the three products and
+    the softmax) so that the compiler sees the same simple loops there. Every product and the softmax run in
+    at least float32 (the inputs are widened as they are read).
+    """
+
+    @staticmethod
+    def forward(ctx, qkv: Tensor, heads: int) -> Tensor:
+        width, length, n = qkv.shape
+        d = width // 3 // heads
+        acc = torch.promote_types(qkv.dtype, torch.float32)
+        q, k, v = qkv.to(acc).view(3, heads, d, length, n).unbind(0)
+        scores = (q[:, :, :, None] * (k[:, :, None] * d**-0.5)).sum(1)  # (heads, Lq, Lk, N)
+        e = torch.exp(scores - scores.amax(2, keepdim=True))
+        weights = e * (1.0 / e.sum(2, keepdim=True))
+        out = (weights[:, None] * v[:, :, None]).sum(3)  # (heads, d, Lq, N)
+        ctx.save_for_backward(qkv, weights)
+        ctx.heads = heads
+        return out.to(qkv.dtype).view(width // 3, length, n)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        qkv, weights = ctx.saved_tensors
+        width, length, n = qkv.shape
+        heads = ctx.heads
+        d = width // 3 // heads
+        q, k, v = qkv.to(weights.dtype).view(3, heads, d, length, n).unbind(0)
+        grad = grad.to(weights.dtype).reshape(heads, d, length, n)
+        grad_v = (weights[:, None] * grad[:, :, :, None]).sum(2)  # (heads, d, Lk, N)
+        grad_w = (grad[:, :, :, None] * v[:, :, None]).sum(1)  # (heads, Lq, Lk, N)
+        grad_scores = weights * (grad_w - (weights * grad_w).sum(2, keepdim=True)) * d**-0.5
+        grad_q = (grad_scores[:, None] * k[:, :, None]).sum(3)  # (heads, d, Lq, N)
+        grad_k = (grad_scores[:, None] * q[:, :, :, None]).sum(2)  # (heads, d, Lk, N)
+        return torch.stack([grad_q, grad_k, grad_v]).to(qkv.dtype).view(width, length, n), None
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop the whole residual branch of a sample, rescale the kept ones.
+
+    ``batch_dim`` is the dimension that indexes the samples (0 for (N, L, dim) tokens, 1 for length-first
+    (L, N, dim) ones); either way one mask value is drawn per sample, in sample order.
+    """
+
+    def __init__(self, p: float, batch_dim: int = 0) -> None:
         super().__init__()
         self.p = p
+        self.batch_dim = batch_dim
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0.0:
@@ -209,7 +275,9 @@ class DropPath(nn.Module):
     def mask(self, x: Tensor) -> Tensor:
         """Per-sample keep mask of ``x``, already divided by the keep probability."""
         keep = 1.0 - self.p
-        return x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep).div_(keep)
+        shape = [1] * x.ndim
+        shape[self.batch_dim] = x.shape[self.batch_dim]
+        return x.new_empty(shape).bernoulli_(keep).div_(keep)
 
     def residual(self, x: Tensor, branch: Tensor) -> Tensor:
         """``x + self(branch)`` in one pass over the tokens (addcmul) rather than a product and a sum."""
@@ -218,11 +286,11 @@ class DropPath(nn.Module):
         return torch.addcmul(x, branch, self.mask(branch))
 
     def extra_repr(self) -> str:
-        return f"p={self.p:g}"
+        return f"p={self.p:g}" + (f", batch_dim={self.batch_dim}" if self.batch_dim else "")
 
 
-def drop_path(p: float) -> nn.Module:
-    return DropPath(p) if p > 0 else nn.Identity()
+def drop_path(p: float, batch_dim: int = 0) -> nn.Module:
+    return DropPath(p, batch_dim) if p > 0 else nn.Identity()
 
 
 class Mlp(nn.Module):
@@ -240,7 +308,12 @@ class Mlp(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention over (N, L, dim) tokens with one fused qkv projection."""
+    """Multi-head self-attention over (N, L, dim) tokens with one fused qkv projection.
+
+    ``batch_first=False`` takes length-first (L, N, dim) tokens instead, as torch's MultiheadAttention does:
+    the layout in which the compiled CPU path (:class:`VectorizedAttention`) finds the N sequences innermost.
+    The parameters, and what is computed, are the same in either layout.
+    """
 
     def __init__(
         self,
@@ -250,30 +323,53 @@ class Attention(nn.Module):
         attn_drop: float = 0.0,
         proj_drop: float = 0.0,
         attention: str = "fused",
+        batch_first: bool = True,
     ) -> None:
         super().__init__()
         self.heads = heads
         self.attention = check_attention(attention)
         self.attn_drop = attn_drop
+        self.batch_first = batch_first
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = dropout(proj_drop)
 
     def forward(self, x: Tensor) -> Tensor:
-        n, length, dim = x.shape
         dropout_p = self.attn_drop if self.training else 0.0
+        if not self.batch_first and vectorized_applies(x, dropout_p):
+            return self._vectorized(x)
         qkv = self.qkv(x)
+        if not self.batch_first:
+            qkv = qkv.transpose(0, 1)  # (N, L, 3 * dim), a view
+        dim = qkv.shape[-1] // 3
         path = attention_path(qkv, self.attention, dropout_p)
         if path == "packed":
-            return self.proj_drop(self.proj(packed_attention(qkv, self.heads)))
-        # (N, L, 3, h, d) -> (3, N, h, L, d): q, k, v are strided views, no copy
-        q, k, v = qkv.view(n, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
-        out = attend(q, k, v, "fused" if path == "sdpa" else "math", dropout_p)
-        return self.proj_drop(self.proj(out.transpose(1, 2).reshape(n, length, dim)))
+            out = packed_attention(qkv.contiguous(), self.heads)
+            out = out if self.batch_first else out.transpose(0, 1)
+        else:
+            # (N, L, 3, h, d) -> (3, N, h, L, d): q, k, v are strided views, no copy
+            q, k, v = qkv.unflatten(2, (3, self.heads, dim // self.heads)).permute(2, 0, 3, 1, 4)
+            out = attend(q, k, v, "fused" if path == "sdpa" else "math", dropout_p)
+            order = (0, 2, 1, 3) if self.batch_first else (2, 0, 1, 3)  # -> (N, L, h, d) or (L, N, h, d)
+            out = out.permute(order).flatten(2)
+        return self.proj_drop(self.proj(out))
+
+    def _vectorized(self, x: Tensor) -> Tensor:
+        """The compiled CPU path: qkv computed feature-major (3 * dim, L * N) by one matrix product, so that
+        :class:`VectorizedAttention` reads every channel of every position as one contiguous run of N."""
+        length, n, dim = x.shape
+        flat = x.reshape(length * n, dim).t()
+        weight, bias = self.qkv.weight, self.qkv.bias
+        qkv = torch.mm(weight, flat) if bias is None else torch.addmm(bias[:, None], weight, flat)
+        out = VectorizedAttention.apply(qkv.view(3 * dim, length, n), self.heads)
+        return self.proj_drop(self.proj(out.view(dim, length * n).t())).view(length, n, dim)
 
 
 class Block(nn.Module):
-    """Pre-LN transformer block: x + DropPath(Attn(LN(x))), then x + DropPath(MLP(LN(x)))."""
+    """Pre-LN transformer block: x + DropPath(Attn(LN(x))), then x + DropPath(MLP(LN(x))).
+
+    ``batch_first=False``: length-first (L, N, dim) tokens (see :class:`Attention`).
+    """
 
     def __init__(
         self,
@@ -285,11 +381,12 @@ class Block(nn.Module):
         attn_drop: float = 0.0,
         drop_path_rate: float = 0.0,
         attention: str = "fused",
+        batch_first: bool = True,
     ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=BLOCK_EPS)
-        self.attn = Attention(dim, heads, qkv_bias, attn_drop, drop, attention)
-        self.drop_path = drop_path(drop_path_rate)
+        self.attn = Attention(dim, heads, qkv_bias, attn_drop, drop, attention, batch_first)
+        self.drop_path = drop_path(drop_path_rate, batch_dim=0 if batch_first else 1)
         self.norm2 = nn.LayerNorm(dim, eps=BLOCK_EPS)
         self.mlp = Mlp(dim, hidden, drop=drop)
 

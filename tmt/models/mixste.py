@@ -30,6 +30,11 @@ class MixSTE(nn.Module):
     Each joint of each frame is one token of width ``dim``. Block i runs spatial attention over the J joints
     of every frame (STEblocks[i]), then temporal attention over the T frames of every joint (TTEblocks[i]).
     One shared ``Spatial_norm`` / ``Temporal_norm`` follows every spatial / temporal block, as in the reference.
+
+    The tokens are held length-first: (J, B*T, dim) for the spatial blocks and (T, B*J, dim) for the temporal
+    ones, where the reference holds them as (B*T, J, dim) and (B*J, T, dim). The arithmetic is the same (the
+    same sequences, the same drop-path draws in the same order); the layout lets compiled CPU attention
+    vectorize across sequences (:class:`tmt.models.layers.VectorizedAttention`).
     """
 
     eval_protocol = "seq2seq"
@@ -64,10 +69,16 @@ class MixSTE(nn.Module):
         self.Temporal_pos_embed = nn.Parameter(torch.zeros(1, frames, dim))
         rates = drop_path_schedule(drop_path, depth)
         self.STEblocks = nn.ModuleList(
-            Block(dim, heads, hidden, qkv_bias, drop, drop_path_rate=r, attention=attention) for r in rates
+            Block(
+                dim, heads, hidden, qkv_bias, drop, drop_path_rate=r, attention=attention, batch_first=False
+            )
+            for r in rates
         )
         self.TTEblocks = nn.ModuleList(
-            Block(dim, heads, hidden, qkv_bias, drop, drop_path_rate=r, attention=attention) for r in rates
+            Block(
+                dim, heads, hidden, qkv_bias, drop, drop_path_rate=r, attention=attention, batch_first=False
+            )
+            for r in rates
         )
         self.Spatial_norm = nn.LayerNorm(dim, eps=BLOCK_EPS)
         self.Temporal_norm = nn.LayerNorm(dim, eps=BLOCK_EPS)
@@ -78,14 +89,18 @@ class MixSTE(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         b, f, n, c = check_input(self, x, "mixste")
         d = self.dim
-        # spatial tokens (B*T, J, d); temporal tokens (B*J, T, d); the switch is one transpose copy
-        x = self.Spatial_patch_to_embedding(x.reshape(b * f, n, c)) + self.Spatial_pos_embed
+        # spatial tokens (J, B*T, d); temporal tokens (T, B*J, d); each switch is one permute copy
+        x = x.permute(2, 0, 1, 3).reshape(n, b * f, c)
+        x = self.Spatial_patch_to_embedding(x) + self.Spatial_pos_embed.view(n, 1, d)
         x = self.Spatial_norm(self.STEblocks[0](x))
-        x = x.view(b, f, n, d).transpose(1, 2).reshape(b * n, f, d) + self.Temporal_pos_embed
+        x = _switch(x, n, b, f) + self.Temporal_pos_embed.view(f, 1, d)
         x = self.Temporal_norm(self.TTEblocks[0](x))
         for spatial, temporal in zip(self.STEblocks[1:], self.TTEblocks[1:], strict=True):
-            x = x.view(b, n, f, d).transpose(1, 2).reshape(b * f, n, d)
-            x = self.Spatial_norm(spatial(x))
-            x = x.view(b, f, n, d).transpose(1, 2).reshape(b * n, f, d)
-            x = self.Temporal_norm(temporal(x))
-        return self.head(x).view(b, n, f, 3).transpose(1, 2).contiguous()
+            x = self.Spatial_norm(spatial(_switch(x, f, b, n)))
+            x = self.Temporal_norm(temporal(_switch(x, n, b, f)))
+        return self.head(x).view(f, b, n, 3).transpose(0, 1).contiguous()
+
+
+def _switch(x: Tensor, outer: int, b: int, inner: int) -> Tensor:
+    """(outer, B*inner, d) -> (inner, B*outer, d): spatial tokens to temporal ones and back."""
+    return x.view(outer, b, inner, -1).permute(2, 1, 0, 3).reshape(inner, b * outer, -1)
