@@ -40,6 +40,8 @@ IDENTITY_DEFAULTS: dict[tuple[str, str], Any] = {
     ("train", "extra_scale"): 1.0,
     ("optim", "lr_halving"): None,
     ("eval", "zero_root"): False,
+    ("eval", "tail_fraction"): None,
+    ("train", "time_updates"): 0,
 }
 """Config fields added after cells were first stored, with their defaults: hashed only when set to something
 else, so adding a field never changes the id (and the stored result) of an experiment that did not use it."""

@@ -49,6 +49,8 @@ SCALAR_METRICS = (
     "epochs_run",
     "convergence.epochs_to_target",
     "convergence.time_to_target_s",
+    "convergence.updates_to_target",
+    "convergence.core_time_to_target_s",
     "convergence.epochs_to_plateau",
     "convergence.time_to_plateau_s",
 )
@@ -121,6 +123,9 @@ class Override(StrictModel):
     when: dict[str, Any] = Field(min_length=1)
     set: dict[str, Any] = Field(default_factory=dict)
     scale: dict[str, Factor | ScaleRule] = Field(default_factory=dict)
+    seeds: int | None = Field(
+        None, ge=1, le=MAX_SEEDS, description="seeds of the matching cells (None: the profile's)"
+    )
 
 
 class Profile(StrictModel):

@@ -496,11 +496,15 @@ class _Expander:
         seen: dict[str, dict[str, Any]] = {}
         for block_index, labels in self.points():
             tree = self.raw_config(block_index, labels)
+            point_seeds = n_seeds if seeds is not None or self.study.kind == "complexity" else None
+            if point_seeds is None:
+                chosen = [o.seeds for o in self.overrides(tree) if o.seeds is not None]
+                point_seeds = chosen[-1] if chosen else n_seeds
             config = self.validate(tree, labels, block_index, self.config_cls)
             resolved = self.scaled(self.resolve(config, labels, block_index), labels, block_index)
             self.check_data(resolved, labels, block_index)
             self.check_buildable(resolved, labels)
-            for seed in range(n_seeds):
+            for seed in range(point_seeds):
                 seeded = resolved.model_copy(
                     update={"train": resolved.train.model_copy(update={"seed": seed})}
                 )

@@ -166,6 +166,24 @@ def test_overrides_apply_to_matching_cells_only() -> None:
     assert all(c.config_dict["model"]["heads"] == 4 for c in mix)
 
 
+def test_an_override_may_set_the_seeds_of_the_cells_it_matches() -> None:
+    """table1's way: 8 seeds for the MixSTE row, the profile's 3 for the others; --seeds sets them all."""
+    data = table7()
+    data["grid"].append(
+        {"axes": {"model.backbone": ["poseformer"], "model.frames": [27], "train.strategy": ["tmt"]}}
+    )
+    data["profiles"]["cpu"]["seeds"] = 3
+    data["profiles"]["cpu"]["overrides"] = [{"when": {"model.backbone": "poseformer"}, "seeds": 5}]
+    cells = cells_of(data, "cpu")
+    pose = [c.seed for c in cells if c.labels.get("model.backbone") == "poseformer"]
+    assert pose == [0, 1, 2, 3, 4]
+    assert {c.seed for c in cells if "model.backbone" not in c.labels} == {0, 1, 2}
+    assert {c.seed for c in cells_of(data, "cpu", seeds=2)} == {0, 1}
+    data["profiles"]["cpu"]["overrides"][0]["seeds"] = 0
+    with pytest.raises(StudyError, match="seeds"):
+        cells_of(data, "cpu")
+
+
 def test_label_axes_apply_their_settings() -> None:
     data = table7()
     data["labels"] = {"loss": {"plain": {"train.loss": {"mpjpe": 1.0}}, "ours": {}}}

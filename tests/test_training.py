@@ -622,3 +622,88 @@ def test_standardize_gives_unit_spread_over_a_bank_of_several_chunks(smoke_data,
     features = get_strategy("tmt2").step_input("features", batch.keypoints_2d, source, trainer.extra_scale)
     spread = features[..., 2:].flatten(0, -2).double().std(0, unbiased=False)
     torch.testing.assert_close(spread, torch.ones(3, dtype=torch.float64), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize(("strategy", "step"), [("tmt1_x2", "zeros"), ("tmt2_x2", "features")])
+def test_an_equal_updates_control_makes_tmts_two_updates_with_its_one_input(smoke_data, strategy, step):
+    """tmt1_x2 / tmt2_x2: two updates per batch like TMT, on the same batch, both with the one-step
+    strategy's input (zeros, or the velocity), and an epoch's loss is the mean of the two."""
+    trainer = make_trainer(tiny_config(smoke_data, strategy))
+    spy = InputSpy(trainer.model)
+    trainer.model = spy
+    index = np.arange(8)
+    batch = trainer.bank.batch(index, np.zeros(8, dtype=bool))
+    losses = trainer.train_batch(batch)
+    assert trainer.state.updates == 2 and list(losses) == [step]
+    first, second = spy.inputs
+    torch.testing.assert_close(first, second)  # the same input twice (the weights moved in between)
+    assert (torch.count_nonzero(first[..., 2:]) == 0) == (step == "zeros")
+
+
+def test_tmt_and_its_equal_updates_controls_see_the_same_learning_rate_at_every_update(smoke_data):
+    """Equal updates: per epoch the same number of updates as TMT, at the same lr (the lr depends on the
+    epoch only), so every update of the control has TMT's lr."""
+    records = {}
+    for strategy in ("tmt", "tmt1_x2", "tmt1"):
+        state = make_trainer(
+            _with(tiny_config(smoke_data, strategy, epochs=2), optim={"lr_decay": 0.5})
+        ).fit()
+        records[strategy] = [(h["updates"], h["lr"]) for h in state.history]
+    assert records["tmt1_x2"] == records["tmt"] == [(24, 1e-3), (48, 5e-4)]
+    assert records["tmt1"] == [(12, 1e-3), (24, 5e-4)]
+
+
+def test_timing_updates_leaves_the_training_exactly_as_without(smoke_data):
+    config = tiny_config(smoke_data, "tmt", epochs=2)
+    plain = make_trainer(config).fit()
+    timed_trainer = make_trainer(_with(config, train={"time_updates": 2}))
+    timed = timed_trainer.fit()
+    assert plain.seconds_per_update is None
+    assert timed.seconds_per_update is not None and 0 < timed.seconds_per_update < 10
+    assert [h["updates"] for h in timed.history] == [h["updates"] for h in plain.history]
+    assert [h["loss_step1"] for h in timed.history] == [h["loss_step1"] for h in plain.history]
+    assert [h["val_mpjpe"] for h in timed.history] == [h["val_mpjpe"] for h in plain.history]
+
+
+def test_runs_that_share_initial_weights_and_batch_order_have_equal_fingerprints(smoke_data, tmp_path):
+    """TMT and TMT1 of one seed start from the same weights (same input width) and see the same batches;
+    the baseline (2-D input) starts elsewhere, another seed shuffles otherwise."""
+    prints = {}
+    for strategy, seed in (("tmt", 0), ("tmt1", 0), ("tmt2_x2", 0), ("baseline", 0), ("tmt", 1)):
+        config = _with(tiny_config(smoke_data, strategy), train={"seed": seed})
+        prints[strategy, seed] = run_experiment(config, None, progress=False)["fingerprints"]
+    assert prints["tmt", 0] == prints["tmt1", 0] == prints["tmt2_x2", 0]
+    assert prints["baseline", 0]["initial_weights"] != prints["tmt", 0]["initial_weights"]
+    assert prints["baseline", 0]["batch_order"] == prints["tmt", 0]["batch_order"]
+    assert prints["tmt", 1]["initial_weights"] != prints["tmt", 0]["initial_weights"]
+    assert prints["tmt", 1]["batch_order"] != prints["tmt", 0]["batch_order"]
+
+
+def test_a_compiled_predictor_pads_the_last_batch_and_drops_the_padding(smoke_data, monkeypatch):
+    """With ``compile`` every batch has the compiled shape: a sequence whose chunks do not fill the last
+    batch gets padded clips, whose predictions are dropped; the frames get what the plain predictor gives."""
+    config = tiny_config(smoke_data, "tmt")
+    torch.manual_seed(0)
+    model = build_experiment_model(config).eval()
+    shapes = []
+
+    def recording(module, **_):
+        def run(x):
+            shapes.append(tuple(x.shape))
+            return module(x)
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", recording)
+    keypoints = load_dataset(config).test[0].keypoints_2d[: 9 * 5 + 2]  # 6 chunks: batches of 4 and 2
+    common = {
+        "model": model,
+        "strategy": get_strategy("tmt"),
+        "skeleton": H36M,
+        "frames": 9,
+        "batch_clips": 4,
+    }
+    padded = Predictor(**common, compile=True).predict(keypoints)
+    plain = Predictor(**common).predict(keypoints)
+    assert shapes == [(8, 9, 17, 5), (8, 9, 17, 5)]  # 4 clips and their mirror images, twice
+    torch.testing.assert_close(torch.from_numpy(padded), torch.from_numpy(plain), rtol=1e-5, atol=1e-6)

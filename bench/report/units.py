@@ -16,6 +16,8 @@ BASE_UNITS = {
     "epochs_to_plateau": "epochs",
     "time_to_plateau_s": "s",
     "time_to_target_s": "s",
+    "updates_to_target": "updates",
+    "core_time_to_target_s": "s",
     "num_parameters": "parameters",
     "paper_flops": "FLOPs",
 }
@@ -66,6 +68,8 @@ METRIC_WORDS = {
     "epochs_to_plateau": "epochs to the plateau",
     "time_to_plateau_s": "training time to the plateau",
     "time_to_target_s": "training time to the target",
+    "updates_to_target": "updates to the target",
+    "core_time_to_target_s": "idle-core time to the target",
     "num_parameters": "parameters",
     "paper_flops": "FLOPs",
 }

@@ -151,6 +151,14 @@ class TrainConfig(StrictModel):
     threads: int | None = Field(
         None, ge=1, le=4096, description="torch intra-op threads (None: torch default)"
     )
+    time_updates: int = Field(
+        0,
+        ge=0,
+        le=1000,
+        description="before training, time this many batches of updates (on a copy of the state, restored "
+        "afterwards) and record the fewest CPU seconds per update: a cost that does not depend on what "
+        "else the machine ran; 0: no timing",
+    )
     prefetch: int | None = Field(
         None,
         ge=0,
@@ -185,6 +193,14 @@ class EvalConfig(StrictModel):
         5, ge=1, le=MAX_EPOCHS, description="plateau = no val improvement > min_delta for n epochs"
     )
     plateau_min_delta: float = Field(0.1, ge=0.0, description="mm")
+    tail_fraction: float | None = Field(
+        None,
+        gt=0.0,
+        lt=1.0,
+        description="budget rule: a run that trains its fixed epochs converged when the best val MPJPE of "
+        "this last fraction of them improves on the best before by at most plateau_min_delta mm "
+        "(tmt.training.convergence); None: only a plateau stop is convergence",
+    )
     zero_root: bool | None = Field(
         None,
         description="set the predicted root joint to 0 before scoring, as MHFormer's test code does "

@@ -5,6 +5,7 @@ This is the single entry point that ``python -m tmt train`` and the benchmark su
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -28,7 +29,7 @@ from tmt.training.convergence import convergence_summary
 from tmt.training.distributed import Processes
 from tmt.training.evaluate import Predictor, evaluate_mpjpe, evaluate_protocol
 from tmt.training.strategies import Strategy, get_strategy
-from tmt.training.trainer import Callback, Trainer, TrainState
+from tmt.training.trainer import Callback, Trainer, TrainState, batch_clips, epoch_order
 
 CHECKPOINT = "checkpoint.pt"
 MODEL_FILE = "model.pt"
@@ -171,6 +172,8 @@ class Experiment:
     validation: list
     model: torch.nn.Module
     bank: WindowBank
+    fingerprints: dict[str, str]
+    """What two runs must share to be compared pair by pair (:func:`fingerprints`)."""
 
     def predictor(self) -> Predictor:
         """The test protocol's predictor of the current weights (validation and test alike)."""
@@ -185,6 +188,7 @@ class Experiment:
             device=config.train.device,
             autocast_dtype={"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.train.precision),
             zero_root=bool(config.eval.zero_root),
+            compile=config.train.compile,
         )
 
 
@@ -209,7 +213,31 @@ def prepare(config: ExperimentConfig) -> Experiment:
     model = build_experiment_model(config).to(config.train.device)
     bank = training_windows(config, train, dataset.skeleton, model.eval_protocol)
     strategy = get_strategy(config.train.strategy)
-    return Experiment(config, processes, strategy, dataset, train, validation, model, bank)
+    prints = fingerprints(model, bank, config)
+    return Experiment(config, processes, strategy, dataset, train, validation, model, bank, prints)
+
+
+def fingerprints(model: torch.nn.Module, bank: WindowBank, config: ExperimentConfig) -> dict[str, str]:
+    """16 hex digits each of the initial weights and of the batch order (the windows, their count, the
+    first epoch's shuffle and flips, the batch size; later epochs follow from the same seed).
+
+    Two runs whose fingerprints agree start from the same weights and see the same batches in the same
+    order, so a difference between them is a paired difference (the report's statistics,
+    docs/statistics.md); runs that differ in either are compared as independent samples.
+    """
+    weights = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        weights.update(name.encode())
+        weights.update(str(tuple(tensor.shape)).encode())
+        weights.update(tensor.detach().to("cpu", torch.float64).numpy().tobytes())
+    index, flips = epoch_order(len(bank), config.train.flip_augment, config.train.seed, 0)
+    order = hashlib.sha256(f"{len(bank)}/{batch_clips(config)}".encode())
+    order.update(index.astype(np.int64).tobytes())
+    order.update(flips.tobytes())
+    first = bank.batch(index[:1], flips[:1]) if len(bank) else None
+    if first is not None:
+        order.update(first.keypoints_2d.numpy().tobytes())
+    return {"initial_weights": weights.hexdigest()[:16], "batch_order": order.hexdigest()[:16]}
 
 
 def fit(
@@ -267,17 +295,23 @@ def record(
 ) -> dict[str, Any]:
     """The JSON-able result record of a finished experiment."""
     config, dataset = experiment.config, experiment.dataset
+    convergence = convergence_summary(
+        state.history,
+        config.eval.target_mpjpe,
+        config.eval.plateau_patience,
+        config.eval.plateau_min_delta,
+        state.stop_reason,
+        state.converged_epoch,
+        config.eval.tail_fraction,
+    )
+    if convergence.get("updates_to_target") is not None and state.seconds_per_update is not None:
+        # the time to the target on an idle core: updates there x the measured CPU seconds per update
+        convergence["core_time_to_target_s"] = convergence["updates_to_target"] * state.seconds_per_update
     return {
         "metrics": metrics,
         "history": state.history,
-        "convergence": convergence_summary(
-            state.history,
-            config.eval.target_mpjpe,
-            config.eval.plateau_patience,
-            config.eval.plateau_min_delta,
-            state.stop_reason,
-            state.converged_epoch,
-        ),
+        "convergence": convergence,
+        "fingerprints": experiment.fingerprints,
         "selection": {
             "rule": config.eval.selection,
             "epoch": selected_epoch,
@@ -288,6 +322,7 @@ def record(
         "num_parameters": sum(p.numel() for p in experiment.model.parameters()),
         "train_windows": len(experiment.bank),
         "train_time_s": state.wall_time_s,
+        "seconds_per_update": state.seconds_per_update,
         "evaluation_time_s": evaluation_time_s,
         "epochs_run": state.epoch,
         "dataset": {"name": dataset.name, "keypoints": dataset.keypoints, "source": str(dataset.source)},

@@ -15,6 +15,16 @@ tmt_v2     v2     zeros, features         2D velocity, 4-D input (Table 9)
 tmt_a3     a3     zeros, features         3D acceleration, 5-D input (Table 9)
 tmt_va3    va3    zeros, features         3D velocity + acceleration, 8-D (Table 9)
 =========  =====  =====================  ==========================================
+
+The equal-updates controls make a one-step strategy take TMT's two updates per batch, at the same learning
+rate, on the same batches in the same order; they differ from TMT only in the input of the second update
+(docs/deviations.md, "Equal updates"):
+
+===========  =====  =====================  ========================================
+baseline_x2  none   plain 2D, twice        the backbone with TMT's update count
+tmt1_x2      v3     zeros, zeros           TMT1 with TMT's update count
+tmt2_x2      v3     features, features     TMT2 with TMT's update count
+===========  =====  =====================  ========================================
 """
 
 from __future__ import annotations
@@ -78,6 +88,9 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("tmt_v2", "v2", ("zeros", "features")),
         Strategy("tmt_a3", "a3", ("zeros", "features")),
         Strategy("tmt_va3", "va3", ("zeros", "features")),
+        Strategy("baseline_x2", "none", ("zeros", "zeros")),
+        Strategy("tmt1_x2", "v3", ("zeros", "zeros")),
+        Strategy("tmt2_x2", "v3", ("features", "features")),
     )
 }
 

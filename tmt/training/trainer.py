@@ -68,6 +68,8 @@ class TrainState:
     """None while training may go on; else one of :data:`STOP_REASONS`."""
     converged_epoch: int | None = None
     """With ``stop_reason == "plateau"``: the epoch whose best validation MPJPE was not beaten afterwards."""
+    seconds_per_update: float | None = None
+    """Fewest CPU seconds per update over ``train.time_updates`` timed batches (:meth:`Trainer.time_updates`)."""
 
 
 STOP_REASONS = ("plateau", "epochs", "updates", "wall_time")
@@ -76,6 +78,7 @@ STOP_REASONS = ("plateau", "epochs", "updates", "wall_time")
 CHECKPOINT_IGNORED = (
     ("train", "threads"),
     ("train", "prefetch"),
+    ("train", "time_updates"),
     ("train", "device"),
     ("data", "root"),
     ("optim", "epochs"),
@@ -256,11 +259,16 @@ class Trainer:
             pred = self.net(inp)
         if pred.shape[1] == 1 and target.shape[1] != 1:
             target = target[:, target.shape[1] // 2 : target.shape[1] // 2 + 1]
-        loss, _ = self.loss_fn(pred.float(), target)
-        return loss
+        return self.loss_fn.total(pred.float(), target)
 
     def _compiled_step(self):
-        return torch.compile(self._step)
+        """The step (forward, loss; torch.compile derives the backward) compiled as one graph per batch shape.
+
+        ``fallback_random`` keeps drop path drawing from torch's own generator, so a compiled run draws the
+        same masks as an eager one and a checkpoint's RNG state resumes it exactly; ``dynamic=False`` compiles
+        the one or two batch shapes of an epoch (a full batch and the last) as fixed-size graphs.
+        """
+        return torch.compile(self._step, dynamic=False, options={"fallback_random": True})
 
     def _update(self, loss: torch.Tensor) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -277,16 +285,16 @@ class Trainer:
     def train_batch(
         self, batch: Batch, epoch: int = 0, number: int = 0, share: float = 1.0
     ) -> dict[str, float]:
-        """Every update of the strategy on one batch; returns each step's loss over the global batch.
-        ``epoch`` (0-based) and ``number`` only name the batch in the error raised on a non-finite loss;
-        ``share`` is this process's fraction of the global batch (1 for one process, see
-        :mod:`tmt.training.distributed`)."""
+        """Every update of the strategy on one batch; returns each step kind's loss over the global batch
+        (the mean over its updates when a strategy takes a kind twice). ``epoch`` (0-based) and ``number``
+        only name the batch in the error raised on a non-finite loss; ``share`` is this process's fraction of
+        the global batch (1 for one process, see :mod:`tmt.training.distributed`)."""
         kp2d = batch.keypoints_2d.to(self.device, non_blocking=True)
         target = batch.pose_3d.to(self.device, non_blocking=True)
         velocity_source = target
         if self.config.train.velocity == "absolute":
             velocity_source = target + batch.root_3d.to(self.device)[:, :, None, :]
-        losses = {}
+        losses: dict[str, list[float]] = {}
         for step in self.strategy.steps:
             inp = self.strategy.step_input(step, kp2d, velocity_source, self.extra_scale)
             loss = self.step_fn(inp, target)
@@ -297,8 +305,8 @@ class Trainer:
                 )
             self._update(loss * (share * self.processes.world_size) if self.processes.parallel else loss)
             self.state.updates += 1
-            losses[step] = value
-        return losses
+            losses.setdefault(step, []).append(value)
+        return {step: sum(values) / len(values) for step, values in losses.items()}
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         """One epoch over every window (plain and flipped); returns the mean loss of each step kind."""
@@ -341,11 +349,48 @@ class Trainer:
             bar.close()
         return {step: total / max(n_batches, 1) for step, total in sums.items()} | {"lr": lr}
 
+    # -- the cost of an update -----------------------------------------------------------------------------
+    def time_updates(self, batches: int, rounds: int = 3) -> float:
+        """Fewest CPU seconds per update over ``rounds`` rounds of ``batches`` batches (the first batches of
+        epoch 1), after one warm-up batch (which also compiles a compiled step).
+
+        CPU time of this process, not wall time: a thread waiting for a core shared with other work does not
+        count, so the figure is what an idle core pays. The weights, optimizer, scaler, RNG state and update
+        count are restored afterwards, so training goes on exactly as without the timing.
+        """
+        saved = (
+            copy.deepcopy(self.model.state_dict()),
+            copy.deepcopy(self.optimizer.state_dict()),
+            self.scaler.state_dict(),
+            torch.get_rng_state(),
+            self.state.updates,
+        )
+        self.model.train()
+        index, flips = epoch_order(len(self.bank), self.config.train.flip_augment, self.config.train.seed, 0)
+        size = batch_clips(self.config)
+        batch = self.bank.batch(index[:size], flips[:size])
+        self.train_batch(batch)
+        best = math.inf
+        for _ in range(rounds):
+            start = time.process_time()
+            for _ in range(batches):
+                self.train_batch(batch)
+            best = min(best, (time.process_time() - start) / (batches * self.strategy.updates_per_batch))
+        model, optimizer, scaler, rng, self.state.updates = saved
+        self.model.load_state_dict(model)
+        self.optimizer.load_state_dict(optimizer)
+        self.scaler.load_state_dict(scaler)
+        torch.set_rng_state(rng)
+        return best
+
     # -- the whole run -----------------------------------------------------------------------------------
     def fit(self) -> TrainState:
         """Train until a stopping rule fires (``state.stop_reason``), resuming from the checkpoint if any."""
         self.load_checkpoint()
         state = self.state
+        timed = self.config.train.time_updates
+        if timed and state.seconds_per_update is None and not self.processes.parallel:
+            state.seconds_per_update = self.time_updates(timed)
         state.stop_reason, state.converged_epoch = stopping_rule(
             self.config, state
         )  # the caps may have changed
