@@ -18,6 +18,9 @@ import torch
 from peak import matmul_peak
 from workloads import PRECISIONS, load_average, synchronize
 
+RATES = ("clips_per_s", "windows_per_s", "frames_per_s")
+"""The throughput unit of each kind of result: training and evaluation clips, data-path windows, the
+validation epoch's frames."""
 MIN_SECONDS = 6.0  # timed work per benchmark, spread over at least MIN_ROUNDS rounds
 MIN_ROUNDS, MAX_ROUNDS = 3, 30
 
@@ -151,6 +154,14 @@ def summary() -> dict:
                 {"case": case, "precision": precision, "strategy": strategy, "kind": "compiled_over_eager"}
                 | {"speedup": row["clips_per_s"] / eager["clips_per_s"], "compile_s": row["first_call_s"]}
             )
+    evaluated = {_key(r): r for r in _RESULTS if r["kind"] == "validate"}
+    for (case, precision, attention, strategy, compiled), row in evaluated.items():
+        eager = evaluated.get((case, precision, attention, strategy, False))
+        if compiled and eager is not None:
+            speedups.append(
+                {"case": case, "precision": precision, "strategy": strategy, "kind": "compiled_validation"}
+                | {"speedup": row["frames_per_s"] / eager["frames_per_s"], "compile_s": row["first_call_s"]}
+            )
     shares = []
     for row in (r for r in _RESULTS if r["kind"] == "data"):
         step = train.get((row["case"], "bf16", "fused", row["strategy"], False))
@@ -178,7 +189,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     write("")
     write(f"tmt benchmarks (threads {torch.get_num_threads()}, load average now {load_average()})")
     for row in _RESULTS:
-        rate = next(f"{row[k]:10.1f} {k}" for k in ("clips_per_s", "windows_per_s") if k in row)
+        rate = next(f"{row[k]:10.1f} {k}" for k in RATES if k in row)
         flops = f"  {row['flops_per_s'] / 1e9:7.1f} GFLOP/s" if "flops_per_s" in row else ""
         frac = (
             f"  {row['fraction_of_peak']:5.1%} of {row['precision']} peak"

@@ -41,8 +41,9 @@ def tables(data: dict) -> str:
     for key, peak in tmt["peaks"].items():
         lines.append(f"| {key} | {peak['flops'] / 1e9:.0f} | {peak['size']} |")
     heads = {
-        "train": "| case | precision | attention | strategy | compile | clips/s | GFLOP/s | of peak | peak GiB | step GiB | load |",
+        "train": "| case | precision | attention | strategy | compile | clips/s | ms/update | GFLOP/s | of peak | peak GiB | step GiB | load |",
         "evaluate": "| case | precision | attention | clips/s | GFLOP/s | of peak | load |",
+        "validate": "| case (one epoch's validation) | precision | compile | sequences | frames/s | seconds | load |",
         "data": "| case | strategy | windows/s | ms per batch | load |",
         "data_full": "| full-size set | step | windows | seconds | windows/s | peak GiB | wait ms per step | load |",
     }
@@ -55,8 +56,10 @@ def tables(data: dict) -> str:
             if kind == "train":
                 compiled = f"yes ({r['first_call_s']:.0f} s)" if r["compile"] else "no"
                 cells = [r["case"], r["precision"], r["attention"], r["strategy"], compiled]
+                per_update = r.get("seconds_per_update")
                 cells += [
                     _rate(r["clips_per_s"]),
+                    f"{per_update * 1e3:.1f}" if per_update else "-",
                     f"{r['flops_per_s'] / 1e9:.0f}",
                     f"{r['fraction_of_peak']:.0%}",
                 ]
@@ -64,6 +67,10 @@ def tables(data: dict) -> str:
             elif kind == "evaluate":
                 cells = [r["case"], r["precision"], r["attention"], _rate(r["clips_per_s"])]
                 cells += [f"{r['flops_per_s'] / 1e9:.0f}", f"{r['fraction_of_peak']:.0%}", _load(r)]
+            elif kind == "validate":
+                compiled = f"yes ({r['first_call_s']:.0f} s)" if r["compile"] else "no"
+                cells = [r["case"], r["precision"], compiled, str(r["sequences"]), _rate(r["frames_per_s"])]
+                cells += [f"{r['seconds']:.2f}", _load(r)]
             elif kind == "data":
                 cells = [r["case"], r["strategy"], f"{r['windows_per_s']:.0f}", f"{r['seconds'] * 1e3:.2f}"]
                 cells.append(_load(r))

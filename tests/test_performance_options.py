@@ -269,3 +269,34 @@ def test_the_gpu_check_refuses_a_machine_without_cuda_and_writes_nothing(tmp_pat
     assert done.returncode == 2
     assert "no CUDA device" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_gpu_study_script_runs_a_study_with_several_cells_at_once_and_counts_them(tmp_path: Path) -> None:
+    """DEVICE=cpu: the prepared GPU script's own test, with fig2's smoke profile (2 cells, 2 jobs); it writes
+    only under OUT and summarises cells per hour."""
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "out"
+    env = {**__import__("os").environ, "DEVICE": "cpu", "PROFILE": "smoke", "PYTHONPATH": str(root)}
+    run = subprocess.run(
+        ["bash", str(root / "benchmarks" / "gpu_study.sh"), "studies/fig2.yaml", "2", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    summary = json.loads((out / "gpu_study.json").read_text())
+    assert summary["cells"] == 2 and summary["jobs"] == 2 and summary["cells_per_hour"] > 0
+    assert summary["gpu_utilisation_mean_pct"] is None  # nothing sampled without a GPU
+    assert (out / "reports" / "fig2.smoke+train.device=cpu.md").exists()
+
+
+def test_the_gpu_study_script_refuses_a_machine_without_cuda(tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_study.sh"
+    run = subprocess.run(
+        ["bash", str(script), "studies/fig2.yaml", "2", str(tmp_path / "out")], capture_output=True, text=True
+    )
+    assert run.returncode == 2 and "no CUDA device" in run.stderr
+    assert not (tmp_path / "out").exists()
