@@ -41,8 +41,8 @@ def _store_arg(parser: argparse.ArgumentParser) -> None:
         "--results",
         type=Path,
         default=Path("results"),
-        help="results archive folder: <study>.<profile>.jsonl per study, read before and written after a run "
-        "(default: results)",
+        help="results archive folder: <study>.<profile>.jsonl per study, read before a run and written as "
+        "each cell finishes (default: results)",
     )
 
 
@@ -315,7 +315,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.archive import export_archive, import_archive
+    from bench.archive import import_archive
     from bench.runner import check_writable, run_cells
     from bench.study import expand, load_study
 
@@ -351,14 +351,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     executor = executor_from_args(args, study, str(args.study))
     tracking = tracking_from_args(args)
-    summary = run_cells(expansion, store, force=args.force, tracking=tracking, executor=executor)
+    summary = run_cells(
+        expansion, store, force=args.force, tracking=tracking, executor=executor, archive=archive
+    )
     counts = ", ".join(
         f"{summary.count(s)} {s}" for s in ("done", "skipped", "failed", "busy") if summary.count(s)
     )
     print(f"{study.study} [{args.profile}]: {counts}")
-    archived = export_archive(archive, store, expansion.cells)
-    if archived:
-        print(f"results archive: {archive} ({archived} cells)")
+    if summary.archived:
+        print(f"results archive: {archive} ({summary.archived} cells)")
     for outcome in summary.failed:
         print(f"  failed {outcome.cell_id}: {outcome.detail}")
     status = 1 if summary.failed else 0
