@@ -1,5 +1,5 @@
 """The results archive: what it refuses, the file names of variants, each cell written as it finishes (by
-concurrent processes too)."""
+concurrent processes too), and a new store filled from it with a word."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from test_runner import ROOT, fake_result, tiny_study
 from bench import runner
 from bench.archive import export_archive, import_archive, read_archive, variant_suffix
 from bench.cells import Cell
+from bench.cli import main
 from bench.store import Store, file_lock
 from bench.study import expand_file
 from tmt.errors import DataError
@@ -151,3 +152,40 @@ def test_two_processes_finishing_cells_of_one_study_at_once_keep_every_cell_once
     ids = [json.loads(line)["cell_id"] for line in lines]
     assert ids == sorted({c.id for c in cells}) and len(ids) == 80
     assert path.read_text() == _archive_text(store, cells)
+
+
+def test_a_new_store_is_filled_from_the_archive_with_a_word_and_no_archive_retrains(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trained: list[str] = []
+
+    def execute(cell, folder, callbacks, save_model=False):
+        trained.append(cell.id)
+        if cell.labels["train.strategy"] == "tmt" and folder.parent.name == "again":
+            raise RuntimeError("this cell fails in the store called again")
+        return fake_result()
+
+    monkeypatch.setattr(runner, "execute", execute)
+    study = str(tiny_study(workdir))
+    run = ["run", study, "--profile", "smoke", "--out", str(workdir / "reports")]
+    assert main(run) == 0 and len(trained) == 4
+    archive = workdir / "results" / "table7.smoke.jsonl"
+    written = archive.read_text()
+    capsys.readouterr()
+
+    assert main([*run, "--store", "fresh"]) == 0 and len(trained) == 4
+    out = capsys.readouterr().out
+    said = [line for line in out.splitlines() if "taken from" in line]
+    assert said == [
+        f"4 finished cells taken from {Path('results/table7.smoke.jsonl')} into the store fresh: they will not "
+        "be retrained (retrain them with --force, or with --no-archive into a store without them)"
+    ]
+
+    assert main([*run, "--store", "again", "--no-archive"]) == 1 and len(trained) == 8
+    out = capsys.readouterr().out
+    assert "taken from" not in out and "results archive:" not in out and "2 done, 2 failed" in out
+    assert archive.read_text() == written  # neither read nor written
+    again = Store(workdir / "again")
+    assert (
+        sorted(again.status(c.id) for c in expand_file(study, "smoke").cells) == ["done"] * 2 + ["failed"] * 2
+    )
