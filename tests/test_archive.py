@@ -103,6 +103,17 @@ def test_each_cell_reaches_the_archive_as_it_finishes(workdir: Path, monkeypatch
     assert sorted(p.name for p in archive.parent.iterdir()) == [".t.smoke.jsonl.lock", "t.smoke.jsonl"]
 
 
+def test_a_failed_archive_write_leaves_the_cell_done_and_says_so(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner, "execute", lambda cell, folder, callbacks, save_model=False: fake_result())
+    (workdir / "results").write_text("a file where the archive folder should be")
+    cell, store = expand_file(tiny_study(workdir), "smoke").cells[0], Store(workdir / "runs")
+    outcome = runner.run_cell(cell, store, archive=workdir / "results" / "t.smoke.jsonl")
+    assert outcome.status == "done" and store.is_done(cell.id)
+    assert "; not archived (" in outcome.detail and "the next run of the study archives it" in outcome.detail
+
+
 def test_an_export_waits_for_the_archives_lock(tmp_path: Path) -> None:
     cells = [_cell(0), _cell(1)]
     store, path = _store_with_results(tmp_path / "runs", cells), tmp_path / "t.cpu.jsonl"
