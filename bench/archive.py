@@ -3,8 +3,9 @@
 ``results/<study>.<profile>[+variant].jsonl`` holds, per finished cell, its ``config.json`` record and its
 ``result.json`` (metrics, per-epoch history, convergence; no weights), one cell per line, sorted by cell id so
 that the file diffs well. ``bench run`` imports it into the store before running (archived cells are done
-and are not rerun) and exports the study's finished cells into it afterwards; ``bench report`` imports it,
-so a fresh clone regenerates every committed report from the committed archives without training.
+and are not rerun) and adds each cell to it as soon as the cell finishes (:func:`export_archive`), so a run
+stopped at any moment has lost no finished cell, even on a machine whose store is gone; ``bench report``
+imports it, so a fresh clone regenerates every committed report from the committed archives without training.
 
 An archived cell is imported only when the id recomputed from its configuration is the id it is filed under:
 a line edited by hand, or written by code that identified cells differently, is refused with its line number.
@@ -14,14 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from bench.cells import Cell, cell_id
-from bench.store import Store
+from bench.store import Store, file_lock, write_text_atomic
 from tmt.errors import DataError
 
 SAFE_PART = re.compile(r"[A-Za-z0-9_.,=-]+")
@@ -99,24 +99,37 @@ def import_archive(path: Path, store: Store, cells: Iterable[Cell]) -> int:
 
 
 def export_archive(path: Path, store: Store, cells: Iterable[Cell]) -> int:
-    """Write every finished cell of ``cells`` (and keep the archive's other cells); returns the cell count."""
-    records = read_archive(path)
+    """Add every finished cell of ``cells`` to the archive, keeping its other cells; returns its cell count.
+
+    Several processes may export cells of one study at once (two ``bench run`` of one study, the workers of a
+    pool or of a Slurm array: each exports the cell it finished), so the archive is read, merged and rewritten
+    under its lock, ``.<name>.lock`` beside it (:func:`bench.store.file_lock`, waiting): no process overwrites a
+    line that another has just added. The new text goes to ``.<name>.tmp``, is flushed to disk and renamed over
+    the archive, so a process killed at any moment leaves the previous complete archive; only the lock's
+    holder writes that file, so it needs no process id in its name, and the next export overwrites one that a
+    killed process left. An archive that would not change is not rewritten.
+
+    Across machines this relies on the archive's folder being shared (as the store must be for Slurm), on
+    ``rename`` within one folder being atomic (POSIX; NFS renames on the server) and on ``flock`` excluding
+    processes on other machines: Linux NFS clients map it to byte-range locks that the server arbitrates
+    (unless mounted with ``local_lock=flock``), and Lustre does so when mounted with ``flock`` (``localflock``
+    excludes only the processes of one node). Where it does not, the coordinating process's export of every
+    finished cell at the end of the run (:func:`bench.runner.run_cells`) puts back a line that was lost.
+    """
+    finished: dict[str, dict[str, Any]] = {}
     for cell in cells:
         result = store.read_result(cell.id)
         config = store.read_config(cell.id)
         if result is not None and config is not None:
-            records[cell.id] = {"cell_id": cell.id, "config": config, "result": result}
-    if not records:
-        return 0
+            finished[cell.id] = {"cell_id": cell.id, "config": config, "result": result}
+    if not finished:
+        return len(read_archive(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            for cid in sorted(records):
-                handle.write(json.dumps(records[cid], sort_keys=True, allow_nan=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with file_lock(path.with_name(f".{path.name}.lock"), wait=True):
+        records = read_archive(path)
+        if all(records.get(cid) == record for cid, record in finished.items()):
+            return len(records)
+        records.update(finished)
+        lines = (json.dumps(records[cid], sort_keys=True, allow_nan=True) + "\n" for cid in sorted(records))
+        write_text_atomic(path, "".join(lines), tmp=path.with_name(f".{path.name}.tmp"))
     return len(records)

@@ -41,8 +41,8 @@ def _store_arg(parser: argparse.ArgumentParser) -> None:
         "--results",
         type=Path,
         default=Path("results"),
-        help="results archive folder: <study>.<profile>.jsonl per study, read before and written after a run "
-        "(default: results)",
+        help="results archive folder: <study>.<profile>.jsonl per study, read before a run and written as "
+        "each cell finishes (default: results)",
     )
 
 
@@ -64,7 +64,18 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seeds", type=int, default=None, metavar="N", help="run seeds 0..N-1 (default: the profile's)"
     )
-    p.add_argument("--force", action="store_true", help="rerun cells that are already done (from scratch)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="rerun cells that are already done, in the store or the results archive (from scratch)",
+    )
+    p.add_argument(
+        "--no-archive",
+        action="store_true",
+        help="leave the results archive aside: take no finished cell from it (the cells the store lacks are "
+        "trained) and write none to it; by default a new store is filled from the archive, whose cells are "
+        "not retrained",
+    )
     p.add_argument(
         "--dry-run", action="store_true", help="list the cells with their status and estimated cost"
     )
@@ -315,7 +326,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.archive import export_archive, import_archive
+    from bench.archive import import_archive
     from bench.runner import check_writable, run_cells
     from bench.study import expand, load_study
 
@@ -339,26 +350,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         _dry_run(expansion, store)
         return 0
-    check_writable(archive.parent, "results archive")
+    if args.no_archive:
+        archive = None
+    else:
+        check_writable(archive.parent, "results archive")
     if not args.no_report:
         check_writable(Path(args.out), "report")
-    imported = import_archive(archive, store, expansion.cells)
+    imported = import_archive(archive, store, expansion.cells) if archive is not None else 0
     if imported:
-        print(f"{imported} finished cells taken from {archive}")
+        print(
+            f"{imported} finished cells taken from {archive} into the store {store.root}: they will not be "
+            "retrained (retrain them with --force, or with --no-archive into a store without them)"
+        )
     if args.jobs < 1:
         raise TmtError(f"--jobs: must be at least 1, got {args.jobs}")
     from bench.executors import executor_from_args
 
     executor = executor_from_args(args, study, str(args.study))
     tracking = tracking_from_args(args)
-    summary = run_cells(expansion, store, force=args.force, tracking=tracking, executor=executor)
+    summary = run_cells(
+        expansion, store, force=args.force, tracking=tracking, executor=executor, archive=archive
+    )
     counts = ", ".join(
         f"{summary.count(s)} {s}" for s in ("done", "skipped", "failed", "busy") if summary.count(s)
     )
     print(f"{study.study} [{args.profile}]: {counts}")
-    archived = export_archive(archive, store, expansion.cells)
-    if archived:
-        print(f"results archive: {archive} ({archived} cells)")
+    if summary.archived:
+        print(f"results archive: {archive} ({summary.archived} cells)")
     for outcome in summary.failed:
         print(f"  failed {outcome.cell_id}: {outcome.detail}")
     status = 1 if summary.failed else 0
@@ -367,7 +385,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         from bench.report.index import write_index
 
         out_dir = Path(args.out)
-        report_expansion(expansion, store, out_dir, results_dir=args.results, tracking=tracking.mode)
+        results_dir = None if args.no_archive else args.results
+        report_expansion(expansion, store, out_dir, results_dir=results_dir, tracking=tracking.mode)
         print(f"index: {write_index(out_dir)}")
     return status
 

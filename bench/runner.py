@@ -3,6 +3,12 @@
 ``run_cell`` is a top-level function of picklable arguments (a :class:`Cell`, a :class:`Store`, plain
 options), so the executors of :mod:`bench.executors` (in-process, a local process pool, Slurm jobs) all hand
 cells to it.
+
+A finished cell is added to the study's results archive by the process that finished it, while it still holds
+the cell's lock, rather than by the coordinating process as the outcome arrives: a worker needs nobody else to
+be alive for its cell to reach the archive (a Slurm array outlives the shell that submitted it, and the
+coordinator may be killed between a cell's end and its report), and :func:`bench.archive.export_archive`
+serialises the workers, wherever they run, with a lock beside the archive.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.archive import export_archive
 from bench.cells import Cell
 from bench.executors import Executor, make_executor
 from bench.outcome import CellOutcome
@@ -116,11 +123,13 @@ def run_cell(
     tracking: Tracking | None = None,
     progress: RunProgress | None = None,
     callbacks: Sequence[Any] = (),
+    archive: Path | None = None,
 ) -> CellOutcome:
     """Run one cell unless it is done (or running elsewhere); record its result or its failure.
 
     ``callbacks`` get every epoch after the history is written; one may raise :class:`CellStopped`.
-    ``tracking`` says what the cell's W&B run records (off by default).
+    ``tracking`` says what the cell's W&B run records (off by default). ``archive``: the results archive the
+    cell is added to as soon as its result is written (see the module docstring).
     """
     from tmt.training.distributed import Processes
 
@@ -185,8 +194,21 @@ def run_cell(
             tracker.fail(reason)
             full = any(getattr(e, "errno", None) == errno.ENOSPC for e in _chain(err))
             return CellOutcome(cell.id, "failed", reason, time.perf_counter() - t0, disk_full=full)
+        detail = _summary(result) + (_archived(archive, store, cell) if archive is not None else "")
         tracker.finish(result)
-        return CellOutcome(cell.id, "done", _summary(result), time.perf_counter() - t0)
+        return CellOutcome(cell.id, "done", detail, time.perf_counter() - t0)
+
+
+def _archived(archive: Path, store: Store, cell: Cell) -> str:
+    """Add the finished cell to the archive; what went wrong, for the outcome's detail, else "".
+
+    The result is safe in the store whatever happens here, and the next run of the study archives it.
+    """
+    try:
+        export_archive(archive, store, [cell])
+    except (OSError, DataError) as err:
+        return f"; not archived ({err}): the next run of the study archives it"
+    return ""
 
 
 def _train_beside_rank_0(cell: Cell, store: Store, processes: Any) -> CellOutcome:
@@ -286,6 +308,8 @@ class RunSummary:
     outcomes: list[CellOutcome]
     stopped: str | None = None
     """Why the study ended before every cell ran (the disk filled), or None."""
+    archived: int = 0
+    """Cells in the results archive after the run (0 without one, or when the study stopped)."""
 
     def count(self, status: str) -> int:
         return sum(o.status == status for o in self.outcomes)
@@ -304,12 +328,17 @@ def run_cells(
     live: bool | None = None,
     jobs: int = 1,
     executor: Executor | None = None,
+    archive: Path | None = None,
 ) -> RunSummary:
     """Run every cell of an expansion; a failed cell never stops the others.
 
     ``executor`` (:mod:`bench.executors`) decides where the cells run. By default ``jobs`` = 1 runs them in this
     process, in order, with the epoch shown live, and ``jobs`` > 1 hands them to that many worker processes
     (each cell's lock keeps workers, and other runs, off each other's cells).
+
+    With an ``archive`` (the study's results archive), the cells already done are added to it before any cell
+    runs, each cell as it finishes (by the process that ran it) and, at the end, every finished cell again: a
+    cell that a run of another study sharing it finished meanwhile, or whose own export failed.
     """
     cells = expansion.cells
     check_writable(store.root, "result store")
@@ -328,6 +357,8 @@ def run_cells(
                         store.prepare(cell)
             else:
                 pending.append(cell)
+        if archive is not None:  # the cells done before this run (those with an outcome already)
+            export_archive(archive, store, [cell for cell in cells if cell.id in outcomes])
 
         def report(cell: Cell, outcome: CellOutcome) -> None:
             outcomes[cell.id] = outcome
@@ -346,8 +377,18 @@ def run_cells(
         tracking = dataclasses.replace(tracking, mode=tracking_mode(tracking.mode, progress.print))
         stopped = None
         try:
-            chosen.run(pending, store, report, run_cell, progress=progress, force=force, tracking=tracking)
+            chosen.run(
+                pending,
+                store,
+                report,
+                run_cell,
+                progress=progress,
+                force=force,
+                tracking=tracking,
+                archive=archive,
+            )
         except StudyStopped as stop:
             stopped = str(stop)
+    archived = export_archive(archive, store, cells) if archive is not None and stopped is None else 0
     not_run = CellOutcome("", "not run", "the study stopped first")
-    return RunSummary([outcomes.get(c.id, not_run) for c in cells], stopped)
+    return RunSummary([outcomes.get(c.id, not_run) for c in cells], stopped, archived)

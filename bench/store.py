@@ -3,8 +3,8 @@
 ``<id>/config.json`` (written first, records every study that asked for the cell), ``checkpoint.pt`` (the
 trainer's, for resume), ``history.jsonl`` (per-epoch records, appended), ``result.json`` (written atomically
 once the cell finished: a cell is done iff it exists) and ``failure.json`` (why it failed). A per-cell
-``lock`` file held with ``flock`` keeps two processes from running one cell; the kernel drops the lock when
-its process dies, so a killed worker never blocks the cell.
+``lock`` file held with ``flock`` (:func:`file_lock`) keeps two processes from running one cell; the kernel
+drops the lock when its process dies, so a killed worker never blocks the cell.
 """
 
 from __future__ import annotations
@@ -40,14 +40,51 @@ def default_root() -> Path:
     return Path(os.environ.get("BENCH_STORE") or DEFAULT_ROOT)
 
 
+def write_text_atomic(path: Path, text: str, tmp: Path | None = None) -> None:
+    """Write ``text`` to a temporary file in the same folder, flush it to disk, then rename it over ``path``:
+    a reader (or a process killed meanwhile) sees the old file or the new one, never a part of either.
+
+    ``tmp`` defaults to a name of this process (``.<name>.<pid>.tmp``), so that two writers never share one;
+    a caller that holds a lock on ``path`` may pass a fixed name instead, which the next writer reuses.
+    """
+    tmp = tmp or path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # left only when the write failed (a full disk)
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write to a temporary file in the same folder, flush it to disk, then rename over ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1, sort_keys=True, allow_nan=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True, allow_nan=True))
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, *, wait: bool = False) -> Iterator[bool]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing, this process's id written into it).
+
+    Yields whether this process holds the lock: without ``wait`` False at once when another process holds
+    it, with ``wait`` always True once the holder has let go. The kernel drops the lock when its process
+    dies, so a killed holder never blocks anyone.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def read_json(path: Path) -> Any:
@@ -100,21 +137,8 @@ class Store:
         """Try to take the cell's lock without waiting; yields whether this process holds it."""
         folder = self.path(cell_id)
         folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-            try:
-                yield True
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+        with file_lock(folder / LOCK) as held:
+            yield held
 
     def is_locked(self, cell_id: str) -> bool:
         """Whether another process is running the cell right now."""

@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from bench import executors, runner
+from bench.archive import read_archive
 from bench.cli import build_parser, main
 from bench.executors import SlurmExecutor, executor_from_args, make_executor, worker_threads
 from bench.schema import load_study_file
@@ -113,9 +114,12 @@ def test_slurm_jobs_through_submitit_give_the_in_process_results(
     expansion = expand_file(study, "smoke", settings={"data.root": str(smoke_data)})
     store = Store(tmp_path / "runs")
     slurm = SlurmExecutor(executors.SlurmOptions(cpus=1), cluster="local")
-    summary = runner.run_cells(expansion, store, executor=slurm, live=False)
+    archive = Path("results") / "table6.smoke.jsonl"  # relative: each job resolves it where it was submitted
+    summary = runner.run_cells(expansion, store, executor=slurm, live=False, archive=archive)
     assert [o.status for o in summary.outcomes] == ["done", "done"], summary
+    assert not [o.detail for o in summary.outcomes if "not archived" in o.detail]
     assert {cid: outcome(store, cid) for cid in expected} == expected
+    assert sorted(read_archive(tmp_path / archive)) == sorted(expected)
     assert len(list((tmp_path / "runs" / ".slurm" / "table6").glob("*/*_result.pkl"))) == 2  # two jobs ran
     again = runner.run_cells(expansion, store, executor=slurm, live=False)
     assert [o.status for o in again.outcomes] == ["skipped", "skipped"]

@@ -16,6 +16,7 @@ import pytest
 from test_runner import ROOT, tiny_study
 
 from bench import runner, tracking
+from bench.archive import read_archive
 from bench.store import Store
 from bench.study import expand_file
 
@@ -116,7 +117,7 @@ KILLER = textwrap.dedent(
         return wrapped
 
     import numpy, torch
-    import bench.report.cli, bench.store, tmt.training.trainer
+    import bench.report.cli, bench.runner, bench.store, tmt.training.trainer
     if phase == "generation":  # between two of the synthetic set's files
         numpy.savez_compressed = kill_after(numpy.savez_compressed)
     elif phase == "training":  # in the middle of an epoch
@@ -135,6 +136,17 @@ KILLER = textwrap.dedent(
         bench.store.write_json_atomic = kill_on(bench.store.write_json_atomic)
     elif phase == "report":
         bench.report.cli.write_report = kill_on(bench.report.cli.write_report)
+    elif phase == "between":  # a cell finished and archived, the next one not begun
+        bench.runner.run_cell = kill_on(bench.runner.run_cell)
+    elif phase == "archive":  # the archive's new text written and synced, not yet renamed over the old one
+        real_replace = os.replace
+        def replace(src, dst, *a, **k):
+            if str(dst).endswith(".jsonl"):
+                calls["n"] += 1
+                if calls["n"] > after:
+                    os.kill(os.getpid(), signal.SIGKILL)
+            return real_replace(src, dst, *a, **k)
+        os.replace = replace
     from bench.cli import main
     sys.exit(main(sys.argv[3:]))
     """
@@ -148,6 +160,13 @@ def _run(cwd: Path, args: list[str], phase: str | None = None, after: int = 0) -
     else:
         command = [sys.executable, "-c", KILLER, phase, str(after), *args]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, timeout=300).returncode
+
+
+def _archived_and_done(folder: Path) -> tuple[list[str], list[str]]:
+    """The ids in the study's archive (which must read as a whole) and those of the store's finished cells."""
+    store = Store(folder / "runs")
+    archived = read_archive(folder / "results" / "table7.smoke.jsonl")
+    return sorted(archived), [cid for cid in store.cell_ids() if store.is_done(cid)]
 
 
 def _outcome(folder: Path) -> dict[str, float]:
@@ -165,8 +184,8 @@ def test_sigkill_at_any_phase_then_rerun_gives_the_uninterrupted_results(
     tmp_path: Path, smoke_data: Path
 ) -> None:
     """Killed during data generation, training, a checkpoint write, a result write and the report, each
-    interrupted run is rerun once: the results equal an uninterrupted run's, no cell is lost or duplicated,
-    no temporary file is left."""
+    interrupted run has archived every cell it finished and is rerun once: the results equal an uninterrupted
+    run's, no cell is lost or duplicated, no temporary file is left."""
     phases = [("generation", 1), ("training", 3), ("checkpoint", 1), ("result", 3), ("report", 0)]
     runs = {}
     for name, after in [("straight", 0), *phases]:
@@ -178,6 +197,8 @@ def test_sigkill_at_any_phase_then_rerun_gives_the_uninterrupted_results(
         args = ["run", str(study), "--profile", "smoke", "--out", str(folder / "reports")]
         if name != "straight":
             assert _run(folder, args, name, after) == -signal.SIGKILL, name
+            archived, done = _archived_and_done(folder)
+            assert archived == done, name
         assert _run(folder, args) == 0, name
         runs[name] = _outcome(folder)
         leftovers = [
@@ -189,6 +210,30 @@ def test_sigkill_at_any_phase_then_rerun_gives_the_uninterrupted_results(
         assert sorted(json.loads(line)["cell_id"] for line in archive) == sorted(runs[name])
     for name, _ in phases:
         assert runs[name] == runs["straight"], name
+
+
+@pytest.mark.child_process
+def test_sigkill_between_cells_or_during_the_archive_write_loses_no_finished_cell(
+    tmp_path: Path, smoke_data: Path
+) -> None:
+    """Killed after the first of two cells, before the second begins: the archive holds the first. Killed
+    while the second cell is written into the archive (the new text synced, not yet renamed over the old):
+    the archive is the previous complete one, and the rerun archives both cells and leaves no temporary file."""
+    for phase in ("between", "archive"):
+        folder = tmp_path / phase
+        (folder / "data").mkdir(parents=True)
+        os.symlink(smoke_data, folder / "data" / "synthetic-smoke")
+        study = tiny_study(folder, epochs=1, strategies=("tmt1",), windows=16)
+        first, second = (cell.id for cell in expand_file(study, "smoke").cells)
+        args = ["run", str(study), "--profile", "smoke", "--no-report"]
+        assert _run(folder, args, phase, 1) == -signal.SIGKILL, phase
+        archived, done = _archived_and_done(folder)
+        assert archived == [first], phase
+        assert done == ([first] if phase == "between" else sorted([first, second])), phase
+    assert (folder / "results" / ".table7.smoke.jsonl.tmp").exists()  # the text that never replaced it
+    assert _run(folder, args) == 0
+    assert _archived_and_done(folder) == (sorted([first, second]), sorted([first, second]))
+    assert not [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
 
 
 def test_corrupt_real_data_stops_the_study_before_any_work(

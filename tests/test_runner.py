@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -212,13 +213,16 @@ def test_killed_cell_resumes_with_no_lost_or_duplicated_cells(workdir: Path) -> 
 
 @pytest.mark.slow  # two spawned workers import torch: ~20 s on 2 cores
 def test_worker_processes_run_every_cell_once(workdir: Path) -> None:
-    """``--jobs 2``: two spawned workers share the cells through the store's locks; a rerun skips them all."""
+    """``--jobs 2``: two spawned workers share the cells through the store's locks, the archive holds both
+    cells once, sorted; a rerun skips them all."""
     study = tiny_study(workdir, epochs=1, strategies=("tmt",))
     expansion = expand_file(study, "smoke")
-    store = Store(workdir / "runs")
-    summary = runner.run_cells(expansion, store, jobs=2)
+    store, archive = Store(workdir / "runs"), workdir / "results" / "table7.smoke.jsonl"
+    summary = runner.run_cells(expansion, store, jobs=2, archive=archive)
     assert [o.status for o in summary.outcomes] == ["done", "done"]
     assert all(len(store.history(c.id)) == 1 for c in expansion.cells)
+    lines = archive.read_text().splitlines()
+    assert [json.loads(line)["cell_id"] for line in lines] == sorted(c.id for c in expansion.cells)
     assert [o.status for o in runner.run_cells(expansion, store, jobs=2).outcomes] == ["skipped", "skipped"]
 
 

@@ -134,19 +134,21 @@ def report_expansion(
     store: Store,
     out_dir: Path,
     *,
-    results_dir: str | Path = "results",
+    results_dir: str | Path | None = "results",
     tracking: str = "disabled",
     replace: bool = False,
 ) -> dict[str, Any] | None:
     """Write the report of one expanded study (the cells ``bench run`` ran, or ``bench report`` expanded):
-    the archive's cells are taken into the store first; a report with fewer finished cells than the one on
-    disk is kept unless ``replace``. Returns the index summary written, or None."""
+    the cells of its archive in ``results_dir`` are taken into the store first (None: the store alone); a
+    report with fewer finished cells than the one on disk is kept unless ``replace``. Returns the index
+    summary written, or None."""
     from bench.archive import archive_path, import_archive
     from bench.paper import load_paper_table
 
     study, variant = expansion.study, expansion.variant
     profile_name = expansion.profile + variant
-    import_archive(archive_path(results_dir, study.study, profile_name), store, expansion.cells)
+    if results_dir is not None:
+        import_archive(archive_path(results_dir, study.study, profile_name), store, expansion.cells)
     layouts = [layout.model_copy(update={"paper": layout.paper or study.paper}) for layout in study.layouts]
     papers = {name: load_paper_table(name) for name in {lay.paper for lay in layouts if lay.paper}}
     profile = study.profiles[expansion.profile]
