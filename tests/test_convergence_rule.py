@@ -49,3 +49,18 @@ def test_updates_to_the_target_are_those_made_by_the_first_epoch_at_or_below_it(
     assert (out["epochs_to_target"], out["updates_to_target"], out["time_to_target_s"]) == (3, 2250, 30.0)
     missed = convergence_summary(_history([60, 50]), 45.0, 5, 0.3, "epochs", None)
     assert missed["updates_to_target"] is None and missed["epochs_to_target"] is None
+
+
+def test_a_report_says_how_a_budget_cell_ended_and_by_how_much_its_tail_improved():
+    from bench.report.convergence import ending
+
+    def cell(converged: bool, tail: float) -> dict:
+        section = {"converged": converged, "stop_reason": "epochs", "stopped_epoch": 40}
+        section |= {"stopped_updates": 30000, "tail_fraction": 0.2, "tail_improvement_mm": tail}
+        return {f"convergence.{k}": v for k, v in section.items()}
+
+    assert ending(cell(True, 0.12)) == (
+        "converged: trained its budget of 40 epochs (30,000 updates); the last 20% of them improved the best "
+        "validation MPJPE by 0.12 mm"
+    )
+    assert ending(cell(False, 0.8)).startswith("not converged: trained its budget of 40 epochs")

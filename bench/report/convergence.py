@@ -1,8 +1,11 @@
-"""How each trained cell ended: at its validation plateau (converged), at a cap, or unknown.
+"""How each trained cell ended: converged (at its validation plateau, or over its fixed budget), at a cap, or
+unknown.
 
 A cell's result records it in its ``convergence`` section (``tmt.training.convergence.convergence_summary``):
 ``stop_reason`` is ``plateau`` (converged) or the cap that ended the run (``epochs``, ``updates``,
-``wall_time``); results written before runs recorded it have no ``stop_reason`` and count as not converged.
+``wall_time``); a run under the budget rule trains its epochs and converged when its last epochs improved the
+best validation MPJPE by at most the stated amount (``tail_improvement_mm``); results written before runs
+recorded it have no ``stop_reason`` and count as not converged.
 Numbers of a run cut at a cap depend on where the cap was set, so the claims do not judge them (see
 ``claims.UNCONVERGED``) and every training report lists each cell's ending. Cells that train nothing
 (``kind: complexity``, ``epochs_run`` 0: deterministic counts) have nothing to converge.
@@ -29,6 +32,7 @@ FIELDS = (
     "converged_updates",
     "converged_time_s",
     "stopped_epoch",
+    "tail_improvement_mm",
 )
 """The ``convergence`` fields a report's CSV carries per cell."""
 UNKNOWN = "unknown (the result records no convergence)"
@@ -52,7 +56,18 @@ def converged(frame: pd.DataFrame) -> pd.Series:
 
 
 def ending(cell: Mapping[str, Any]) -> str:
-    """'converged at epoch e (u updates, s s)', 'stopped at the cap (epochs) after epoch e' or unknown."""
+    """'converged at epoch e (u updates, s s)', 'stopped at the cap (epochs) after epoch e' or unknown; under
+    the budget rule 'trained its budget of e epochs (u updates); the last p % improved validation by x mm'."""
+    tail = cell.get(f"{SECTION}tail_improvement_mm")
+    fraction = cell.get(f"{SECTION}tail_fraction")
+    if fraction is not None and not pd.isna(fraction) and cell.get(STOP_REASON) == "epochs":
+        verdict = "converged" if cell.get(CONVERGED) is True else "not converged"
+        improved = "?" if tail is None or pd.isna(tail) else f"{float(tail):.2f}"
+        return (
+            f"{verdict}: trained its budget of {_count(cell.get(f'{SECTION}stopped_epoch'))} epochs "
+            f"({_count(cell.get(f'{SECTION}stopped_updates'))} updates); the last {float(fraction):.0%} of "
+            f"them improved the best validation MPJPE by {improved} mm"
+        )
     if cell.get(CONVERGED) is True:
         updates, seconds = cell.get(f"{SECTION}converged_updates"), cell.get(f"{SECTION}converged_time_s")
         return (
