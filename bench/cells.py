@@ -41,6 +41,7 @@ IDENTITY_DEFAULTS: dict[tuple[str, str], Any] = {
     ("optim", "lr_halving"): None,
     ("eval", "zero_root"): False,
     ("eval", "tail_fraction"): None,
+    ("eval", "tail_delta"): 1.0,
     ("train", "time_updates"): 0,
 }
 """Config fields added after cells were first stored, with their defaults: hashed only when set to something

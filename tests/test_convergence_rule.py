@@ -29,9 +29,9 @@ def test_tail_improvement_is_the_best_of_the_tail_against_the_best_before_it():
 
 
 @pytest.mark.parametrize(("last", "converged"), [(40.9, True), (40.0, False)])
-def test_a_budget_run_converged_when_its_tail_improves_by_at_most_min_delta(last, converged):
+def test_a_budget_run_converged_when_its_tail_improves_by_at_most_tail_delta(last, converged):
     val = [60, 50, 45, 43, 42, 41.0, 41.3, 41.2, 41.1, last]
-    out = convergence_summary(_history(val), None, 5, 0.5, "epochs", None, tail_fraction=0.2)
+    out = convergence_summary(_history(val), None, 5, 0.1, "epochs", None, tail_fraction=0.2, tail_delta=0.5)
     assert out["converged"] is converged
     assert out["tail_improvement_mm"] == pytest.approx(max(0.0, 41.0 - last))
     assert out["converged_epoch"] == (10 if converged else None)
@@ -45,7 +45,7 @@ def test_without_the_budget_rule_a_run_at_its_epoch_cap_did_not_converge():
 
 
 def test_updates_to_the_target_are_those_made_by_the_first_epoch_at_or_below_it():
-    out = convergence_summary(_history([60, 50, 45, 44], 750), 45.0, 5, 0.3, "epochs", None, 0.2)
+    out = convergence_summary(_history([60, 50, 45, 44], 750), 45.0, 5, 0.3, "epochs", None, 0.2, 1.0)
     assert (out["epochs_to_target"], out["updates_to_target"], out["time_to_target_s"]) == (3, 2250, 30.0)
     missed = convergence_summary(_history([60, 50]), 45.0, 5, 0.3, "epochs", None)
     assert missed["updates_to_target"] is None and missed["epochs_to_target"] is None

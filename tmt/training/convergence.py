@@ -13,7 +13,7 @@ converged, by one of two rules:
   reached first is not convergence;
 - budget (``eval.tail_fraction``): the run trains its fixed budget of epochs, the same for every seed and
   arm, with the learning rate annealed towards zero, and converged when the best validation MPJPE of the
-  last ``tail_fraction`` of its epochs improves on the best before them by at most ``min_delta`` mm. The
+  last ``tail_fraction`` of its epochs improves on the best before them by at most ``tail_delta`` mm. The
   stop then does not move with validation noise, and the tail shows that the budget was long enough.
 """
 
@@ -51,6 +51,7 @@ def convergence_summary(
     stop_reason: str | None = None,
     converged_epoch: int | None = None,
     tail_fraction: float | None = None,
+    tail_delta: float = 1.0,
 ) -> dict[str, Any]:
     """Time to the target and to the plateau, how the run ended, and whether it converged (the plateau stop,
     or with ``tail_fraction`` the budget rule of the module docstring)."""
@@ -65,12 +66,12 @@ def convergence_summary(
     tail = tail_improvement(val, tail_fraction) if budget and val else None
     converged = stop_reason == "plateau"
     if budget and stop_reason == "epochs":
-        converged = tail is not None and tail <= min_delta
+        converged = tail is not None and tail <= tail_delta
         converged_epoch = last.get("epoch") if converged else None
     at = history[converged_epoch - 1] if converged_epoch else {}
     rule = (
         f"budget: the run trains its fixed epochs; converged when the best val MPJPE of the last "
-        f"{tail_fraction:.0%} of them improves on the best before by <= {min_delta} mm"
+        f"{tail_fraction:.0%} of them improves on the best before by <= {tail_delta} mm"
         if budget
         else f"plateau: best val MPJPE improves by <= {min_delta} mm over the next {patience} epochs"
     )

@@ -303,6 +303,7 @@ def record(
         state.stop_reason,
         state.converged_epoch,
         config.eval.tail_fraction,
+        config.eval.tail_delta,
     )
     if convergence.get("updates_to_target") is not None and state.seconds_per_update is not None:
         # the time to the target on an idle core: updates there x the measured CPU seconds per update
