@@ -102,14 +102,9 @@ def test_welch_against_a_null_other_than_zero_and_without_spread():
 
 
 def _cells(fingerprints: list[tuple[str, str] | None]) -> pd.DataFrame:
-    """Cells 0-2 (one arm) and 3-5 (the other), seed i and i + 3 alike; None: no record."""
-    rows = []
-    for record in fingerprints:
-        rows.append(
-            {}
-            if record is None
-            else {"fingerprints.initial_weights": record[0], "fingerprints.batch_order": record[1]}
-        )
+    """Cells 0-2 (one arm) and 3-5 (the other, cell i + 3 at cell i's seed); None: no record."""
+    names = ("fingerprints.initial_weights", "fingerprints.batch_order")
+    rows = [dict(zip(names, record, strict=True)) if record else {} for record in fingerprints]
     return pd.DataFrame(rows, index=range(len(fingerprints)))
 
 
@@ -119,11 +114,11 @@ SAME = [("aa", "bb"), ("cc", "dd"), ("ee", "ff")]
 
 def test_cells_pair_only_when_every_pair_shares_initial_weights_and_batch_order():
     assert shares_init_and_order(_cells(SAME + SAME), PAIRS)
-    other_order = SAME + [SAME[0], SAME[1], ("ee", "f0")]
+    other_order = [*SAME, SAME[0], SAME[1], ("ee", "f0")]
     assert not shares_init_and_order(_cells(other_order), PAIRS)  # one pair's batch order differs
-    other_init = SAME + [("a0", "bb"), SAME[1], SAME[2]]
+    other_init = [*SAME, ("a0", "bb"), SAME[1], SAME[2]]
     assert not shares_init_and_order(_cells(other_init), PAIRS)  # one pair's initial weights differ
-    assert not shares_init_and_order(_cells(SAME + [SAME[0], SAME[1], None]), PAIRS)  # one record missing
+    assert not shares_init_and_order(_cells([*SAME, SAME[0], SAME[1], None]), PAIRS)  # one record missing
     assert not shares_init_and_order(pd.DataFrame(index=range(6)), PAIRS)  # results from before the record
     assert not shares_init_and_order(_cells([("", "")] * 6), PAIRS)  # an empty record is no record
     assert not shares_init_and_order(_cells(SAME + SAME), PAIRS.iloc[0:0])  # no pair
