@@ -10,7 +10,7 @@ import copy
 import functools
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
@@ -61,6 +61,16 @@ def identity(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def get_path(tree: dict[str, Any], path: str) -> Any:
+    """The value at a dotted path of a nested dict (``"model.depth"``), None where the path ends early."""
+    node: Any = tree
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
 def canonical_json(value: Any) -> str:
     """One text per value: sorted keys, no whitespace; the basis of every cell id."""
     return json.dumps(
@@ -75,6 +85,16 @@ def cell_id(config: dict[str, Any], profile: str, kind: str, data: str | None = 
     if data is not None:
         key["data"] = data
     return hashlib.sha256(canonical_json(key).encode("utf-8")).hexdigest()[:16]
+
+
+SIZE_FIELDS = ("model.depth", "model.dim", "model.frames")
+"""The sizes the paper names d_l, d_m and T: every cell states them as run, beside its labels."""
+RUN = "run_"
+"""Prefix of the as-run fields of a cell's row (``run_model.depth``: the depth the cell trained)."""
+RUN_DATA, RUN_SCALED = f"{RUN}data", f"{RUN}scaled"
+RAN_AS = {"optim.batch_frames": "optim.batch_clips"}
+"""A label's field that the resolved config may leave empty, and the field that then holds what ran (a batch
+given in clips replaces the batch in frames)."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +115,8 @@ class Cell:
     source: str = ""
     data: str | None = None
     """Fingerprint of the real data files the cell reads (None for the synthetic set): part of the id."""
+    scaled_from: dict[str, Any] = field(default_factory=dict)
+    """The fields the profile's ``scale`` changed, each with its value before scaling (the paper's)."""
 
     @functools.cached_property
     def config_dict(self) -> dict[str, Any]:
@@ -112,6 +134,25 @@ class Cell:
     @property
     def epochs(self) -> int:
         return self.config.optim.epochs
+
+    def as_run(self) -> dict[str, Any]:
+        """What the cell ran, beside its labels (the paper's nominal values): ``run_<field>`` for every label
+        that is a config field (or the field that replaced it, ``RAN_AS``), the model sizes and every field the
+        profile scaled; ``run_data``, the data it read (``synthetic-<size>``, the real dataset, or ``none``: a
+        count reads no data); ``run_scaled``, what the profile's scale changed (``model.dim 512 -> 32``; empty
+        when nothing)."""
+        config = self.config_dict
+        fields = [a if get_path(config, a) is not None else RAN_AS.get(a, a) for a in self.labels]
+        fields = [f for f in (*fields, *SIZE_FIELDS, *self.scaled_from) if get_path(config, f) is not None]
+        out = {f"{RUN}{f}": get_path(config, f) for f in dict.fromkeys(fields)}
+        if self.kind != "train":
+            data = "none"
+        elif self.config.data.synthetic:
+            data = f"synthetic-{self.config.data.synthetic}"
+        else:
+            data = self.config.data.dataset
+        scaled = ", ".join(f"{f} {old} -> {get_path(config, f)}" for f, old in self.scaled_from.items())
+        return out | {RUN_DATA: data, RUN_SCALED: scaled}
 
     def describe(self) -> str:
         """Short human text: the labels, then the seed."""

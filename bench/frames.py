@@ -3,6 +3,7 @@
     import bench
     df = bench.results("studies/table7.yaml", profile="cpu")
     df.groupby("train.strategy")["mpjpe"].agg(["mean", "std"])
+    df[["model.depth", "run_model.depth", "run_data"]]  # the paper's d_l 4 ran as 2 on synthetic-small
 
 Reading changes nothing on disk: cells finished in the store are read from it, the others from the results
 archive (``results/<study>.<profile>.jsonl``) through a scratch store that is deleted afterwards.
@@ -32,7 +33,8 @@ def results(
     only: Mapping[str, Sequence[Any]] | None = None,
 ) -> pd.DataFrame:
     """One row per cell of ``study`` under ``profile`` (as ``bench run`` expands it, with ``settings`` /
-    ``only`` as its ``--set`` / ``--only``): the cell id, its labels and seed, ``status`` (done, failed,
+    ``only`` as its ``--set`` / ``--only``): the cell id, its labels (the paper's values) and seed, what it ran
+    (``run_model.depth``, ..., ``run_data``, ``run_scaled``: ``Cell.as_run``), ``status`` (done, failed,
     missing), every metric (``mpjpe``, ``per_action.mpjpe.Walking``, ...), the convergence record and the
     per-epoch ``history``. ``store`` defaults to ``$BENCH_STORE`` or ``./runs``."""
     settings, only = dict(settings or {}), dict(only or {})

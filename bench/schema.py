@@ -7,6 +7,7 @@ completely or fails with ``<file>: <field>: <what is wrong>; allowed: <...>`` be
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from pathlib import Path
@@ -375,6 +376,15 @@ class Study(StrictModel):
                 seen = out.setdefault(name, [])
                 seen.extend(v for v in values if v not in seen)
         return out
+
+    def points(self) -> list[dict[str, Any]]:
+        """The labels of every grid point, block by block in the file's order: the rows the paper's claims
+        are about, whichever of them a profile's ``axes`` run."""
+        return [
+            dict(zip(block.axes, values, strict=True))
+            for block in self.grid
+            for values in itertools.product(*block.axes.values())
+        ]
 
     def paper_tables(self) -> list[str]:
         names = [layout.paper or self.paper for layout in self.layouts]

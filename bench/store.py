@@ -33,7 +33,8 @@ CONFIG, RESULT, FAILURE, HISTORY, CHECKPOINT, MODEL, LOCK = (
     "lock",
 )
 RESULT_SCALARS = ("num_parameters", "train_time_s", "epochs_run", "train_windows", "evaluation_time_s")
-RESULT_SECTIONS = ("convergence", "selection", "environment", "dataset")
+RESULT_SECTIONS = ("convergence", "selection", "environment", "dataset", "fingerprints")
+"""Result records read as dotted columns (``fingerprints.initial_weights``: the pairing test of the report)."""
 
 
 def default_root() -> Path:
@@ -234,7 +235,8 @@ class Store:
         return [by_epoch[e] for e in sorted(by_epoch)]
 
     def row(self, cell: Cell) -> dict[str, Any]:
-        """One flat record of a cell: identity, labels, status and flattened metrics."""
+        """One flat record of a cell: identity, labels, what it ran (``Cell.as_run``), status and flattened
+        metrics."""
         cid = cell.id
         row: dict[str, Any] = {
             "cell_id": cid,
@@ -246,6 +248,7 @@ class Store:
             "failure": None,
         }
         row.update(cell.labels)
+        row.update(cell.as_run())
         if row["status"] == "failed":
             row["failure"] = (self.read_failure(cid) or {}).get("reason")
             row["history"] = self.history(cid)

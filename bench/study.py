@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bench.archive import variant_suffix
-from bench.cells import Cell
+from bench.cells import Cell, get_path
 from bench.data_files import data_fingerprint, required_files
 from bench.protocol import PROTOCOLS, protocol_settings
 from bench.schema import (
@@ -225,15 +225,6 @@ def set_path(tree: dict[str, Any], path: str, value: Any) -> None:
     node[last] = copy.deepcopy(value)
 
 
-def get_path(tree: dict[str, Any], path: str) -> Any:
-    node: Any = tree
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 def merge(tree: dict[str, Any], settings: dict[str, Any]) -> None:
     """Apply dotted settings (``{"model.dim": 64}``) or nested ones (``{"model": {"dim": 64}}``)."""
     for key, value in settings.items():
@@ -425,9 +416,10 @@ class _Expander:
         path, why = config_problem(err, model)
         return self.fail(self.origin(path, block_index), why, labels)
 
-    def scaled(self, resolved: Any, labels: dict[str, Any], block_index: int) -> Any:
+    def scaled(self, resolved: Any, labels: dict[str, Any], block_index: int) -> tuple[Any, dict[str, Any]]:
         """The profile's ``scale`` rules applied to the resolved configuration (they scale the backbone's
-        defaults too); scaling only changes numbers, so the result is validated but needs no resolving."""
+        defaults too), and the fields they changed with their values before scaling; scaling only changes
+        numbers, so the result is validated but needs no resolving."""
         from tmt.training.config import ResolvedConfig
 
         tree = resolved.model_dump(mode="json")
@@ -435,7 +427,8 @@ class _Expander:
         for override in self.overrides(tree):
             rules.update(override.scale)
         if not rules:
-            return resolved
+            return resolved, {}
+        changed: dict[str, Any] = {}
         for path, rule in rules.items():
             nominal = labels.get(path, get_path(tree, path))
             value = get_path(tree, path)
@@ -444,10 +437,13 @@ class _Expander:
                     f"profiles.{self.profile_name}.scale.{path}", f"{value!r} is not a number", labels
                 )
             try:
-                set_path(tree, path, scale_value(value, rule, nominal))
+                new = scale_value(value, rule, nominal)
             except ConfigError as err:
                 raise self.fail(f"profiles.{self.profile_name}.scale.{path}", str(err), labels) from None
-        return self.validate(tree, labels, block_index, ResolvedConfig)
+            set_path(tree, path, new)
+            if new != value:
+                changed[path] = value
+        return self.validate(tree, labels, block_index, ResolvedConfig), changed
 
     def check_data(self, config: Any, labels: dict[str, Any], block_index: int) -> None:
         """Subjects, actions and keypoint sets must exist in the data the cell reads (not for counting)."""
@@ -501,7 +497,9 @@ class _Expander:
                 chosen = [o.seeds for o in self.overrides(tree) if o.seeds is not None]
                 point_seeds = chosen[-1] if chosen else n_seeds
             config = self.validate(tree, labels, block_index, self.config_cls)
-            resolved = self.scaled(self.resolve(config, labels, block_index), labels, block_index)
+            resolved, scaled_from = self.scaled(
+                self.resolve(config, labels, block_index), labels, block_index
+            )
             self.check_data(resolved, labels, block_index)
             self.check_buildable(resolved, labels)
             for seed in range(point_seeds):
@@ -517,6 +515,7 @@ class _Expander:
                     seed=seed,
                     source=self.source,
                     data=data_fingerprint(seeded.model_dump(mode="json"), self.study.kind),
+                    scaled_from=scaled_from,
                 )
                 key = cell.id
                 if key in seen:

@@ -25,6 +25,11 @@ def test_results_read_the_archive_and_write_nothing(tmp_path: Path, monkeypatch:
     for strategy in ("tmt1", "tmt2", "tmt"):
         assert f"{means[strategy]:.2f} ±" in committed
     assert {"per_action.mpjpe.Walking", "convergence.converged", "history"} <= set(df.columns)
+    # beside the paper's labels (d_l 4, d_m 64, T 27), what each cell ran: 2 / 32 / 9 on the small synthetic set
+    assert set(df["model.depth"]) == {4} and set(df["run_model.depth"]) == {2}
+    assert set(df["run_model.dim"]) == {32} and set(df["run_model.frames"]) == {9}
+    assert set(df["run_data"]) == {"synthetic-small"}
+    assert set(df["run_scaled"]) == {"model.depth 4 -> 2, model.dim 64 -> 32, model.frames 27 -> 9"}
 
 
 def test_a_cell_done_in_the_store_is_read_from_the_store(

@@ -20,11 +20,12 @@ from bench.report import (
     write_index,
     write_report,
 )
-from bench.report.claims import FAILS, HOLDS, INCONCLUSIVE, UNCONVERGED, ClaimResult, judge, mean_test
+from bench.report.claims import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, UNCONVERGED, ClaimResult, judge
 from bench.report.convergence import cell_endings
 from bench.report.figures import learning_curves, paper_mpjpe
 from bench.report.index import render_index
 from bench.report.markdown import render_table
+from bench.report.stats import PAIRED, WELCH, mean_test
 from bench.revision import code_revision
 from bench.schema import Claim, Layout
 from tmt.errors import ConfigError
@@ -83,8 +84,15 @@ CAPPED = {
 """A run cut by its epochs cap."""
 
 
+def shared_start(seed: int) -> dict:
+    """The fingerprints of a cell that trained from seed ``seed``'s initial weights and batch order: cells of
+    one seed share them, so the claims pair them (the paired t-test)."""
+    return {"fingerprints.initial_weights": f"{seed:016x}", "fingerprints.batch_order": f"{seed + 100:016x}"}
+
+
 def cell(labels: dict, seed: int, status: str = "done", profile: str = "cpu", **metrics) -> dict:
-    """One row of Store.results: identity, labels, status, metrics (converged unless ``metrics`` say not)."""
+    """One row of Store.results: identity, labels, status, metrics (converged unless ``metrics`` say not);
+    cells of one seed share initial weights and batch order unless ``metrics`` say otherwise."""
     key = "-".join(f"{v}" for v in labels.values())
     return {
         "cell_id": f"{key}-s{seed}",
@@ -94,7 +102,7 @@ def cell(labels: dict, seed: int, status: str = "done", profile: str = "cpu", **
         "status": status,
         "failure": "TrainingFailed: loss is NaN" if status == "failed" else None,
         **labels,
-        **({**PLATEAU, **metrics} if status == "done" else {}),
+        **({**PLATEAU, **shared_start(seed), **metrics} if status == "done" else {}),
     }
 
 
@@ -352,7 +360,7 @@ def test_a_claim_writes_one_csv_row_for_itself_and_one_per_comparison():
     rows = result.rows()
     assert len(rows) == 1 + len(result.components)
     columns = ["claim", "comparison", "test", "procedure", "verdict", "effect", "unit", "paper_effect"]
-    assert list(rows[0]) == [*columns, "ci_low", "ci_high", "p", "n"]
+    assert list(rows[0]) == [*columns, "ci_low", "ci_high", "p", "p_adjusted", "mde", "n"]
     assert rows[0] == {
         "claim": "tmt_best",
         "comparison": "claim",
@@ -365,31 +373,35 @@ def test_a_claim_writes_one_csv_row_for_itself_and_one_per_comparison():
         "ci_low": result.ci[0],
         "ci_high": result.ci[1],
         "p": result.p_value,
+        "p_adjusted": result.p_adjusted,
+        "mde": result.mde,
         "n": result.n,
     }
     first = result.components[0]
     assert (
         rows[1]["comparison"] == first.label and rows[1]["ci_low"] == first.ci[0] and rows[1]["n"] == first.n
     )
-    assert result.procedure  # named, not blank
+    assert rows[1]["procedure"] == first.procedure == PAIRED  # each comparison names the test it ran
+    assert result.procedure == PAIRED
     bare = ClaimResult("c", "t", "less", None, "mm", None, None, None, 0, INCONCLUSIVE, "")
     assert (bare.rows()[0]["ci_low"], bare.rows()[0]["ci_high"]) == (None, None)
 
 
 def test_exact_counts_carry_no_interval_and_name_their_procedure():
-    from bench.report.claims import EXACT, PROCEDURES
+    from bench.report.stats import EXACT
 
     claim = dict(ORDERED, per_row=False, order=["tmt", "tmt1"])
     (tested,) = _claims(table7_results(), [claim])
-    assert tested.procedure == PROCEDURES["ordered"] and tested.ci is not None and tested.p_value is not None
+    assert tested.procedure == PAIRED and tested.ci is not None and tested.p_value is not None
     assert (tested.text, tested.test) == ("TMT < TMT1 < TMT2 on every row", "ordered")
     assert tested.components[0].label == "tmt < tmt1"  # one comparison, not per row: no "(all rows)"
     layout = Layout.model_validate(TABLE7_LAYOUT)
     table = build_table(table7_results(), layout, load_paper_table("table7"))
     (counted,) = evaluate_claims(table7_results(), [claim], [(layout, table)], AXES7, exact=True)
     assert counted.procedure == EXACT and counted.verdict == HOLDS
-    assert (counted.ci, counted.p_value) == (None, None)
-    assert all(c.ci is None and c.p_value is None for c in counted.components)
+    assert (counted.ci, counted.p_value, counted.p_adjusted, counted.mde) == (None, None, None, None)
+    assert all(c.ci is None and c.p_value is None and c.p_adjusted is None for c in counted.components)
+    assert all(c.procedure == EXACT for c in counted.components)
 
 
 def test_selecting_cells_by_label_keeps_only_matches():
@@ -479,8 +491,11 @@ def test_per_row_claim_without_a_paper_table_and_its_weakest_row_as_headline():
     (result,) = evaluate_claims(results, [claim], [(layout, None)], AXES7)
     assert result.paper_effect is None and all(c.paper_effect is None for c in result.components)
     assert result.verdict == HOLDS
-    assert result.p_value == max(c.p_value for c in result.components)  # the weakest comparison speaks
-    assert result.detail.endswith("paired difference b - a of mpjpe (mm), claimed > 0")
+    # the weakest comparison speaks: the largest Holm-adjusted p (the two noisier rows tie at 2 x 0.0202)
+    assert (
+        result.p_adjusted == max(c.p_adjusted for c in result.components) == pytest.approx(0.0404, abs=1e-4)
+    )
+    assert result.detail.endswith("difference b - a of mpjpe (mm), claimed > 0")
 
 
 def test_ordered_claim_fails_when_the_order_is_reversed():
@@ -703,11 +718,19 @@ def test_monotonic_metric_trend_without_an_effect():
     assert result.verdict == FAILS
 
 
-def test_claims_without_finished_cells_are_inconclusive():
+def test_claims_without_finished_cells_are_not_run():
+    """No finished cell: every comparison and both claims are "not run" (not inconclusive), with no p to
+    adjust, and each claim names the rows that did not run."""
     missing = table7_results().assign(status="missing").drop(columns="mpjpe")
     results = _claims(missing, [ORDERED, dict(IMPROVEMENT, id="trend")])
-    assert [r.verdict for r in results] == [INCONCLUSIVE, INCONCLUSIVE]
-    assert all(r.n == 0 and r.effect is None for r in results)
+    assert [r.verdict for r in results] == [NOT_RUN, NOT_RUN]
+    assert all(r.n == 0 and r.effect is None and r.p_adjusted is None for r in results)
+    assert {c.verdict for r in results for c in r.components} == {NOT_RUN}
+    assert results[0].coverage == (
+        "none of its 4 rows ran: model.depth=4, model.dim=64; model.depth=6, model.dim=64; "
+        "model.depth=8, model.dim=64; model.depth=8, model.dim=128"
+    )
+    assert results[0].rows_run == (0, 4) and results[0].detail.endswith(results[0].coverage[1:])
 
 
 def joint_results(slope: float, seeds: int = 2) -> pd.DataFrame:
@@ -864,16 +887,16 @@ def test_ratio_claim_tests_the_log_ratios_against_its_maximum_and_reports_ratios
     assert comp.label == "tmt / baseline < 0.8" and comp.p_value == result.p_value
     assert result.detail == (
         f"tmt / baseline < 0.8: claimed direction; 95% CI [{result.ci[0]:.3g}, {result.ci[1]:.3g}], "
-        f"p={result.p_value:.3g}. geometric-mean ratio tmt / baseline of convergence.time_to_target_s over "
-        "paired cells (t-test on log ratios)"
-    )  # the interval as ratios; nothing left out, so no note of it
+        f"p={result.p_value:.3g}, Holm-adjusted p={result.p_value:.3g}. geometric-mean ratio tmt / baseline "
+        "of convergence.time_to_target_s over paired cells (t-test on log values)"
+    )  # the interval as ratios; nothing left out, so no note of it; one test, so Holm leaves its p
     lone = results.drop(index=_time_of(results, "tmt", 27, 0)[0])  # its baseline has no partner
     (partnerless,) = evaluate_claims(lone, [claim], layout, axes)
     assert partnerless.detail.endswith(
-        "over paired cells (t-test on log ratios); 1 cells without a partner or a positive value left out"
+        "over paired cells (t-test on log values); 1 cells without a partner or a positive value left out"
     )
     (nothing,) = evaluate_claims(results.iloc[0:0], [claim], layout, axes)  # no finished cell at all
-    assert nothing.verdict == INCONCLUSIVE and nothing.effect is None and nothing.n == 0
+    assert nothing.verdict == NOT_RUN and nothing.effect is None and nothing.n == 0
     one_pair = results[(results["model.frames"] == 27) & (results["seed"] == 0)]
     (single,) = evaluate_claims(one_pair, [claim], layout, axes)
     assert single.verdict == INCONCLUSIVE and single.n == 1
@@ -1497,3 +1520,180 @@ def test_per_row_labels_print_fractions_and_words_as_they_are():
         "tmt < baseline @ data.mix_towards_gt=1, data.keypoints=cpn",
         "tmt < baseline (all rows)",
     ]
+
+
+# --- which test, Holm across a report, rows not run, what ran ---------------------------------------------
+
+
+def _two_arms() -> pd.DataFrame:
+    """TMT 10, 12, 14 and MixSTE 11, 14, 17 mm over seeds 0-2 (tests/test_stats.py works both tests of these
+    numbers by hand), each seed's two cells sharing initial weights and batch order."""
+    arms = {"tmt": (10.0, 12.0, 14.0), "baseline": (11.0, 14.0, 17.0)}
+    rows = [cell({"train.strategy": s}, seed, mpjpe=v) for s, vs in arms.items() for seed, v in enumerate(vs)]
+    return pd.DataFrame(rows)
+
+
+def test_cells_pair_only_when_their_records_say_they_share_initial_weights_and_batch_order():
+    """Paired: d = 1, 2, 3, t = 3.4641 with 2 df, p = 0.0742. Welch (no record, or one that differs):
+    t = 0.96077 with 3.4845 df, p = 0.3985. The effect is 2 mm either way."""
+    from bench.report.stats import FINGERPRINTS
+
+    layout, claim = [(Layout.model_validate(ONE_COLUMN), None)], dict(LESS, metric="mpjpe")
+    (paired,) = evaluate_claims(_two_arms(), [claim], layout)
+    assert paired.procedure == PAIRED and paired.p_value == pytest.approx(0.07418, abs=1e-5)
+    assert paired.mde == pytest.approx(3.2640, abs=2e-4)  # sd of the differences 1, n 3
+    old = _two_arms().drop(columns=list(FINGERPRINTS))  # results written before the trainer kept the record
+    shuffled = _two_arms()
+    shuffled.loc[5, "fingerprints.batch_order"] = "0" * 16  # seed 2's MixSTE cell saw another batch order
+    other_init = _two_arms()
+    other_init.loc[0, "fingerprints.initial_weights"] = "f" * 16
+    unrecorded = _two_arms()
+    unrecorded.loc[3, "fingerprints.initial_weights"] = None
+    for results in (old, shuffled, other_init, unrecorded):
+        (welch,) = evaluate_claims(results, [claim], layout)
+        assert welch.procedure == WELCH and welch.components[0].procedure == WELCH
+        assert welch.p_value == pytest.approx(0.3985, abs=1e-4) and welch.effect == 2.0
+        assert welch.mde == pytest.approx(7.829, abs=2e-3)  # pooled sd 2.5495 x 3.0709
+
+
+def test_holm_across_the_reports_claims_decides_a_verdict_that_raw_p_would_pass():
+    """Two claims, each a paired difference of 2, 3, 4 mm: t = 3 / (1 / sqrt 3) = 5.196 with 2 df, p = 0.0351.
+    Alone, either holds; in one report Holm makes both 2 x 0.0351 = 0.0702, and neither holds. One hypothesis
+    stated by two claims is one test."""
+    values = {"tmt": (10.0, 10.0, 10.0), "tmt1": (12.0, 13.0, 14.0), "tmt2": (14.0, 16.0, 18.0)}
+    rows = [
+        cell({"train.strategy": s}, seed, mpjpe=v) for s, vs in values.items() for seed, v in enumerate(vs)
+    ]
+    results, layout = pd.DataFrame(rows), [(Layout.model_validate(ONE_COLUMN), None)]
+    first = dict(LESS, id="tmt_lower", order=["tmt", "tmt1"], metric="mpjpe")
+    second = dict(LESS, id="tmt1_lower", order=["tmt1", "tmt2"], metric="mpjpe")
+    (alone,) = evaluate_claims(results, [first], layout)
+    assert alone.verdict == HOLDS and alone.p_adjusted == pytest.approx(0.03510, abs=1e-5)
+    both = evaluate_claims(results, [first, second], layout)
+    assert [c.verdict for c in both] == [INCONCLUSIVE, INCONCLUSIVE]
+    for claim in both:
+        assert claim.p_value == pytest.approx(0.03510, abs=1e-5) and claim.p_value < 0.05
+        assert claim.p_adjusted == pytest.approx(0.07020, abs=2e-5)
+    assert both[0].detail.startswith(
+        "tmt < tmt1: not significant; 95% CI [0.516, 5.48], p=0.0351, Holm-adjusted p=0.0702."
+    )
+    twice = evaluate_claims(results, [first, dict(first, id="restated")], layout)
+    assert [c.verdict for c in twice] == [HOLDS, HOLDS]
+    assert [c.p_adjusted for c in twice] == pytest.approx([0.03510, 0.03510], abs=1e-5)
+
+
+def test_a_per_row_claim_names_the_grid_rows_that_did_not_run_and_is_judged_on_those_that_did():
+    """Table 1's cpu profile in small: MixSTE and TMT at T 81 ran, T 243 is in the study's grid but not run.
+    'TMT is better at every T' holds on the row that ran and says the other did not; a claim on T 243 alone
+    is not run (not inconclusive), with nothing to adjust."""
+    rows = [
+        cell(
+            {"model.frames": 81, "train.strategy": s},
+            seed,
+            mpjpe=40.0 + seed - (2.0 + 0.5 * seed) * (s == "tmt"),
+        )
+        for s in ("baseline", "tmt")
+        for seed in range(3)
+    ]
+    grid = pd.DataFrame(
+        [{"model.frames": t, "train.strategy": s} for t in (81, 243) for s in ("baseline", "tmt")]
+    )
+    layout = Layout.model_validate({"rows": ["model.frames"], "columns": "train.strategy", "metric": "mpjpe"})
+    every_t = dict(LESS, metric="mpjpe", per_row=True)
+    only_243 = dict(LESS, id="gain_243", metric="mpjpe", where={"model.frames": 243})
+    axes = ["model.frames", "train.strategy"]
+    every, at_243 = evaluate_claims(
+        pd.DataFrame(rows), [every_t, only_243], [(layout, None)], axes, grid=grid
+    )
+    assert [(c.label, c.verdict) for c in every.components] == [
+        ("tmt < baseline @ model.frames=81", HOLDS),
+        ("tmt < baseline @ model.frames=243", NOT_RUN),
+        ("tmt < baseline (all rows)", HOLDS),
+    ]
+    assert every.verdict == HOLDS and every.rows_run == (1, 2)
+    assert every.coverage == "run on 1 of 2 rows: model.frames=81; not run: model.frames=243"
+    assert every.detail.endswith(". Run on 1 of 2 rows: model.frames=81; not run: model.frames=243")
+    assert (at_243.verdict, at_243.n, at_243.p_adjusted, at_243.rows_run) == (NOT_RUN, 0, None, (0, 1))
+    assert at_243.coverage == "none of its 1 row ran: model.frames=243"
+    assert at_243.components[0].reason == "no finished cells to compare"
+
+
+def test_a_report_says_what_each_row_ran_beside_the_papers_labels(tmp_path: Path, monkeypatch):
+    """Table 7's cpu cells are labelled with the paper's row (d_l 4, d_m 64, T 27) and ran 2 / 32 / 9 on the
+    small synthetic set: the table, its CSV, the figures' titles and the claims say so, and the delta is
+    marked as one between two settings."""
+    import bench.report.figures as figures
+    from bench.cli import main
+    from bench.store import Store
+    from bench.study import expand_file
+
+    titles: list[str] = []
+    save = figures._save
+
+    def keep_titles(fig, path, dpi=figures.DPI):
+        titles.extend(ax.get_title() for ax in fig.axes)
+        return save(fig, path, dpi)
+
+    monkeypatch.setattr(figures, "_save", keep_titles)
+    source = Path(__file__).resolve().parents[1] / "studies" / "table7.yaml"
+    store = Store(tmp_path / "runs")
+    for c in expand_file(source, "cpu", check_models=False).cells:
+        store.prepare(c)
+        value = table7_value(4, 64, c.labels["train.strategy"], c.seed)
+        history = [{"epoch": 1, "updates": 100, "wall_time_s": 6.0, "val_mpjpe": value + 5}]
+        convergence = {"stop_reason": "plateau", "converged": True, "converged_epoch": 1}
+        store.write_result(
+            c.id, {"metrics": {"mpjpe": value}, "history": history, "convergence": convergence}
+        )
+    out = tmp_path / "reports"
+    args = ["report", str(source), "--profile", "cpu", "--store", str(tmp_path / "runs"), "--out", str(out)]
+    assert main([*args, "--results", str(tmp_path / "no-archive")]) == 0
+    md = (out / "table7.cpu.md").read_text()
+    assert "| model.depth | model.dim | model.frames | run as |  | tmt1 | tmt2 | tmt |" in md
+    assert "| 4 | 64 | 27 | d_l 2 / d_m 32 / T 9 on synthetic-small | paper | 38.4 |" in md
+    assert (
+        "|  |  |  |  | delta † | " in md and "† The paper's value is at the paper's sizes on Human3.6M" in md
+    )
+    csv = pd.read_csv(out / "table7.cpu.csv")
+    table = csv[csv["table"] == "table7"]
+    assert table[
+        ["run_model.depth", "run_model.dim", "run_model.frames"]
+    ].drop_duplicates().values.tolist() == [[2, 32, 9]]
+    assert set(table["run_data"]) == {"synthetic-small"} and set(table["delta_at_paper_setting"]) == {False}
+    claims = pd.read_csv(out / "table7.cpu.claims.csv")
+    assert {"p_adjusted", "mde"} <= set(claims.columns)
+    assert (claims["verdict"] == NOT_RUN).sum() == 9  # three grid rows not run, in three comparisons
+    assert "TMT < TMT1 < TMT2 on every row (TMT reaches the best result) (run on 1 of 4 rows)" in md
+    run = "run as d_l 2 / d_m 32 / T 9 on synthetic-small"
+    assert titles and all(t.endswith(run) for t in titles if t)
+
+
+def test_a_row_whose_cells_ran_differently_says_mixed():
+    """A row's as-run value is the one its cells agree on, else "mixed"; a row run at the paper's sizes on
+    real data (its profile scaled nothing) has a delta without a mark."""
+    from bench.report.as_run import AT_PAPER_SETTING, with_run_columns
+
+    layout = Layout.model_validate(TABLE7_LAYOUT)
+    results = table7_results(seeds=2)
+    results = results.assign(
+        **{"run_model.depth": 2, "run_model.dim": 32, "run_model.frames": 9, "run_data": "synthetic-small"},
+        run_scaled="model.depth 4 -> 2",
+    )
+    results.loc[results["seed"] == 1, "run_model.frames"] = 27  # one seed's cells ran at another T
+    paper_sized = results["model.depth"] == 8
+    results.loc[paper_sized, ["run_model.depth", "run_model.frames", "run_data", "run_scaled"]] = [
+        8,
+        27,
+        "h36m",
+        "",
+    ]
+    results.loc[paper_sized, "run_model.dim"] = results.loc[paper_sized, "model.dim"]
+    table = with_run_columns(build_table(results, layout, load_paper_table("table7")), results, layout.rows)
+    text = render_table(table, layout)
+    assert "| 4 | 64 | 27 | d_l 2 / d_m 32 / T mixed on synthetic-small | paper | 38.4 |" in text
+    assert "| 8 | 128 | 27 | d_l 8 / d_m 128 / T 27 on Human3.6M | paper |" in text
+    at_paper = table.drop_duplicates(layout.rows).set_index(["model.depth", "model.dim"])[AT_PAPER_SETTING]
+    assert at_paper.to_dict() == {(4, 64): False, (6, 64): False, (8, 64): True, (8, 128): True}
+    assert text.count("delta †") == 2  # the rows at the paper's setting carry no mark
+    unpaired = with_run_columns(build_table(results, layout, None), results, layout.rows)
+    assert "delta †" not in render_table(unpaired, layout)  # no paper value, no delta to mark

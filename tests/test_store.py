@@ -54,6 +54,7 @@ def fake_result(mpjpe: float = 40.0) -> dict:
         "train_time_s": 3.0,
         "epochs_run": 2,
         "environment": {"torch": "x"},
+        "fingerprints": {"initial_weights": "0123456789abcdef", "batch_order": "fedcba9876543210"},
     }
 
 
@@ -314,6 +315,9 @@ def test_a_finished_cells_row_without_metrics_or_history(tmp_path: Path) -> None
     store.prepare(full)
     store.write_result(full.id, fake_result())
     assert store.row(full)["per_joint_speed"] == [2.0] * 17
+    # what the report's pairing rule reads: the initial weights and batch order the cell trained from
+    assert store.row(full)["fingerprints.initial_weights"] == "0123456789abcdef"
+    assert store.row(full)["fingerprints.batch_order"] == "fedcba9876543210"
     assert store.row(missing) == {
         "cell_id": missing.id,
         "study": "table7",
@@ -324,6 +328,12 @@ def test_a_finished_cells_row_without_metrics_or_history(tmp_path: Path) -> None
         "failure": None,
         "model.depth": 4,
         "train.strategy": "tmt",
+        "run_model.depth": 4,  # what it runs, known before it ran
+        "run_train.strategy": "tmt",
+        "run_model.dim": 16,
+        "run_model.frames": 9,
+        "run_data": "synthetic-smoke",
+        "run_scaled": "",
     }
     empty = store.results([])
     assert list(empty.columns) == ["cell_id", "study", "profile", "kind", "seed", "status", "failure"]

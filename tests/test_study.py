@@ -102,6 +102,31 @@ def test_labels_are_nominal_and_configs_are_scaled() -> None:
     assert paper[(8, 128)]["train"]["loss"] == {"wmpjpe": 1.0, "tc": 0.5, "mpjve": 2.0}
 
 
+def test_each_cell_states_what_it_ran_beside_its_paper_labels() -> None:
+    """Labels stay the paper's values; ``as_run`` says what trained: every label that is a config field, the
+    sizes d_l / d_m / T (labels or not), each field the profile scaled, and the data."""
+    table1 = expand_file(ROOT / "studies" / "table1.yaml", "cpu", check_models=False).cells
+    mixste = next(c for c in table1 if c.labels["model.backbone"] == "mixste")
+    assert mixste.labels["model.frames"] == 81
+    assert mixste.as_run() == {
+        "run_model.backbone": "mixste",
+        "run_model.frames": 9,
+        "run_train.strategy": "baseline",
+        "run_model.depth": 2,  # MixSTE's 8 x 0.25, no label of table1
+        "run_model.dim": 32,  # 512 x 0.0625
+        "run_data": "synthetic-small",
+        "run_scaled": "model.frames 81 -> 9, model.dim 512 -> 32, model.depth 8 -> 2",
+    }
+    table5 = expand_file(ROOT / "studies" / "table5.yaml", "cpu", check_models=False).cells
+    run = next(c for c in table5 if c.labels["optim.batch_frames"] == 2048).as_run()
+    assert (run["run_optim.lr"], run["run_optim.batch_clips"]) == (0.004, 64)  # batch in clips, not frames
+    assert "run_optim.batch_frames" not in run
+    counted = expand_file(ROOT / "studies" / "table4.yaml", "cpu", check_models=False).cells[0].as_run()
+    assert (counted["run_model.dim"], counted["run_data"], counted["run_scaled"]) == (512, "none", "")
+    paper = cells_of(table7(), "paper")[0].as_run()
+    assert (paper["run_model.depth"], paper["run_data"], paper["run_scaled"]) == (4, "h36m", "")
+
+
 @pytest.mark.parametrize(
     ("value", "rule", "nominal", "expected"),
     [

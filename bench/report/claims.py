@@ -19,23 +19,25 @@ Cells pair when they agree on every grid axis except the compared one, and on th
   pose) are left out. The sample is the joints, so one seed suffices. CI and p-value by Fisher's z against
   ``min`` (default 0); claimed r > ``min``.
 
-For the paired tests the p-value is a two-sided one-sample t-test of the paired differences (the paired
-t-test) and the CI that test's t-interval of the mean; for trends and correlations both come from one Fisher z
-statistic. Estimate, interval and p-value therefore always come from one procedure and agree
-(``PROCEDURES`` names each test's, and the reports print it).
+Which test a comparison runs is fixed before its numbers are read (``bench.report.stats``, docs/statistics.md):
+a difference or a ratio is tested by the paired t-test of its per-seed pairs when every pair shares initial
+weights and batch order, else by Welch's unpaired t-test of the two groups of cells; a trend or a correlation
+by one Fisher z statistic. Estimate, interval and p-value always come from that one procedure and agree; each
+comparison names its procedure, and a t-test also gives its minimum detectable effect (``mde``). The p-values
+of every comparison of every claim in one report are Holm-adjusted together, each distinct hypothesis once,
+and the verdict reads the adjusted p (``p_adjusted``). A study of exact counts runs no test.
 
 A comparison reads cells: both sides of its pairs, or every selected cell of a trend or a correlation. If one
-of them trained but did not converge (``bench.report.convergence``), the comparison is ``unconverged``.
+of them trained but did not converge (``bench.report.convergence``), the comparison is ``unconverged``; if it
+has none, it is ``not run``. A claim's rows are those of the study's grid, so a row the profile does not run
+is listed as not run, and the claim says which of its rows ran.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import itertools
 import math
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,52 +46,93 @@ import pandas as pd
 from scipy import stats
 
 from bench.report.convergence import unconverged_cells
-from bench.report.tables import AVERAGE, norm_value, unique_cells
+from bench.report.stats import (
+    ALPHA,
+    EXACT,
+    PAIRED,
+    PAIRED_LOG,
+    PEARSON,
+    SPEARMAN,
+    WELCH,
+    WELCH_LOG,
+    difference_test,
+    fisher,
+    holm,
+    shares_init_and_order,
+    spearman,
+)
+from bench.report.tables import AVERAGE, label_key, norm_value, unique_cells
 from bench.report.units import metric_unit
 from bench.schema import Claim, Layout
 
-ALPHA = 0.05
-CONFIDENCE = 0.95
-HOLDS, FAILS, INCONCLUSIVE, UNCONVERGED = "holds", "fails", "inconclusive", "unconverged"
+HOLDS, FAILS, INCONCLUSIVE, UNCONVERGED, NOT_RUN = "holds", "fails", "inconclusive", "unconverged", "not run"
 
 PROCEDURES = {
-    "ordered": "paired t-test (two-sided) and its t-interval",
-    "less": "paired t-test (two-sided) and its t-interval",
-    "ratio_less": "paired t-test of log ratios (two-sided) and its t-interval, exponentiated",
-    "monotonic": "Spearman's rho over (value, seed) points; Fisher z with the Bonett-Wright variance",
-    "correlation": "Pearson's r over joints; Fisher z",
+    "ordered": f"{PAIRED} where every pair shares initial weights and batch order, else {WELCH}",
+    "less": f"{PAIRED} where every pair shares initial weights and batch order, else {WELCH}",
+    "ratio_less": f"{PAIRED_LOG} where every pair shares initial weights and batch order, else {WELCH_LOG}",
+    "monotonic": SPEARMAN,
+    "correlation": PEARSON,
 }
-"""The one procedure behind each test's estimate, 95 % interval and p-value."""
-EXACT = "exact counts: the side of the threshold decides (no test)"
+"""The procedure fixed in advance for each claim type; each comparison names the one it ran."""
 
 EFFECT_RULE = (
     "What each test measures, in the unit printed beside it. An order `a < b` (`ordered`, `less`): the mean "
-    "over paired cells of b - a, so a positive effect is the claimed direction (for an error in mm, how many "
-    "mm lower a is). A ratio (`ratio_less`): the geometric mean of a / b, claimed below its limit. A trend "
-    "(`monotonic`): Spearman's rho along the axis, its sign the claimed direction. A correlation: Pearson's r "
-    "over joints. The paper's effect is the same quantity computed from the paper's printed numbers."
+    "over paired cells of b - a (Welch: the mean of the b cells minus that of the a cells; the same number), "
+    "so a positive effect is the claimed direction (for an error in mm, how many mm lower a is). A ratio "
+    "(`ratio_less`): the geometric mean of a / b, claimed below its limit. A trend (`monotonic`): Spearman's "
+    "rho along the axis, its sign the claimed direction. A correlation: Pearson's r over joints. The paper's "
+    "effect is the same quantity computed from the paper's printed numbers. MDE, the minimum detectable "
+    "effect: the effect a t-test of this n and this spread finds with 80 % power at alpha 0.05 (two-sided), "
+    "in the effect's unit (for a ratio, the factor by which the ratio must differ from its limit); a measured "
+    "effect below it is one this sample could not tell from noise."
 )
 
 VERDICT_RULE = (
-    "A comparison **holds** when the measured effect lies on the claimed side of its threshold (0 for a "
-    "difference or a trend, 1 or `max` for a ratio, `min` for a correlation), its 95 % confidence interval "
-    "lies entirely on that side and the test's two-sided p-value is below 0.05; it **fails** when the "
-    "effect, the whole CI and p < 0.05 all point the other way; otherwise it is **inconclusive** - always "
-    "so with fewer than 2 seeds (the pairs of a comparison may pool several layout rows, but their seeds "
-    "must number 2 or more), or fewer than 4 joints for a correlation (its sample is the joints). For a "
-    "paired difference or ratio the CI is the t-interval of the same paired t-test, and for a trend or a "
-    "correlation CI and p come from one Fisher z statistic, so CI and p always agree. A comparison that "
-    "reads any cell whose training did not converge (it stopped at a cap on epochs, updates or wall time, or "
-    "its result records no convergence) is **unconverged** whatever its numbers say: they are shown, with "
-    "the verdict they alone would give, but a number cut at a cap depends on where the cap was set, so it "
-    "neither holds nor fails. A claim made of several comparisons (consecutive pairs of an order, every "
-    "layout row) fails if any comparison fails (a failure on converged cells stands), else is unconverged "
-    "if any comparison is unconverged, holds if all hold, and is inconclusive otherwise; its headline "
+    "Which test a comparison runs is fixed in advance (docs/statistics.md): a paired t-test when every pair "
+    "of cells shares its initial weights and its batch order (the results record both), otherwise Welch's "
+    "unpaired t-test of the two groups; for a trend or a correlation one Fisher z statistic. The p-values of "
+    "every comparison of every claim in this report are Holm-adjusted together (each distinct hypothesis "
+    "once: a one-row claim's row and its pooled rows, or one pair of arms in two claims, are one test; exact "
+    "counts run no test and are left out). A comparison **holds** when the measured effect lies on the "
+    "claimed side of its threshold (0 for a difference or a trend, 1 or `max` for a ratio, `min` for a "
+    "correlation), its 95 % confidence interval lies entirely on that side and its Holm-adjusted p-value is "
+    "below 0.05; it **fails** when the effect, the whole CI and adjusted p < 0.05 all point the other way; "
+    "otherwise it is **inconclusive** - always so with fewer than 2 seeds (the pairs of a comparison may pool "
+    "several layout rows, but their seeds must number 2 or more), or fewer than 4 joints for a correlation "
+    "(its sample is the joints). The CI is that of the unadjusted test, so it clears the threshold exactly "
+    "when the unadjusted p is below 0.05. A comparison without finished cells is **not run**. A comparison "
+    "that reads any cell whose training did not converge (it stopped at a cap on epochs, updates or wall "
+    "time, or its result records no convergence) is **unconverged** whatever its numbers say: they are "
+    "shown, with the verdict they alone would give, but a number cut at a cap depends on where the cap was "
+    "set, so it neither holds nor fails. A claim made of several comparisons (consecutive pairs of an order, "
+    "every layout row of the study's grid) is judged on those that ran: it fails if any fails (a failure on "
+    "converged cells stands), else is unconverged if any is unconverged, holds if all hold, and is "
+    "inconclusive otherwise; it is not run when none ran, and says which of its rows ran. Its headline "
     "numbers are those of the first failing comparison, else the first unconverged one, else the first "
-    "inconclusive one, else the weakest (largest p) holding one. Studies of deterministic counts "
+    "inconclusive one, else the weakest (largest adjusted p) holding one. Studies of deterministic counts "
     "(parameters, FLOPs: `kind: complexity`) train nothing and need no test: there a comparison holds or "
     "fails by the side its effect lies on."
 )
+
+
+@dataclass(frozen=True)
+class Judging:
+    """What the verdict rule needs of a comparison besides its adjusted p: the effect and CI on the tested
+    scale (log for a ratio), the claimed side of ``threshold``, the sample's minimums, the cells read that did
+    not converge, and ``undecided``, a reason that leaves it inconclusive before any test. ``hypothesis``
+    names the test (kind, quantity, cells), so that two comparisons of one hypothesis count once in Holm."""
+
+    effect: float | None
+    ci: tuple[float, float] | None
+    sign: int
+    hypothesis: Hashable = None
+    threshold: float = 0.0
+    min_n: int = 2
+    seeds: int | None = None
+    unconverged: tuple[str, ...] = ()
+    shown: Callable[[float], float] | None = None
+    undecided: str = ""
 
 
 @dataclass
@@ -101,9 +144,13 @@ class Comparison:
     ci: tuple[float, float] | None
     p_value: float | None
     n: int
-    verdict: str
-    reason: str
+    verdict: str = ""
+    reason: str = ""
     paper_effect: float | None = None
+    p_adjusted: float | None = None
+    mde: float | None = None
+    procedure: str = ""
+    judging: Judging | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -123,6 +170,12 @@ class ClaimResult:
     detail: str
     components: list[Comparison] = field(default_factory=list)
     procedure: str = ""
+    p_adjusted: float | None = None
+    mde: float | None = None
+    coverage: str = ""
+    """Which of the claim's rows in the study's grid ran, when not all did (empty: all ran)."""
+    rows_run: tuple[int, int] | None = None
+    """(rows that ran, rows of the claim in the study's grid) when not all ran."""
 
     def rows(self) -> list[dict[str, Any]]:
         """The claim (``comparison`` "claim") and each of its comparisons as CSV rows."""
@@ -134,7 +187,7 @@ class ClaimResult:
                     "claim": self.id,
                     "comparison": label,
                     "test": self.test,
-                    "procedure": self.procedure,
+                    "procedure": k.procedure,
                     "verdict": k.verdict,
                     "effect": k.effect,
                     "unit": self.unit,
@@ -142,10 +195,25 @@ class ClaimResult:
                     "ci_low": low,
                     "ci_high": high,
                     "p": k.p_value,
+                    "p_adjusted": k.p_adjusted,
+                    "mde": k.mde,
                     "n": k.n,
                 }
             )
         return rows
+
+
+@dataclass
+class Measured:
+    """A claim's comparisons before judging (their p-values wait for the report's Holm adjustment), with the
+    claim's unit and the detail that says how it was measured."""
+
+    claim: Claim
+    comparisons: list[Comparison]
+    unit: str
+    detail: str
+    coverage: str = ""
+    rows_run: tuple[int, int] | None = None
 
 
 def evaluate_claims(
@@ -155,54 +223,102 @@ def evaluate_claims(
     axes: Sequence[str] | None = None,
     *,
     exact: bool = False,
+    grid: pd.DataFrame | None = None,
 ) -> list[ClaimResult]:
-    """Evaluate every claim of a study.
+    """Evaluate every claim of a study, with one Holm adjustment over all their comparisons.
 
     ``tables`` are the study's (layout, build_table result) pairs: a claim uses the layout whose metric it
     reads (else the first) for its rows and the paper-side effect. ``axes`` are the study's grid axes (the
-    pairing keys); by default the layout axes. ``exact``: the metrics are deterministic counts (parameters,
-    FLOPs), so a claim is decided by the sign of its effect, without seeds or tests.
+    pairing keys); by default the layout axes. ``grid``: one row of labels per grid point of the study
+    (``Study.points``), so that a claim knows its rows that did not run; by default the cells of ``results``.
+    ``exact``: the metrics are deterministic counts (parameters, FLOPs), so a claim is decided by the sign
+    of its effect, without seeds or tests.
     """
     specs = [c if isinstance(c, Claim) else Claim.model_validate(c) for c in claims]
-    out = []
+    grid = unique_cells(results) if grid is None else grid
+    measured = []
     for spec in specs:
         layout, table = layout_for(spec, tables)
         paper = paper_frame(table, layout) if table is not None else None
         keys = list(axes) if axes is not None else [a for lay, _ in tables for a in lay.axes]
         keys = [k for k in dict.fromkeys([*keys, spec.along]) if k]
-        out.append(evaluate_claim(spec, results, layout, keys, paper, exact=exact))
-    return out
+        measured.append(measure_claim(spec, results, layout, keys, paper, grid))
+    comparisons = [c for m in measured for c in m.comparisons]
+    if exact:  # a count has no sampling error: no interval, no p-value, nothing to adjust
+        for c in comparisons:
+            c.ci = c.p_value = c.mde = None
+            c.procedure = EXACT
+    else:
+        adjust(comparisons)
+    for c in comparisons:
+        c.verdict, c.reason = judge_comparison(c, exact=exact)
+        if c.verdict == NOT_RUN:
+            c.procedure = ""  # no test ran
+    return [_combine(m, exact) for m in measured]
 
 
-def evaluate_claim(
+def measure_claim(
     claim: Claim,
     results: pd.DataFrame,
     layout: Layout,
     axes: Sequence[str],
-    paper: pd.DataFrame | None = None,
-    *,
-    exact: bool = False,
-) -> ClaimResult:
-    """Dispatch on the claim's test kind (see the module docstring for what each computes)."""
+    paper: pd.DataFrame | None,
+    grid: pd.DataFrame,
+) -> Measured:
+    """The claim's comparisons, by its test kind (see the module docstring for what each computes)."""
     done = done_cells(results, claim.where)
     if paper is not None:
         paper = select(paper, claim.where)
         if claim.value_metric not in paper.columns:
             paper = None
-    tests: dict[str, Callable[..., ClaimResult]] = {
+    tests: dict[str, Callable[..., Measured]] = {
         "ordered": _ordered,
         "less": _ordered,
         "ratio_less": _ratio_less,
         "monotonic": _monotonic,
         "correlation": _correlation,
     }
-    judge_fn = functools.partial(judge, exact=True) if exact else judge
-    result = tests[claim.test](claim, done, layout, list(axes), paper, judge_fn)
-    result.procedure = EXACT if exact else PROCEDURES[claim.test]
-    if exact:  # a count has no sampling error: no interval, no p-value
-        result.ci = result.p_value = None
-        result.components = [dataclasses.replace(c, ci=None, p_value=None) for c in result.components]
-    return result
+    planned = select(grid, claim.where)
+    measured = tests[claim.test](claim, done, layout, list(axes), paper, planned)
+    measured.coverage, measured.rows_run = _coverage(claim, layout, planned, done)
+    return measured
+
+
+def adjust(comparisons: Sequence[Comparison]) -> None:
+    """Holm-adjust the p-values of ``comparisons`` as one family, each distinct hypothesis once: comparisons
+    that repeat a test (the same cells, quantity and threshold) share its adjusted p."""
+    family: dict[Hashable, float] = {}
+    for c in comparisons:
+        if c.p_value is not None and c.judging is not None:
+            family.setdefault(c.judging.hypothesis, c.p_value)
+    adjusted = dict(zip(family, holm(list(family.values())), strict=True))
+    for c in comparisons:
+        if c.p_value is not None and c.judging is not None:
+            c.p_adjusted = adjusted[c.judging.hypothesis]
+
+
+def judge_comparison(c: Comparison, *, exact: bool = False) -> tuple[str, str]:
+    """The verdict of one measured comparison (after :func:`adjust`): not run without cells, else the rule
+    of :func:`judge` on its adjusted p."""
+    j = c.judging if c.judging is not None else Judging(c.effect, c.ci, 1)
+    if j.undecided:
+        return unless_unconverged(INCONCLUSIVE, j.undecided, j.unconverged)
+    if c.n == 0:
+        return NOT_RUN, "no finished cells to compare"
+    return judge(
+        j.effect,
+        j.ci,
+        c.p_adjusted,
+        c.n,
+        j.sign,
+        threshold=j.threshold,
+        min_n=j.min_n,
+        seeds=j.seeds,
+        exact=exact,
+        unconverged=j.unconverged,
+        shown=j.shown,
+        raw_p=c.p_value,
+    )
 
 
 def judge(
@@ -218,16 +334,18 @@ def judge(
     exact: bool = False,
     unconverged: Sequence[str] = (),
     shown: Callable[[float], float] | None = None,
+    raw_p: float | None = None,
 ) -> tuple[str, str]:
     """The verdict rule (VERDICT_RULE) for one comparison; ``sign`` (+1 / -1) is the claimed side of
     ``threshold``; ``seeds`` (when the sample pairs cells by seed) must be at least 2. ``exact``: the values
     are deterministic counts, so the side of the threshold the effect lies on decides, without a test.
     ``unconverged``: the cells read that trained without converging (see :func:`unless_unconverged`).
-    ``shown`` writes the CI in the reported unit (``math.exp`` for a ratio tested as log ratios)."""
+    ``shown`` writes the CI in the reported unit (``math.exp`` for a ratio tested as log ratios). ``p`` is
+    the p-value that decides; given ``raw_p``, it is the Holm-adjusted one and the reason shows both."""
     if exact:
         verdict, reason = _by_sign(effect, n, sign, threshold)
     else:
-        verdict, reason = _by_test(effect, ci, p, n, sign, threshold, min_n, seeds, shown)
+        verdict, reason = _by_test(effect, ci, p, n, sign, threshold, min_n, seeds, shown, raw_p)
     return unless_unconverged(verdict, reason, unconverged)
 
 
@@ -241,6 +359,7 @@ def _by_test(
     min_n: int,
     seeds: int | None,
     shown: Callable[[float], float] | None,
+    raw_p: float | None = None,
 ) -> tuple[str, str]:
     """Seeded measurements: the effect, its whole CI and the test must agree (see ``judge``)."""
     if seeds is not None and seeds < 2:
@@ -252,7 +371,8 @@ def _by_test(
     side = sign * (effect - threshold)
     lo, hi = sorted((sign * (ci[0] - threshold), sign * (ci[1] - threshold)))
     low, high = map(shown, ci) if shown else ci
-    ci_text = f"95% CI [{low:.3g}, {high:.3g}], p={p:.3g}"
+    p_text = f"p={p:.3g}" if raw_p is None else f"p={raw_p:.3g}, Holm-adjusted p={p:.3g}"
+    ci_text = f"95% CI [{low:.3g}, {high:.3g}], {p_text}"
     if side > 0 and lo > 0 and p < ALPHA:
         return HOLDS, f"claimed direction; {ci_text}"
     if side < 0 and hi < 0 and p < ALPHA:
@@ -280,35 +400,6 @@ def unless_unconverged(verdict: str, reason: str, unconverged: Sequence[str]) ->
     listed = "; ".join(unconverged[:3]) + (f"; {len(unconverged) - 3} more" if len(unconverged) > 3 else "")
     cells = f"{len(unconverged)} cell{'s' * (len(unconverged) != 1)}"
     return UNCONVERGED, f"{cells} did not converge ({listed}); the numbers alone: {verdict}, {reason}"
-
-
-Judge = Callable[..., tuple[str, str]]
-"""``judge``, or ``judge`` with ``exact=True`` bound."""
-
-
-def mean_test(
-    values: np.ndarray, null: float = 0.0
-) -> tuple[float | None, tuple[float, float] | None, float | None]:
-    """Mean, its 95 % t-interval and the two-sided one-sample t-test p-value (against ``null``).
-
-    The interval and the p-value come from the same t-test, so the interval excludes ``null`` exactly when
-    p < 0.05: a reader never sees an interval beside a test that disagrees with it (a bootstrap interval over
-    3 seeds is far too narrow and did).
-    """
-    d = np.asarray(values, dtype=float)
-    d = d[np.isfinite(d)]
-    if len(d) == 0:
-        return None, None, None
-    mean = float(d.mean())
-    if len(d) < 2:
-        return mean, None, None
-    if np.ptp(d) == 0:  # every observation shows the same effect: the t statistic is infinite (or 0/0)
-        return mean, (mean, mean), 0.0 if mean != null else 1.0
-    with warnings.catch_warnings():  # nearly identical differences: scipy warns, the numbers stand
-        warnings.simplefilter("ignore", RuntimeWarning)
-        test = stats.ttest_1samp(d, null)
-        interval = test.confidence_interval(CONFIDENCE)
-    return mean, (float(interval.low), float(interval.high)), float(test.pvalue)
 
 
 def paper_frame(table: pd.DataFrame, layout: Layout) -> pd.DataFrame:
@@ -342,10 +433,29 @@ def paired(frame: pd.DataFrame, metric: str, over: str, a: Any, b: Any, axes: Se
     return left.merge(right, on=keys).dropna(subset=["a", "b"])
 
 
-def _unconverged_pairs(done: pd.DataFrame, pairs: pd.DataFrame, axes: Sequence[str]) -> list[str]:
+def _arms(
+    done: pd.DataFrame, pairs: pd.DataFrame, value: Callable[[np.ndarray], np.ndarray] = np.asarray
+) -> tuple[bool, np.ndarray, np.ndarray]:
+    """The test of ``pairs``: (paired?, b values, a values) after ``value`` (identity, or log). Paired, the
+    arrays run pair by pair; unpaired, each holds the distinct cells of its side once (a cell may pair with
+    several when an axis is left out of the pairing)."""
+    if shares_init_and_order(done, pairs):
+        return True, value(pairs["b"].to_numpy(float)), value(pairs["a"].to_numpy(float))
+    b = pairs.drop_duplicates("b_cell")["b"].to_numpy(float)
+    a = pairs.drop_duplicates("a_cell")["a"].to_numpy(float)
+    return False, value(b), value(a)
+
+
+def _hypothesis(kind: str, quantity: Any, threshold: float, pairs: pd.DataFrame) -> Hashable:
+    """A test's identity for Holm: what it measures and which pairs of cells it reads."""
+    cells = tuple(sorted(zip(pairs["a_cell"].tolist(), pairs["b_cell"].tolist(), strict=True)))
+    return (kind, quantity, threshold, cells)
+
+
+def _unconverged_pairs(done: pd.DataFrame, pairs: pd.DataFrame, axes: Sequence[str]) -> tuple[str, ...]:
     """The cells on either side of ``pairs`` that trained without converging."""
     read = pd.unique(pairs[["a_cell", "b_cell"]].to_numpy().ravel())
-    return unconverged_cells(done.loc[read], axes)
+    return tuple(unconverged_cells(done.loc[read], axes))
 
 
 def _ordered(
@@ -354,24 +464,41 @@ def _ordered(
     layout: Layout,
     axes: list[str],
     paper: pd.DataFrame | None,
-    judge: Judge = judge,
-) -> ClaimResult:
+    planned: pd.DataFrame,
+) -> Measured:
     comps: list[Comparison] = []
     for a, b in itertools.pairwise(claim.order):
         pairs = paired(done, claim.metric, claim.over, a, b, axes)
         paper_pairs = paired(paper, claim.metric, claim.over, a, b, axes) if paper is not None else None
-        for label, grp, pgrp in _row_groups(claim, layout, pairs, paper_pairs, f"{a} < {b}"):
-            d = (grp["b"] - grp["a"]).to_numpy(float)
-            effect, ci, p = mean_test(d)
-            unconverged = _unconverged_pairs(done, grp, axes)
-            verdict, reason = judge(
-                effect, ci, p, len(d), 1, seeds=grp["seed"].nunique(), unconverged=unconverged
+        rows = _planned_rows(planned, claim, layout, a, b)
+        for label, grp, pgrp in _row_groups(claim, layout, pairs, paper_pairs, f"{a} < {b}", rows):
+            is_paired, x, y = _arms(done, grp)
+            est = difference_test(x, y, paired=is_paired)
+            judging = Judging(
+                est.effect,
+                est.ci,
+                1,
+                _hypothesis("difference", claim.metric, 0.0, grp),
+                seeds=grp["seed"].nunique(),
+                unconverged=_unconverged_pairs(done, grp, axes),
             )
             paper_effect = float((pgrp["b"] - pgrp["a"]).mean()) if pgrp is not None and len(pgrp) else None
-            comps.append(Comparison(label, effect, ci, p, len(d), verdict, reason, paper_effect))
+            comps.append(
+                Comparison(
+                    label,
+                    est.effect,
+                    est.ci,
+                    est.p,
+                    est.n,
+                    paper_effect=paper_effect,
+                    mde=est.mde,
+                    procedure=est.procedure,
+                    judging=judging,
+                )
+            )
     scale = layout.paper_scale if layout.value_metric == claim.value_metric else 1.0
     unit = metric_unit(claim.value_metric, scale) or claim.metric
-    return _combine(claim, comps, unit, f"paired difference b - a of {claim.metric} ({unit}), claimed > 0")
+    return Measured(claim, comps, unit, f"difference b - a of {claim.metric} ({unit}), claimed > 0")
 
 
 def _ratio_less(
@@ -380,23 +507,25 @@ def _ratio_less(
     layout: Layout,
     axes: list[str],
     paper: pd.DataFrame | None,
-    judge: Judge = judge,
-) -> ClaimResult:
+    planned: pd.DataFrame,
+) -> Measured:
     lhs, rhs = claim.order
     limit = float(claim.max)  # required for ratio_less by the schema
     pairs = paired(done, claim.metric, claim.over, lhs, rhs, axes)
     positive = pairs[(pairs["a"] > 0) & (pairs["b"] > 0)]
     paper_pairs = paired(paper, claim.metric, claim.over, lhs, rhs, axes) if paper is not None else None
+    rows = _planned_rows(planned, claim, layout, lhs, rhs)
     comps = []
-    for label, grp, pgrp in _row_groups(claim, layout, positive, paper_pairs, f"{lhs} / {rhs} < {limit:g}"):
-        logs = np.log(grp["a"].to_numpy(float) / grp["b"].to_numpy(float))
-        effect, ci, p = mean_test(logs, null=math.log(limit))
-        verdict, reason = judge(
-            effect,
-            ci,
-            p,
-            len(logs),
+    for label, grp, pgrp in _row_groups(
+        claim, layout, positive, paper_pairs, f"{lhs} / {rhs} < {limit:g}", rows
+    ):
+        is_paired, logs_b, logs_a = _arms(done, grp, np.log)
+        est = difference_test(logs_a, logs_b, paired=is_paired, null=math.log(limit))  # log a - log b
+        judging = Judging(
+            est.effect,
+            est.ci,
             -1,
+            _hypothesis("ratio", claim.metric, limit, grp),
             threshold=math.log(limit),
             seeds=grp["seed"].nunique(),
             unconverged=_unconverged_pairs(done, grp, axes),
@@ -405,15 +534,42 @@ def _ratio_less(
         paper_effect = None
         if pgrp is not None and len(pgrp):
             paper_effect = math.exp(float(np.log(pgrp["a"].astype(float) / pgrp["b"].astype(float)).mean()))
-        ratio_ci = (math.exp(ci[0]), math.exp(ci[1])) if ci else None
-        ratio = math.exp(effect) if effect is not None else None
-        comps.append(Comparison(label, ratio, ratio_ci, p, len(logs), verdict, reason, paper_effect))
+        ratio_ci = (math.exp(est.ci[0]), math.exp(est.ci[1])) if est.ci else None
+        ratio = math.exp(est.effect) if est.effect is not None else None
+        comps.append(
+            Comparison(
+                label,
+                ratio,
+                ratio_ci,
+                est.p,
+                est.n,
+                paper_effect=paper_effect,
+                mde=math.exp(est.mde) if est.mde is not None else None,
+                procedure=PAIRED_LOG if is_paired else WELCH_LOG,
+                judging=judging,
+            )
+        )
     labels = done[claim.over].map(norm_value) if claim.over in done.columns else pd.Series(dtype=object)
     dropped = int(labels.isin({norm_value(lhs), norm_value(rhs)}).sum()) - 2 * len(positive)
-    note = f"geometric-mean ratio {lhs} / {rhs} of {claim.metric} over paired cells (t-test on log ratios)"
+    note = f"geometric-mean ratio {lhs} / {rhs} of {claim.metric} over paired cells (t-test on log values)"
     if dropped > 0:
         note += f"; {dropped} cells without a partner or a positive value left out"
-    return _combine(claim, comps, "ratio", note)
+    return Measured(claim, comps, "ratio", note)
+
+
+def _planned_rows(
+    planned: pd.DataFrame, claim: Claim, layout: Layout, a: Any, b: Any
+) -> list[dict[str, Any]]:
+    """The study's rows (labels of the layout rows other than ``over``) that hold both compared values, in
+    grid order."""
+    rows = [r for r in layout.rows if r != claim.over and r in planned.columns]
+    if claim.over not in planned.columns or not rows:
+        return []
+    sides = []
+    for value in (a, b):
+        side = planned[planned[claim.over].map(norm_value) == norm_value(value)]
+        sides.append({label_key(v): dict(zip(rows, v, strict=True)) for v in side[rows].to_numpy().tolist()})
+    return [labels for key, labels in sides[0].items() if key in sides[1]]
 
 
 def _row_groups(
@@ -422,17 +578,22 @@ def _row_groups(
     pairs: pd.DataFrame,
     paper_pairs: pd.DataFrame | None,
     label: str,
+    planned: list[dict[str, Any]],
 ) -> list[tuple[str, pd.DataFrame, pd.DataFrame | None]]:
-    """(label, pairs, paper pairs) per layout row when ``per_row``, then all rows pooled."""
+    """(label, pairs, paper pairs) per layout row when ``per_row`` (the ``planned`` rows of the study's grid,
+    then any other row with pairs; a row without pairs has an empty group), then all rows pooled."""
     rows = [r for r in layout.rows if r != claim.over and r in pairs.columns]
-    varying = [r for r in rows if pairs[r].nunique(dropna=False) > 1] or rows
     groups = []
     if claim.per_row and rows:
-        for key, grp in pairs.groupby(rows, sort=False, dropna=False):
-            key = key if isinstance(key, tuple) else (key,)
-            named = dict(zip(rows, key, strict=True))
-            where = ", ".join(f"{r}={_shown(named[r])}" for r in varying)
-            groups.append((f"{label} @ {where}", grp, _same_row(paper_pairs, named)))
+        pair_keys = [label_key(v) for v in pairs[rows].to_numpy().tolist()]
+        named = {label_key([labels.get(r) for r in rows]): labels for labels in planned}
+        for key, values in zip(pair_keys, pairs[rows].to_numpy().tolist(), strict=True):
+            named.setdefault(key, dict(zip(rows, values, strict=True)))
+        varying = [r for i, r in enumerate(rows) if len({k[i] for k in named}) > 1] or rows
+        for key, labels in named.items():
+            where = ", ".join(f"{r}={_shown(labels.get(r))}" for r in varying)
+            grp = pairs.loc[np.array([k == key for k in pair_keys], dtype=bool)]
+            groups.append((f"{label} @ {where}", grp, _same_row(paper_pairs, labels)))
     groups.append((f"{label} (all rows)" if claim.per_row and rows else label, pairs, paper_pairs))
     return groups
 
@@ -485,8 +646,8 @@ def _monotonic(
     layout: Layout,
     axes: list[str],
     paper: pd.DataFrame | None,
-    judge: Judge = judge,
-) -> ClaimResult:
+    planned: pd.DataFrame,
+) -> Measured:
     curves = trend_curves(done, claim, axes)
     complete = curves.dropna()
     n = len(complete)
@@ -494,32 +655,47 @@ def _monotonic(
     paper_curve = trend_curves(paper, claim, axes).dropna()
     paper_rho = None
     if len(paper_curve):
-        paper_rho = _spearman(paper_curve.columns.to_numpy(float), paper_curve.iloc[0].to_numpy(float))
+        paper_rho = spearman(paper_curve.columns.to_numpy(float), paper_curve.iloc[0].to_numpy(float))
     effect = ci = p = None
     points = n * len(x)
     if n and len(x) >= 3:
-        effect = _spearman(np.tile(x, n), complete.to_numpy(float).ravel())
+        effect = spearman(np.tile(x, n), complete.to_numpy(float).ravel())
         if effect is not None and points > 3:
-            ci, p = _fisher(effect, points, 0.0, spearman=True)
+            ci, p = fisher(effect, points, 0.0, spearman=True)
     eff = claim.effect
     read = select(done, {eff.over: [eff.lhs, eff.rhs]}) if eff is not None else done
-    unconverged = unconverged_cells(read, axes)
+    undecided = ""
     if n and len(x) < 3:
-        reason = f"{len(x)} values of {claim.along}: at least 3 needed for a trend"
-        verdict, reason = unless_unconverged(INCONCLUSIVE, reason, unconverged)
-    else:
-        verdict, reason = judge(effect, ci, p, points, claim.sign, seeds=n, unconverged=unconverged)
+        undecided = f"{len(x)} values of {claim.along}: at least 3 needed for a trend"
+    elif not n and not curves.empty:
+        undecided = f"no seed has a value at every {claim.along}"
     what = _trend_quantity(claim)
+    judging = Judging(
+        effect,
+        ci,
+        claim.sign,
+        ("trend", what, claim.along, tuple(read.index)),
+        seeds=n,
+        unconverged=tuple(unconverged_cells(read, axes)),
+        undecided=undecided,
+    )
     direction = claim.direction  # required for monotonic by the schema
     comp = Comparison(
-        f"{what} {direction} along {claim.along}", effect, ci, p, points, verdict, reason, paper_rho
+        f"{what} {direction} along {claim.along}",
+        effect,
+        ci,
+        p,
+        points,
+        paper_effect=paper_rho,
+        procedure=SPEARMAN,
+        judging=judging,
     )
     detail = (
         f"Spearman rho of {what} vs {claim.along} over every (value, seed) point, 95 % CI and p from Fisher's "
         f"z with the Bonett-Wright variance; n = points, from {n} seeds with a complete curve "
         f"({len(curves) - n} incomplete); {_curve_text(complete, paper_curve)}"
     )
-    return _combine(claim, [comp], "Spearman rho", detail)
+    return Measured(claim, [comp], "Spearman rho", detail)
 
 
 def _correlation(
@@ -528,8 +704,8 @@ def _correlation(
     layout: Layout,
     axes: list[str],
     paper: pd.DataFrame | None,
-    judge: Judge = judge,
-) -> ClaimResult:
+    planned: pd.DataFrame,
+) -> Measured:
     xs, ys = _stack(done, claim.x), _stack(done, claim.y)
     limit = claim.min if claim.min is not None else 0.0
     effect = ci = p = None
@@ -540,21 +716,31 @@ def _correlation(
         n = int(keep.sum())
         if n >= 4 and np.ptp(x[keep]) > 0 and np.ptp(y[keep]) > 0:
             effect = float(stats.pearsonr(x[keep], y[keep]).statistic)
-            ci, p = _fisher(effect, n, limit)
+            ci, p = fisher(effect, n, limit)
         per_cell = [
             float(stats.pearsonr(a[keep], b[keep]).statistic)
             for a, b in zip(xs, ys, strict=True)
             if n >= 2 and np.ptp(a[keep]) > 0 and np.ptp(b[keep]) > 0
         ]
-    unconverged = unconverged_cells(done, axes)
-    verdict, reason = judge(effect, ci, p, n, 1, threshold=limit, min_n=4, unconverged=unconverged)
-    comp = Comparison(f"r({claim.y}, {claim.x}) > {limit:g}", effect, ci, p, n, verdict, reason)
+    undecided = "" if n or done.empty else f"no per-joint {claim.y} and {claim.x} of one length in the cells"
+    judging = Judging(
+        effect,
+        ci,
+        1,
+        ("correlation", claim.y, claim.x, limit, tuple(done.index)),
+        threshold=limit,
+        min_n=4,
+        unconverged=tuple(unconverged_cells(done, axes)),
+        undecided=undecided,
+    )
+    label = f"r({claim.y}, {claim.x}) > {limit:g}"
+    comp = Comparison(label, effect, ci, p, n, procedure=PEARSON, judging=judging)
     cells = ", ".join(f"{r:.2f}" for r in per_cell) or "none"
     detail = (
         f"Pearson r over {n} joints (zero-error joints left out) of {claim.y} vs {claim.x}, averaged over "
         f"{len(xs)} cells; r per cell: {cells}"
     )
-    return _combine(claim, [comp], "Pearson r", detail)
+    return Measured(claim, [comp], "Pearson r", detail)
 
 
 # --- helpers --------------------------------------------------------------------------------------------
@@ -570,26 +756,85 @@ def layout_for(
     return tables[0]
 
 
-def _combine(claim: Claim, comps: list[Comparison], unit: str, detail: str) -> ClaimResult:
-    verdicts = [c.verdict for c in comps]
+def _combine(measured: Measured, exact: bool) -> ClaimResult:
+    """The claim's verdict from its judged comparisons (VERDICT_RULE), headed by the comparison that decides."""
+    claim, comps = measured.claim, measured.comparisons
+    ran = [c for c in comps if c.verdict != NOT_RUN]
+    verdicts = [c.verdict for c in ran]
     first = next((v for v in (FAILS, UNCONVERGED, INCONCLUSIVE) if v in verdicts), None)
-    if first is not None:
-        verdict, head = first, comps[verdicts.index(first)]
+    if not ran:
+        verdict, head = NOT_RUN, comps[0]
+    elif first is not None:
+        verdict, head = first, ran[verdicts.index(first)]
     else:
-        verdict, head = HOLDS, max(comps, key=lambda c: c.p_value if c.p_value is not None else 1.0)
+        verdict = HOLDS
+        head = max(ran, key=lambda c: c.p_adjusted if c.p_adjusted is not None else 1.0)
+    procedures = list(dict.fromkeys(c.procedure for c in ran if c.procedure))
+    detail = f"{head.label}: {head.reason}. {measured.detail}"
+    if measured.coverage:
+        detail += f". {measured.coverage[0].upper()}{measured.coverage[1:]}"
     return ClaimResult(
         id=claim.id,
         text=claim.text,
         test=claim.test,
         effect=head.effect,
-        unit=unit,
+        unit=measured.unit,
         paper_effect=head.paper_effect,
         ci=head.ci,
         p_value=head.p_value,
         n=head.n,
         verdict=verdict,
-        detail=f"{head.label}: {head.reason}. {detail}",
+        detail=detail,
         components=comps,
+        procedure="; ".join(procedures) or (EXACT if exact else PROCEDURES[claim.test]),
+        p_adjusted=head.p_adjusted,
+        mde=head.mde,
+        coverage=measured.coverage,
+        rows_run=measured.rows_run,
+    )
+
+
+def _coverage(
+    claim: Claim, layout: Layout, planned: pd.DataFrame, done: pd.DataFrame
+) -> tuple[str, tuple[int, int] | None]:
+    """Which of the claim's rows ran, when not all did, in words and as (rows run, rows): its rows are the
+    distinct layout rows (and values of ``along``) of the study's grid points that it selects; a row ran when
+    it has a finished cell. ("", None) when every row ran."""
+    compared = {claim.over, claim.effect.over if claim.effect is not None else None}
+    keys = [k for k in dict.fromkeys([*layout.rows, claim.along]) if k and k not in compared]
+    keys = [k for k in keys if k in planned.columns]
+    arms = {}
+    if claim.order is not None and claim.over is not None:
+        arms = {claim.over: list(claim.order)}
+    elif claim.effect is not None:
+        arms = {claim.effect.over: [claim.effect.lhs, claim.effect.rhs]}
+    planned = select(planned, arms)
+    if not keys or planned.empty:
+        return "", None
+    rows: dict[tuple, dict[str, Any]] = {}
+    for values in planned[keys].to_numpy().tolist():
+        rows.setdefault(label_key(values), dict(zip(keys, values, strict=True)))
+    read = select(done, arms)
+    ran = (
+        {label_key(v) for v in read[keys].to_numpy().tolist()}
+        if all(k in read.columns for k in keys)
+        else set()
+    )
+    if all(key in ran for key in rows):
+        return "", None
+    varying = [k for i, k in enumerate(keys) if len({key[i] for key in rows}) > 1] or keys
+
+    def listed(which: list[tuple]) -> str:
+        return "; ".join(", ".join(f"{k}={_shown(rows[key][k])}" for k in varying) for key in which)
+
+    done_rows = [key for key in rows if key in ran]
+    missing = [key for key in rows if key not in ran]
+    counts = (len(done_rows), len(rows))
+    if not done_rows:
+        return f"none of its {len(rows)} row{'s' * (len(rows) != 1)} ran: {listed(missing)}", counts
+    return (
+        f"run on {len(done_rows)} of {len(rows)} rows: {listed(done_rows)}; not run: {listed(missing)}",
+        counts,
     )
 
 
@@ -607,23 +852,6 @@ def select(frame: pd.DataFrame, where: dict[str, Any]) -> pd.DataFrame:
         allowed = {norm_value(v) for v in (wanted if isinstance(wanted, (list, tuple)) else [wanted])}
         frame = frame[frame[axis].map(norm_value).isin(allowed)]
     return frame
-
-
-def _fisher(r: float, n: int, null: float, *, spearman: bool = False) -> tuple[tuple[float, float], float]:
-    """95 % CI of a correlation and the two-sided p-value against ``null`` from one Fisher z statistic, so the
-    CI clears ``null`` exactly when p < 0.05. Pearson: se = 1 / sqrt(n - 3); Spearman: the Bonett-Wright
-    se = sqrt((1 + r^2 / 2) / (n - 3))."""
-    se = math.sqrt(((1.0 + r * r / 2.0) if spearman else 1.0) / (n - 3))
-    z = math.atanh(min(max(r, -0.999999), 0.999999))
-    half = stats.norm.ppf(0.5 + CONFIDENCE / 2) * se
-    p = 2.0 * float(stats.norm.sf(abs(z - math.atanh(null)) / se))
-    return (math.tanh(z - half), math.tanh(z + half)), p
-
-
-def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
-    if len(x) < 2 or np.ptp(y) == 0:
-        return None
-    return float(stats.spearmanr(x, y).statistic)
 
 
 def _stack(frame: pd.DataFrame, column: str) -> np.ndarray:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.report.as_run import DATA_NAMES, with_run_columns
 from bench.report.claims import evaluate_claims
 from bench.report.convergence import cell_endings
 from bench.report.figures import study_figures
@@ -41,19 +42,29 @@ def write_report(
     axes: Sequence[str],
     *,
     exact: bool = False,
+    grid: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Write one study's report for one profile; returns its index summary.
 
     ``results`` is ``Store.results`` for the study's cells under ``ctx.profile`` only; ``papers`` maps a paper
-    table name (``layout.paper``) to its DataFrame; ``axes`` are the study's grid axes.
+    table name (``layout.paper``) to its DataFrame; ``axes`` are the study's grid axes; ``grid`` the labels
+    of every grid point (``Study.points``), so that claims name the rows this profile did not run.
     """
     if "profile" in results.columns and results["profile"].nunique() > 1:
         raise ValueError(f"{ctx.study}: results mix profiles {sorted(results['profile'].unique())}")
     out_dir.mkdir(parents=True, exist_ok=True)
     results = in_paper_units(results, layouts)
     stem = f"{ctx.study}.{ctx.profile}"
-    tables = [(layout, build_table(results, layout, papers.get(layout.paper or ""))) for layout in layouts]
-    claim_results = evaluate_claims(results, claims, tables, axes, exact=exact)
+    tables = [
+        (
+            layout,
+            with_run_columns(
+                build_table(results, layout, papers.get(layout.paper or "")), results, layout.rows
+            ),
+        )
+        for layout in layouts
+    ]
+    claim_results = evaluate_claims(results, claims, tables, axes, exact=exact, grid=grid)
     for old in [*(out_dir / FIGURES).glob(f"{stem}.*.png"), *(out_dir / FIGURES).glob(f"{stem}.*.svg")]:
         old.unlink()
     pairs = list(zip(claims, claim_results, strict=True))
@@ -163,6 +174,7 @@ def report_expansion(
         data=data,
         seeds=sorted({cell.seed for cell in expansion.cells}),
         versions=versions(),
+        paper_data=DATA_NAMES[study.requires],
         **_protocol_context(expansion),
     )
     results = store.results(expansion.cells)
@@ -187,6 +199,7 @@ def report_expansion(
         papers,
         list(study.axes),
         exact=study.kind == "complexity",
+        grid=pd.DataFrame(study.points()),
     )
     if tracking != "disabled":
         _log_to_wandb(

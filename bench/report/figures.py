@@ -25,6 +25,7 @@ import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from bench.report.as_run import describe
 from bench.report.claims import ClaimResult, done_cells, layout_for, paper_frame, select, trend_curves
 from bench.report.tables import AVERAGE, long_values, unique_cells
 from bench.report.units import axis_label, metric_label, metric_unit
@@ -64,6 +65,12 @@ def _row_label(key: tuple, names: Sequence[str]) -> str:
     return ", ".join(f"{n}={v}" for n, v in zip(names, key, strict=True)) or "all"
 
 
+def _run_line(results: pd.DataFrame, labels: dict[str, Any]) -> str:
+    """A title's second line: what the cells with ``labels`` ran (empty without an as-run record)."""
+    text = describe(select(unique_cells(results), labels), labels)
+    return "\n" + textwrap.fill(f"run as {text}", 56) if text else ""
+
+
 def per_action_figure(results: pd.DataFrame, table: pd.DataFrame, layout: Layout, path: Path) -> Path | None:
     """One bar panel per layout row: every action's paper value beside the reproduced mean (+- sd)."""
     ours = long_values(results, layout)
@@ -89,7 +96,8 @@ def per_action_figure(results: pd.DataFrame, table: pd.DataFrame, layout: Layout
             errorbar="sd",
             ax=ax,
         )
-        ax.set_title(_row_label(key, rows), fontsize=9)
+        named = dict(zip(rows, key, strict=True))
+        ax.set_title(_row_label(key, rows) + _run_line(results, named), fontsize=9)
         ax.set_xlabel("")
         ax.set_ylabel(metric_label(layout.value_metric, layout.paper_scale))
         ax.tick_params(axis="x", rotation=45, labelsize=8)
@@ -133,7 +141,8 @@ def table_figure(results: pd.DataFrame, table: pd.DataFrame, layout: Layout, pat
         ax.set_xticks(range(len(columns)), columns, rotation=30 if len(columns) > 4 else 0, fontsize=8)
         ax.set_xlim(-0.6, len(columns) - 0.4)
         ax.set(xlabel=axis_label(col), ylabel=metric_label(layout.value_metric, layout.paper_scale))
-        ax.set_title(textwrap.fill(_row_label(row, rows), 48), fontsize=9)
+        named = dict(zip(rows, row, strict=True))
+        ax.set_title(textwrap.fill(_row_label(row, rows), 48) + _run_line(results, named), fontsize=9)
     for ax in axes.ravel()[len(keys) :]:
         ax.set_visible(False)
     axes.ravel()[0].legend(fontsize=7)
@@ -215,7 +224,7 @@ def learning_curve_figure(
                     ax.axhline(paper, color=colour, ls="--", lw=1, label=f"{value}: {PAPER} {paper:g} mm")
         for ax, xlabel in zip(ax_row, ("updates", "wall time (min)"), strict=True):
             ax.set(xlabel=xlabel, ylabel="validation MPJPE (mm)")
-            ax.set_title(panel, fontsize=9)
+            ax.set_title(panel + _run_line(results, named_rows[panel]), fontsize=9)
         ax_row[-1].legend(
             title=hue, fontsize=7, title_fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5)
         )
@@ -267,7 +276,7 @@ def trend_figure(
     )
     ax.set(xlabel=axis_label(claim.along), ylabel=_quantity(claim, layout.paper_scale))
     ax.legend(fontsize=8)
-    fig.suptitle(claim.text, fontsize=9)
+    fig.suptitle(claim.text + _run_line(done, claim.where), fontsize=9)
     return _save(fig, path)
 
 
@@ -319,8 +328,12 @@ def joint_speed_figure(results: pd.DataFrame, claim: Claim, result: ClaimResult,
     sns.regplot(x=x[keep], y=y[keep], ax=ax, ci=None, scatter_kws={"s": 25}, line_kws={"lw": 1.5})
     for xi, yi, name in zip(x[keep], y[keep], names[keep], strict=True):
         ax.annotate(name, (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    r = f"r = {result.effect:.2f}, p = {result.p_value:.2g}" if result.effect is not None else "r undefined"
-    ax.set_title(f"{claim.y} vs {claim.x} ({r}, {result.verdict})", fontsize=9)
+    r = (
+        f"r = {result.effect:.2f}, Holm p = {result.p_adjusted:.2g}"
+        if result.p_adjusted is not None
+        else "r undefined"
+    )
+    ax.set_title(f"{claim.y} vs {claim.x} ({r}, {result.verdict})" + _run_line(done, claim.where), fontsize=9)
     ax.set(xlabel=JOINT_WORDS.get(claim.x, claim.x), ylabel=JOINT_WORDS.get(claim.y, claim.y))
     return _save(fig, path)
 

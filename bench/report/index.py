@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report.claims import UNCONVERGED, ClaimResult
+from bench.report.claims import NOT_RUN, UNCONVERGED, ClaimResult
 from bench.report.convergence import counts
 from bench.report.markdown import ReportContext
 from bench.report.tables import unique_cells
@@ -83,8 +83,9 @@ def render_index(summaries: Sequence[dict[str, Any]]) -> str:
         "",
         "Written by `python -m bench report`; one line per study, one report per profile (profiles are never "
         "mixed). Cells: done / failed / missing. Converged: the finished trained cells that stopped at their "
-        "validation plateau, of all finished trained cells. Verdicts: holds, fails, inconclusive or "
-        f"{UNCONVERGED} (a comparison read cells that did not converge; the rule is stated in every report).",
+        "validation plateau, of all finished trained cells. Verdicts (on Holm-adjusted p-values): holds, fails, "
+        f"inconclusive, {UNCONVERGED} (a comparison read cells that did not converge) or {NOT_RUN} (the "
+        "profile ran none of the claim's rows); the rule is stated in every report.",
         "",
         "| study | title | profiles | cells | converged | claims |",
         "| --- | --- | --- | --- | --- | --- |",

@@ -15,13 +15,15 @@ from typing import Any
 
 import pandas as pd
 
+from bench.report.as_run import AT_PAPER_SETTING, run_text
 from bench.report.claims import EFFECT_RULE, UNCONVERGED, VERDICT_RULE, ClaimResult, Comparison
 from bench.report.convergence import FIELDS, summary_line
+from bench.report.stats import SHORT
 from bench.report.tables import unique_cells
 from bench.report.units import metric_unit
 from bench.schema import Layout
 
-LIBRARIES = ("torch", "numpy", "pandas", "scipy", "matplotlib", "seaborn", "pydantic")
+LIBRARIES = ("torch", "numpy", "pandas", "scipy", "statsmodels", "matplotlib", "seaborn", "pydantic")
 
 
 @dataclass
@@ -43,6 +45,8 @@ class ReportContext:
     """The training protocol's description (bench/protocol.py); empty: the profile names none."""
     recipes: dict[str, list[str]] = field(default_factory=dict)
     """Backbone -> the distinct training recipes its cells ran (stated with the protocol)."""
+    paper_data: str = "Human3.6M"
+    """The data the paper's numbers were measured on."""
 
 
 def versions() -> dict[str, str]:
@@ -171,12 +175,19 @@ def _present(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
+OTHER_SETTING = "†"
+"""Marks the delta of a row that ran at other sizes or on other data than the paper's number."""
+
+
 def render_table(table: pd.DataFrame, layout: Layout) -> str:
-    """The paper's layout, each row stacked as paper / reproduced / delta (/ relative effects)."""
+    """The paper's layout, each row stacked as paper / reproduced / delta (/ relative effects); with the
+    cells' as-run record (``as_run.with_run_columns``) a "run as" column beside the paper's row labels, and
+    the delta of a row that ran at another setting than its paper value marked."""
     col = layout.column_name
     rows = list(layout.rows)
     columns = list(dict.fromkeys(table[col]))
     baseline = table.attrs.get("baseline", layout.baseline)
+    as_run = AT_PAPER_SETTING in table.columns
     lines = [
         ("paper", lambda r: paper_num(r["paper"])),
         ("reproduced", _ours),
@@ -189,12 +200,45 @@ def render_table(table: pd.DataFrame, layout: Layout) -> str:
     out = []
     for key, grp in table.groupby(rows, sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
-        by_col = dict(zip(grp[col], grp.to_dict("records"), strict=True))
+        records = grp.to_dict("records")
+        by_col = dict(zip(grp[col], records, strict=True))
         has_effect = grp["rel_pct"].notna().any() or grp["paper_rel_pct"].notna().any()
+        run = [run_text(_run_values(records[0]), dict(zip(rows, key, strict=True)))] if as_run else []
+        other = as_run and _elsewhere(records[0][AT_PAPER_SETTING]) and grp["paper"].notna().any()
         for i, (label, fmt) in enumerate(lines + (effect_lines if has_effect else [])):
-            first = [str(k) for k in key] if i == 0 else [""] * len(rows)
+            first = [*(str(k) for k in key), *run] if i == 0 else [""] * (len(rows) + len(run))
+            label = f"{label} {OTHER_SETTING}" if label == "delta" and other else label
             out.append([*first, label, *(fmt(by_col[c]) if c in by_col else "" for c in columns)])
-    return md_table([*rows, "", *map(str, columns)], out)
+    return md_table([*rows, *(["run as"] if as_run else []), "", *map(str, columns)], out)
+
+
+def _run_values(record: dict[str, Any]) -> dict[str, Any]:
+    """A table entry's as-run fields (``run_*``), as ``as_run.run_text`` reads them."""
+    return {k: (None if _missing(v) else v) for k, v in record.items() if k.startswith("run_")}
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+
+
+def _elsewhere(at_paper_setting: Any) -> bool:
+    """A row's ``delta_at_paper_setting`` says it ran at another setting (unknown is not marked)."""
+    return not _missing(at_paper_setting) and not at_paper_setting
+
+
+def other_setting_note(tables: Sequence[tuple[Layout, pd.DataFrame]], paper_data: str) -> str:
+    """The footnote of a marked delta, when a row of ``tables`` with a paper value ran at another setting."""
+    marked = any(
+        AT_PAPER_SETTING in t.columns and (t[AT_PAPER_SETTING].map(_elsewhere) & t["paper"].notna()).any()
+        for _, t in tables
+    )
+    if not marked:
+        return ""
+    return (
+        f"{OTHER_SETTING} The paper's value is at the paper's sizes on {paper_data}; this row ran as its "
+        '"run as" says (labels: the paper\'s row), so its delta compares two settings, not the method. The '
+        "claims compare cells of one setting with each other."
+    )
 
 
 def _relative_rule(table: pd.DataFrame) -> str:
@@ -206,6 +250,16 @@ def _relative_rule(table: pd.DataFrame) -> str:
         f"vs {baseline} % = ({baseline} - value) / {baseline} x 100, against the {baseline} entry that differs "
         f"only in `{table.attrs.get('effect_axis')}`: positive means lower than {baseline} (the paper's "
         '"improvement"). '
+    )
+
+
+def _run_rule(table: pd.DataFrame) -> str:
+    """How to read the "run as" column, when the table has it."""
+    if AT_PAPER_SETTING not in table.columns:
+        return ""
+    return (
+        "The row labels are the paper's; run as = what the row's cells trained (d_l depth, d_m width, T frames, "
+        'and any other field the profile changed; "mixed" where the cells differ) and the data they read. '
     )
 
 
@@ -262,16 +316,17 @@ def render_convergence(endings: pd.DataFrame, csv_name: str) -> str:
     )
 
 
-def render_claims(claims: Sequence[ClaimResult], csv_name: str) -> str:
+def render_claims(claims: Sequence[ClaimResult], csv_name: str, paper_elsewhere: str = "") -> str:
     """Summary table of every claim, the verdict rule, then each claim's detail and comparisons; every
-    number is also in ``csv_name``."""
+    number is also in ``csv_name``. ``paper_elsewhere``: the data of the paper's numbers, when the cells ran
+    at another setting (the paper's effects are then the paper's, not this setting's)."""
     if not claims:
         return "This study states no claims."
-    header = ["claim", "text", "verdict", "effect", "paper's effect", "95% CI", "p", "n"]
+    header = ["claim", "text", "verdict", "effect", "paper's effect", "95% CI", "p", "Holm p", "MDE", "n"]
     rows = [
         [
             f"`{c.id}`",
-            c.text,
+            c.text + (f" (run on {c.rows_run[0]} of {c.rows_run[1]} rows)" if c.rows_run else ""),
             f"**{c.verdict}**",
             f"{num(c.effect, 3)} {c.unit}" if c.effect is not None else "-",
             *_stats(c)[1:],
@@ -281,29 +336,37 @@ def render_claims(claims: Sequence[ClaimResult], csv_name: str) -> str:
     parts = [
         md_table(header, rows),
         "",
-        f"Every claim and comparison with its interval bounds, p, n and procedure: [{csv_name}]({csv_name}).",
-        "",
-        f"*Effect.* {EFFECT_RULE}",
-        "",
-        f"*Verdict rule.* {VERDICT_RULE}",
+        "Every claim and comparison with its interval bounds, p, Holm-adjusted p, minimum detectable effect, n "
+        f"and procedure: [{csv_name}]({csv_name}).",
     ]
+    if paper_elsewhere:
+        parts += [
+            "",
+            f"The paper's effects come from the paper's numbers, at its sizes on {paper_elsewhere}; the measured "
+            'ones from the cells as they ran (the tables\' "run as").',
+        ]
+    parts += ["", f"*Effect.* {EFFECT_RULE}", "", f"*Verdict rule.* {VERDICT_RULE}"]
     for c in claims:
         parts += ["", f"**`{c.id}`** ({c.test}; {c.procedure}): {c.detail}"]
         if len(c.components) > 1:
-            comp_rows = [[k.label, k.verdict, *_stats(k)] for k in c.components]
-            parts += [
-                "",
-                md_table(
-                    ["comparison", "verdict", "effect", "paper's effect", "95% CI", "p", "n"], comp_rows
-                ),
-            ]
+            comp_rows = [[k.label, k.verdict, SHORT.get(k.procedure, "-"), *_stats(k)] for k in c.components]
+            comp_header = ["comparison", "verdict", "test", *header[3:]]
+            parts += ["", md_table(comp_header, comp_rows)]
     return "\n".join(parts)
 
 
 def _stats(k: Comparison | ClaimResult) -> list[Any]:
-    """measured, paper, CI, p, n of a comparison or a claim, formatted."""
+    """measured, paper, CI, p, Holm-adjusted p, MDE, n of a comparison or a claim, formatted."""
     ci = f"[{num(k.ci[0], 3)}, {num(k.ci[1], 3)}]" if k.ci else "-"
-    return [num(k.effect, 3), num(k.paper_effect, 3), ci, _small(k.p_value), k.n]
+    return [
+        num(k.effect, 3),
+        num(k.paper_effect, 3),
+        ci,
+        _small(k.p_value),
+        _small(k.p_adjusted),
+        num(k.mde, 3),
+        k.n,
+    ]
 
 
 def _small(p: float | None) -> str:
@@ -333,16 +396,18 @@ def render_report(
     for layout, table in tables:
         name = layout.name or layout.paper or ctx.paper or "table"
         unit = metric_unit(layout.value_metric, layout.paper_scale)
+        note = other_setting_note([(layout, table)], ctx.paper_data)
         parts += [
             f"## {name}: {layout.metric}"
             + (f" (paper column `{layout.paper_metric}`)" if layout.paper_metric else ""),
             "",
             "Reproduced = mean ± sd over seeds (n = finished cells); delta = reproduced - paper"
             + (f"; values in {unit}" if unit else "")
-            + f". {_relative_rule(table)}All numbers in [{csv_name}]({csv_name}){joints}.",
+            + f". {_relative_rule(table)}{_run_rule(table)}All numbers in [{csv_name}]({csv_name}){joints}.",
             "",
             render_table(table, layout) if len(table) else "No cells.",
             "",
+            *([note, ""] if note else []),
         ]
     parts += [
         "## Failed cells",
@@ -355,7 +420,11 @@ def render_report(
     parts += [
         "## Claims",
         "",
-        render_claims(claims, csv_name.replace(".csv", ".claims.csv")),
+        render_claims(
+            claims,
+            csv_name.replace(".csv", ".claims.csv"),
+            ctx.paper_data if other_setting_note(tables, ctx.paper_data) else "",
+        ),
     ]
     if figures:
         parts += ["", "## Figures"]

@@ -44,6 +44,11 @@ def norm_value(value: Any) -> float | str:
     return number if math.isfinite(number) else text
 
 
+def label_key(values: Sequence[Any]) -> tuple:
+    """A row's labels in comparable form (27 == 27.0, a blank label as '')."""
+    return tuple(norm_value(v) for v in values)
+
+
 def unique_cells(results: pd.DataFrame) -> pd.DataFrame:
     """One row per cell: a cell shared by two grid blocks (same id) is one experiment, counted once."""
     if "cell_id" not in results.columns:
