@@ -53,8 +53,16 @@ def test_bad_input_is_one_clear_error_with_exit_status_2(smoke_data, tmp_path, c
 
 
 def test_config_file_with_an_unknown_key_names_the_file_and_field(tmp_path):
-    with pytest.raises(ConfigError, match=r"my\.yaml: optim\.epoch: unknown key; allowed: .*\bepochs\b"):
+    with pytest.raises(
+        ConfigError,
+        match=r"my\.yaml: optim\.epoch: unknown key \(did you mean 'epochs'\?\); allowed: .*\bepochs\b",
+    ):
         load_config({"optim": {"epoch": 3}}, source="my.yaml")
+
+
+def test_an_unknown_key_far_from_every_field_gets_no_guess(tmp_path):
+    with pytest.raises(ConfigError, match=r"optim\.colour: unknown key; allowed: "):
+        load_config({"optim": {"colour": 3}}, source="my.yaml")
 
 
 def test_train_into_a_folder_of_another_configuration_is_refused(smoke_data, tmp_path, capsys):
