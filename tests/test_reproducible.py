@@ -50,3 +50,21 @@ def test_the_license_is_an_spdx_expression_and_building_warns_of_nothing(
     (requires,) = _pyproject()["build-system"]["requires"]
     assert Requirement(requires).specifier.contains(metadata.version("setuptools"))
     assert not Requirement(requires).specifier.contains("76.9"), "an SPDX license needs setuptools >= 77"
+
+
+def test_variant_archives_are_ignored_by_git() -> None:
+    """A run with --set / --only writes results/<study>.<profile>+<variant>.jsonl: not part of the repository."""
+    from bench.archive import archive_path, variant_suffix
+
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    variant = variant_suffix({"optim.epochs": 2}, {"train.strategy": ["tmt"]})
+    paths = [archive_path("results", "table7", profile + variant) for profile in ("smoke", "cpu")]
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", *map(str, paths)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert ignored.stdout.split() == [str(p) for p in paths]
+    committed = subprocess.run(
+        ["git", "check-ignore", "--no-index", "results/table7.cpu.jsonl"], cwd=ROOT, capture_output=True
+    )
+    assert committed.returncode == 1, "the profiles' own archives stay tracked"
