@@ -3,6 +3,8 @@ a package that builds without deprecation warnings, and a working tree that runs
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -12,14 +14,89 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 tomllib = pytest.importorskip("tomllib", reason="reads pyproject.toml with Python 3.11's tomllib")
 
 ROOT = Path(__file__).resolve().parents[1]
+LOCK = ROOT / "requirements.lock"
+TORCH = "torch"
+"""Left out of the lock: installed first, as the CPU build (README, .ci/run)."""
 
 
 def _pyproject() -> dict:
     return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def _locked() -> dict[str, tuple[str, list[str]]]:
+    """Package name -> (pinned version, its sha256 hashes), as the lock lists them."""
+    entries = re.split(r"\n(?=[A-Za-z0-9])", LOCK.read_text(encoding="utf-8"))
+    found = {}
+    for entry in entries:
+        match = re.match(r"([A-Za-z0-9._-]+)==(\S+)", entry)
+        if match:
+            found[canonicalize_name(match[1])] = (
+                match[2],
+                re.findall(r"--hash=sha256:([0-9a-f]{64})", entry),
+            )
+    return found
+
+
+def _requirements() -> list[Requirement]:
+    project = _pyproject()["project"]
+    return [Requirement(r) for r in [*project["dependencies"], *project["optional-dependencies"]["dev"]]]
+
+
+def _recorded(library: str) -> set[str]:
+    """The versions of ``library`` that the committed results' cells recorded."""
+    versions = set()
+    for archive in (ROOT / "results").glob("*.jsonl"):
+        for line in archive.read_text(encoding="utf-8").splitlines():
+            versions.add(json.loads(line)["result"]["environment"][library])
+    return versions
+
+
+def test_the_lock_pins_every_dependency_but_torch_with_hashes() -> None:
+    locked = _locked()
+    for requirement in _requirements():
+        name = canonicalize_name(requirement.name)
+        if name == TORCH:
+            assert name not in locked
+            continue
+        assert name in locked, f"{name} is a dependency of pyproject.toml but not in {LOCK.name}"
+        assert requirement.specifier.contains(locked[name][0]), (requirement, locked[name][0])
+    assert all(hashes for _, hashes in locked.values()), "every pin carries its hashes"
+
+
+def test_the_lock_holds_the_versions_the_committed_results_ran_with() -> None:
+    """numpy as the cells recorded it, and torch (outside the lock) at the version the set-up installs."""
+    assert _recorded("numpy") == {_locked()["numpy"][0]}
+    torch_versions = {v.split("+")[0] for v in _recorded("torch")}
+    assert len(torch_versions) == 1
+    (torch,) = torch_versions
+    for path in (ROOT / "README.md", ROOT / ".ci" / "run"):
+        text = path.read_text(encoding="utf-8")
+        assert f"torch=={torch}" in text and "-r requirements.lock" in text, path.name
+
+
+def test_the_lock_is_closed_under_the_dependencies_of_its_packages() -> None:
+    """Each locked package that is installed here needs only locked packages (or torch): installing the lock
+    with hashes, which refuses anything unpinned, cannot fail for a missing pin."""
+    locked = _locked()
+    checked = 0
+    for name in locked:
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        checked += 1
+        for text in requires:
+            requirement = Requirement(text)
+            if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+                continue
+            needed = canonicalize_name(requirement.name)
+            assert needed in locked or needed == TORCH, f"{name} needs {needed}, which the lock lacks"
+    assert checked > len(locked) / 2, "too few locked packages installed here to check the lock"
 
 
 @pytest.fixture(scope="module")
