@@ -145,3 +145,11 @@ def test_variant_archives_are_ignored_by_git() -> None:
         ["git", "check-ignore", "--no-index", "results/table7.cpu.jsonl"], cwd=ROOT, capture_output=True
     )
     assert committed.returncode == 1, "the profiles' own archives stay tracked"
+
+
+def test_the_wheel_ships_the_lift_model(built_wheel: tuple[Path, str]) -> None:
+    """``tmt lift`` without --checkpoint works from an installed package, not only from a checkout."""
+    wheel, _ = built_wheel
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = archive.getinfo("tmt/resources/lift_model.pt")
+    assert shipped.file_size == (ROOT / "tmt" / "resources" / "lift_model.pt").stat().st_size < 2 * 2**20
