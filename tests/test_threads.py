@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -77,6 +78,7 @@ def test_a_process_pinned_to_one_core_uses_one_thread() -> None:
     done = subprocess.run(
         [sys.executable, "-c", "from tmt.threads import default_threads; print(default_threads())"],
         preexec_fn=lambda: os.sched_setaffinity(0, {cpu}),
+        cwd=Path(__file__).resolve().parents[1],  # this checkout's tmt, whatever a test left as the cwd
         capture_output=True,
         text=True,
         check=True,
