@@ -29,7 +29,7 @@ consecutive cells of the smoke job: 0.17 s with W&B disabled, 0.3 s offline."""
 
 RUN_SECONDS = 7.0
 """Per ``bench run`` with cells to train: starting Python and torch, checking the data, the first cell's
-loading (1-2 s more than the others') and writing the report. Measured on the smoke job: 5.7 s of its 17-21 s
+loading (1-2 s more than the others') and writing the report. Measured on the smoke job: 5.7 s of its 17-22 s
 lie outside its cells, plus the first cell's extra."""
 
 DATA_FRAMES = {
