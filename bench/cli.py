@@ -301,7 +301,7 @@ def _only_arg(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from bench.cost import estimate_seconds
+    from bench.cost import estimate_run_seconds
     from bench.study import expand, load_study
     from tmt.progress import format_seconds
 
@@ -311,7 +311,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         parts = []
         for name in names:
             cells = expand(study, str(path), name).cells
-            cost = sum(estimate_seconds(c) for c in cells)
+            cost = estimate_run_seconds(cells)
             parts.append(f"{name}: {len(cells)} cells ~{format_seconds(cost)}")
         if study.search is not None:
             from bench.search.spec import parse_search
@@ -393,10 +393,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _dry_run(expansion, store) -> None:
     """Each cell's status and cost (CPU time on the development machine, hours per GPU type), then totals."""
-    from bench.cost import GPUS, estimate_seconds, gpu_hours
+    from bench.cost import GPUS, estimate_run_seconds, estimate_seconds, gpu_hours
     from tmt.progress import format_seconds
 
-    cpu_total = 0.0
+    pending = []
     gpu_total = dict.fromkeys(GPUS, 0.0)
     gpu_names = " / ".join(g.name for g in GPUS)
     print(
@@ -410,12 +410,15 @@ def _dry_run(expansion, store) -> None:
         cost = estimate_seconds(cell)
         hours = {g: gpu_hours(cell, g) for g in GPUS}
         if status != "done":
-            cpu_total += cost
+            pending.append(cell)
             for g, h in hours.items():
                 gpu_total[g] += h
         per_gpu = " / ".join(f"{h:.3g}" for h in hours.values())
         print(f"  {cell.id}  {status:8s} ~{format_seconds(cost):>8s} | {per_gpu:>18s}  {cell.describe()}")
-    print(f"estimated time for the cells not done: {format_seconds(cpu_total)} (2 CPU cores; rough)")
+    print(
+        f"estimated time for the cells not done: {format_seconds(estimate_run_seconds(pending))} "
+        "(2 CPU cores, with the run's start and report; rough)"
+    )
     print(
         "estimated GPU-hours for the cells not done: "
         + ", ".join(f"{g.name} {h:.3g}" for g, h in gpu_total.items())

@@ -7,22 +7,30 @@ evaluation passes see, and the multiply-accumulates per frame of its backbone). 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bench.cells import Cell
 
-SECONDS_PER_MAC = 4.5e-11
-TRAIN_SECONDS_PER_FRAME = 3.2e-4
-EVAL_SECONDS_PER_FRAME = 1.6e-4
-"""The calibration of every estimate: seconds per multiply-accumulate, plus a fixed cost per frame of every
+SECONDS_PER_MAC = 6.4e-11
+TRAIN_SECONDS_PER_FRAME = 5.9e-5
+EVAL_SECONDS_PER_FRAME = 2.9e-5
+"""The calibration of every CPU estimate: seconds per multiply-accumulate, plus a fixed cost per frame of every
 training update (data, element-wise ops, optimiser) and per frame of every evaluation forward pass (chunking,
-flip, metrics). Fitted on MixSTE cells (d_m 16 / 32, depth 2 / 4, T 27) run with one torch thread on a shared
-2-core machine under a load of about 6, so they are conservative: a quiet 2-core machine is 2-3x faster, and
-``--jobs 2`` about halves a study again. Re-measure on new hardware and change these numbers."""
+flip, metrics). Fitted by ``python benchmarks/fit_cost.py runs`` to the training + evaluation time of the 39
+converged cpu cells of the committed results (MixSTE and MHFormer, one torch thread, two cells at a time on a
+shared 2-core machine) and of table7's 12 smoke cells on that machine: an estimate is a median 0.97 of what
+a cpu cell took (0.4-1.7), 0.8 for a smoke cell. Re-measure on new hardware and change these numbers."""
 
-STARTUP_SECONDS = 5.0
-"""Per cell: loading the data, building the model, writing the result."""
+STARTUP_SECONDS = 0.3
+"""Per cell: reading the data, building the model, writing the result, its W&B run (offline). Measured between
+consecutive cells of the smoke job: 0.17 s with W&B disabled, 0.3 s offline."""
+
+RUN_SECONDS = 7.0
+"""Per ``bench run`` with cells to train: starting Python and torch, checking the data, the first cell's
+loading (1-2 s more than the others') and writing the report. Measured on the smoke job: 5.7 s of its 17-22 s
+lie outside its cells, plus the first cell's extra."""
 
 DATA_FRAMES = {
     # (training frames, test frames) over all cameras
@@ -126,6 +134,11 @@ def estimate_seconds(cell: Cell) -> float:
     training = w.train_frames * (3 * w.frame_macs * SECONDS_PER_MAC + TRAIN_SECONDS_PER_FRAME)
     evaluation = w.eval_frames * (w.clip_frames * w.frame_macs * SECONDS_PER_MAC + EVAL_SECONDS_PER_FRAME)
     return training + evaluation + STARTUP_SECONDS
+
+
+def estimate_run_seconds(cells: Sequence[Cell]) -> float:
+    """A ``bench run`` of ``cells``: each cell's cost plus the run's own (0 when there is none to run)."""
+    return RUN_SECONDS + sum(map(estimate_seconds, cells)) if cells else 0.0
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from pydantic import Field, ValidationError
 from bench.outcome import CellOutcome
 from tmt.errors import ConfigError
 from tmt.plugins import import_modules, imported_modules
+from tmt.threads import allowed_cores
 from tmt.validation import StrictModel, describe
 
 if TYPE_CHECKING:
@@ -67,16 +68,9 @@ class Executor(Protocol):
 # ------------------------------------------------------------------------------------------------- threads
 
 
-def available_cores() -> int:
-    """Cores this process may use (its CPU affinity, which Slurm and taskset restrict), at least 1."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
-
-
 def worker_threads(jobs: int, cores: int | None = None) -> int:
     """Threads per worker when ``jobs`` workers share ``cores`` cores."""
-    return max(1, (cores or available_cores()) // max(1, jobs))
+    return max(1, (cores or allowed_cores()) // max(1, jobs))
 
 
 def limit_threads(threads: int) -> None:
@@ -120,7 +114,7 @@ def run_cell_job(
     """
     os.chdir(cwd)  # relative data roots and stores resolve as they did where the cells were submitted
     import_modules(modules)
-    limit_threads(cell.config.train.threads or threads or available_cores())
+    limit_threads(cell.config.train.threads or threads or allowed_cores())
     return run_cell(cell, store, **options)
 
 

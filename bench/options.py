@@ -50,7 +50,8 @@ def add_wandb_options(p: argparse.ArgumentParser) -> None:
         "--wandb",
         choices=MODES,
         default=None,
-        help="W&B mirror mode (default: $WANDB_MODE, else offline)",
+        help="W&B mirror of each cell (default: $WANDB_MODE, else offline: every cell is logged to ./wandb/ "
+        "for a later `wandb sync wandb/`; disabled logs nothing, online uploads as it runs)",
     )
     p.add_argument(
         "--wandb-log-every",

@@ -1,7 +1,8 @@
 """What a study run shows while it works: cells done / remaining and the current cell's epoch.
 
-On a terminal this is a live rich display (two bars); elsewhere (logs, CI) one plain line per event, so the
-output stays readable when piped.
+On a terminal this is a live rich display (two bars, each one line narrower than the terminal, erased when
+the run ends: the lines printed per cell are the record); elsewhere (logs, CI) one plain line per event, so
+the output stays readable when piped.
 """
 
 from __future__ import annotations
@@ -10,6 +11,11 @@ import sys
 from typing import Any, TextIO
 
 from bench.cells import Cell
+from tmt.progress import BAR_WIDTH, live_console, text_column
+
+DESCRIPTION_WIDTH = 40
+"""Characters of the study's and the cell's name in the live display (cut with an ellipsis beyond): the
+line then fits 80 columns; each cell's line printed when it ends names it in full."""
 
 
 def _escape(text: str) -> str:
@@ -42,16 +48,15 @@ class RunProgress:
     # -- lifecycle ------------------------------------------------------------------------------------------
     def __enter__(self) -> RunProgress:
         if self.live:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
             self._progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
+                text_column("{task.description}", max_width=DESCRIPTION_WIDTH),
+                BarColumn(bar_width=BAR_WIDTH),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
-                console=Console(file=self.stream),
-                transient=False,
+                console=live_console(self.stream),
+                transient=True,
             )
             self._cells_task = self._progress.add_task(
                 _escape(f"{self.title} cells"), total=self.total, completed=self.done

@@ -26,7 +26,7 @@ from pydantic import (
 from bench.protocol import PROTOCOL_FIELDS, Protocol
 from tmt.errors import ConfigError
 from tmt.training.config import ExperimentConfig
-from tmt.validation import TOP_LEVEL, StrictModel, describe
+from tmt.validation import TOP_LEVEL, StrictModel, describe, did_you_mean
 
 PROFILES_REQUIRED = ("paper", "cpu", "smoke")
 CLAIM_TESTS = ("ordered", "less", "monotonic", "correlation", "ratio_less")
@@ -405,7 +405,8 @@ def config_path_error(path: str) -> str | None:
         if part not in fields:
             where = ".".join(parts[:i]) or "the top level"
             name = ".".join(parts[: i + 1])
-            return f"{name!r} is not a configuration field; allowed at {where}: {', '.join(fields)}"
+            hint = did_you_mean(part, fields)
+            return f"{name!r} is not a configuration field{hint}; allowed at {where}: {', '.join(fields)}"
         annotation = fields[part].annotation
         is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
         if not is_model and i < len(parts) - 1 and "dict" not in str(annotation):

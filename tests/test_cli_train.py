@@ -52,9 +52,26 @@ def test_bad_input_is_one_clear_error_with_exit_status_2(smoke_data, tmp_path, c
     assert "Traceback" not in err
 
 
+def test_a_bare_train_without_data_points_to_the_synthetic_set(tmp_path, monkeypatch, capsys):
+    """A first ``python -m tmt train`` in a fresh folder: the default data/synthetic is missing."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: data/synthetic: no such data folder;") and "--synthetic small" in err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "data").exists()
+
+
 def test_config_file_with_an_unknown_key_names_the_file_and_field(tmp_path):
-    with pytest.raises(ConfigError, match=r"my\.yaml: optim\.epoch: unknown key; allowed: .*\bepochs\b"):
+    with pytest.raises(
+        ConfigError,
+        match=r"my\.yaml: optim\.epoch: unknown key \(did you mean 'epochs'\?\); allowed: .*\bepochs\b",
+    ):
         load_config({"optim": {"epoch": 3}}, source="my.yaml")
+
+
+def test_an_unknown_key_far_from_every_field_gets_no_guess(tmp_path):
+    with pytest.raises(ConfigError, match=r"optim\.colour: unknown key; allowed: "):
+        load_config({"optim": {"colour": 3}}, source="my.yaml")
 
 
 def test_train_into_a_folder_of_another_configuration_is_refused(smoke_data, tmp_path, capsys):

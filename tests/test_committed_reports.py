@@ -11,28 +11,56 @@ from bench.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 ARCHIVES = sorted((ROOT / "results").glob("*.jsonl"))
-VOLATILE = ("- **Libraries:**",)
-"""The header line that names the library versions writing the report (another machine may have others)."""
 
 
-def _stable(text: str) -> list[str]:
-    return [line for line in text.splitlines() if not line.startswith(VOLATILE)]
+def _regenerate(archive: Path, out: Path, store: Path) -> str:
+    """``bench report`` of one archive into ``out``; returns the report stem ``<study>.<profile>``."""
+    study, _, profile = archive.stem.partition(".")
+    assert "+" not in profile, "variant archives need their --set / --only to be regenerated"
+    args = ["report", f"studies/{study}.yaml", "--profile", profile, "--out", str(out)]
+    assert main([*args, "--store", str(store), "--results", str(ROOT / "results")]) == 0
+    return archive.stem
 
 
 @pytest.mark.parametrize("archive", ARCHIVES, ids=[a.stem for a in ARCHIVES])
 def test_the_committed_report_is_regenerated_from_the_archive(
     archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    study, _, profile = archive.stem.partition(".")
-    assert "+" not in profile, "variant archives need their --set / --only to be regenerated"
     monkeypatch.chdir(ROOT)
     out = tmp_path / "reports"
-    args = ["report", f"studies/{study}.yaml", "--profile", profile, "--out", str(out)]
-    assert main([*args, "--store", str(tmp_path / "runs"), "--results", str(ROOT / "results")]) == 0
+    stem = _regenerate(archive, out, tmp_path / "runs")
     for suffix in (".md", ".csv"):
-        committed = (ROOT / "reports" / f"{study}.{profile}{suffix}").read_text(encoding="utf-8")
-        regenerated = (out / f"{study}.{profile}{suffix}").read_text(encoding="utf-8")
-        assert _stable(regenerated) == _stable(committed), f"{study}.{profile}{suffix}"
+        committed = (ROOT / "reports" / f"{stem}{suffix}").read_text(encoding="utf-8")
+        assert (out / f"{stem}{suffix}").read_text(encoding="utf-8") == committed, f"{stem}{suffix}"
+
+
+def test_a_report_is_the_same_whatever_library_versions_write_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report states the versions its cells recorded, and the figures carry no matplotlib version: a
+    writer with other versions of every library (here: all reported as 99.0) rewrites every file of a
+    committed report, figures included, byte for byte."""
+    import importlib.metadata
+    import platform
+
+    import matplotlib
+    import numpy
+    import torch
+
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "99.0")
+    monkeypatch.setattr(platform, "python_version", lambda: "3.99.0")
+    for module in (matplotlib, numpy, torch):
+        monkeypatch.setattr(module, "__version__", "99.0")
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "reports"
+    stem = _regenerate(ROOT / "results" / "table7.cpu.jsonl", out, tmp_path / "runs")
+    written = [p for p in out.rglob(f"{stem}.*") if p.is_file()]
+    assert {p.suffix for p in written} >= {".md", ".csv", ".json", ".png", ".svg"}
+    for path in written:
+        committed = ROOT / "reports" / path.relative_to(out)
+        assert path.read_bytes() == committed.read_bytes(), path.relative_to(out)
+    libraries = "- **Libraries:** python 3.11.7, torch 2.13.0+cpu, numpy 2.4.6\n"
+    assert libraries in (out / f"{stem}.md").read_text()
 
 
 @pytest.mark.parametrize("archive", ARCHIVES, ids=[a.stem for a in ARCHIVES])

@@ -66,3 +66,41 @@ def test_dry_run_prints_gpu_hours_per_cell_and_in_total(tmp_path: Path, capsys) 
     total = sum(gpu_hours(c, GPUS[0]) for c in expand_file(study, "paper").cells)
     assert f"H100 SXM {total:.3g}" in out
     assert not list(tmp_path.iterdir())  # a dry run writes nothing
+
+
+def _fit_cost():
+    """benchmarks/fit_cost.py, the script that fits the CPU calibration (benchmarks/ is no package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fit_cost", ROOT / "benchmarks" / "fit_cost.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_cpu_calibration_fits_the_committed_cells() -> None:
+    """Every committed cpu cell, estimated at the epochs it ran: the median within 1.5x of what it took, none
+    off by more than 3x (they ran two at a time on a shared machine, so single cells scatter)."""
+    from bench.cost import EVAL_SECONDS_PER_FRAME, SECONDS_PER_MAC, TRAIN_SECONDS_PER_FRAME
+
+    constants = [SECONDS_PER_MAC, TRAIN_SECONDS_PER_FRAME, EVAL_SECONDS_PER_FRAME]
+    rows = [row for rows in _fit_cost().cells([]).values() for row in rows]
+    ratios = sorted(sum(c * t for c, t in zip(constants, terms, strict=True)) / s for terms, s in rows)
+    assert len(ratios) >= 30
+    assert 1 / 1.5 < ratios[len(ratios) // 2] < 1.5
+    assert ratios[0] > 1 / 3 and ratios[-1] < 3
+
+
+MEASURED_SMOKE_S = (17.0, 22.0)
+"""``python -m bench run studies/table7.yaml --profile smoke`` on the shared 2-core machine the constants were
+fitted on, the synthetic set already generated (docs/studies.md)."""
+
+
+def test_validate_estimates_the_smoke_job_within_twice_what_it_takes(capsys) -> None:
+    from bench.cli import main
+
+    assert main(["validate", str(ROOT / "studies" / "table7.yaml"), "--profile", "smoke"]) == 0
+    text = capsys.readouterr().out
+    seconds = float(text.split("smoke: 12 cells ~")[1].split(" s")[0])
+    low, high = MEASURED_SMOKE_S
+    assert high / 2 <= seconds <= 2 * low, text

@@ -186,7 +186,11 @@ def test_slurm_settings_come_from_the_study_then_the_command_line(tmp_path: Path
 @pytest.mark.parametrize(
     ("slurm", "extra", "message"),
     [
-        ({"partiton": "gpu"}, [], "table6.yaml: slurm.partiton: unknown key; allowed: partition"),
+        (
+            {"partiton": "gpu"},
+            [],
+            "table6.yaml: slurm.partiton: unknown key (did you mean 'partition'?); allowed: partition",
+        ),
         ({"time": "soon"}, [], "table6.yaml: slurm.time: expected minutes or a Slurm time"),
         ({}, ["--slurm-mem", "lots"], "--slurm-mem: expected a size such as 32G"),
         ({}, ["--slurm-time", "0"], "--slurm-time: must be at least 1 minute"),

@@ -136,3 +136,95 @@ def test_epoch_line_shows_the_test_mpjpe_when_the_epoch_measured_it() -> None:
     record = {"epoch": 2, "loss_step1": 0.25, "val_mpjpe": 65.34, "test_mpjpe": 61.26}
     line = epoch_line(record, config, state, 61.0)
     assert line == "epoch 2/10 | loss 0.2500 | val MPJPE 65.3 mm | test MPJPE 61.3 mm | 61 s | ETA 8 min"
+
+
+class Screen:
+    """A terminal of ``width`` columns as many are: a character written into the last column wraps the
+    cursor to the next row at once. Understands what rich's live display writes: text, CR, LF, cursor up
+    (ESC [ n A) and erase line (ESC [ 2 K); other escape sequences (colours, cursor visibility) change
+    nothing on it."""
+
+    def __init__(self, width: int) -> None:
+        self.width, self.rows, self.row, self.col = width, [[]], 0, 0
+
+    def feed(self, text: str) -> None:
+        for token in re.findall(r"\x1b\[[0-9;?]*[A-Za-z]|.", text, flags=re.DOTALL):
+            if token == "\r":
+                self.col = 0
+            elif token == "\n":
+                self._down()
+            elif token.startswith("\x1b"):
+                if token.endswith("A"):
+                    self.row = max(0, self.row - int(token[2:-1] or 1))
+                elif token == "\x1b[2K":
+                    self.rows[self.row] = []
+            else:
+                line = self.rows[self.row]
+                line += [" "] * (self.col + 1 - len(line))
+                line[self.col] = token
+                self.col += 1
+                if self.col == self.width:
+                    self._down()
+
+    def _down(self) -> None:
+        self.row, self.col = self.row + 1, 0
+        if self.row == len(self.rows):
+            self.rows.append([])
+
+    def lines(self) -> list[str]:
+        return [text for text in ("".join(row).rstrip() for row in self.rows) if text]
+
+
+def _tiny_cells(count: int) -> list:
+    from bench.cells import Cell
+    from tmt.training.config import load_config
+
+    config = load_config({"model": {"dim": 16, "depth": 1}, "optim": {"epochs": 3}}).resolved()
+    labels = {"model.depth": 8, "model.dim": 128, "model.frames": 27, "train.strategy": "tmt1"}
+    return [Cell("table7", "smoke", "train", labels, config, seed) for seed in range(count)]
+
+
+def test_a_study_run_at_80_columns_leaves_exactly_its_lines(monkeypatch) -> None:
+    """On an 80-column terminal the live bars never reach the last column (else each refresh would leave a
+    copy behind and overwrite the lines above) and vanish at the end: the screen then holds each cell's line
+    once, and no bar."""
+    from bench.progress import RunProgress
+
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("TERM", "xterm-256color")
+    terminal = Terminal()
+    cells = _tiny_cells(12)
+    with RunProgress(len(cells), title="table7 [smoke]", stream=terminal) as progress:
+        progress.print("table7 [smoke]: 12 cells")
+        for cell in cells:
+            progress.cell_started(cell, resumed=False)
+            for epoch in (1, 2, 3):
+                progress.on_epoch_end(epoch, {"val_mpjpe": 400.0})
+                progress._progress.refresh()
+            progress.cell_finished(cell, "done", "MPJPE 426.0 mm")
+    screen = Screen(80)
+    screen.feed(terminal.getvalue())
+    drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", terminal.getvalue())
+    assert "━" in drawn and max(map(len, re.split(r"[\r\n]", drawn))) < 80
+    lines = screen.lines()
+    assert not [line for line in lines if "━" in line]
+    expected = [
+        f"[{n}/12] {cell.id} {cell.describe()}: done: MPJPE 426.0 mm" for n, cell in enumerate(cells, 1)
+    ]
+    assert " ".join(lines) == " ".join(["table7 [smoke]: 12 cells", *expected])  # printed lines wrap at words
+
+
+def test_a_training_bar_at_80_columns_fits_and_vanishes(monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("TERM", "xterm-256color")
+    terminal = Terminal()
+    progress = Progress("epoch 12/45", 1188, fields=("loss",), lines=False, stream=terminal)
+    for _ in range(1188):
+        progress.advance(loss=0.1234)
+    progress._bar.refresh()
+    progress.close()
+    drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", terminal.getvalue())
+    assert "1188/1188" in drawn and max(map(len, re.split(r"[\r\n]", drawn))) < 80
+    screen = Screen(80)
+    screen.feed(terminal.getvalue())
+    assert screen.lines() == []

@@ -918,7 +918,6 @@ def _context(study: str, profile: str = "cpu") -> ReportContext:
         paper=study,
         data="synthetic",
         seeds=[0, 1, 2],
-        versions={"torch": "9.9"},
     )
 
 
@@ -926,6 +925,7 @@ def test_write_report_files_failures_claims_and_figures(tmp_path: Path):
     results = table8_results(M_SWEEP, [1.0, 1.5, 2.5, 5.0, 12.0])
     failed = cell({"data.mix_towards_gt": 0.5, "train.strategy": "tmt"}, 3, "failed")
     results = pd.concat([results, pd.DataFrame([failed])], ignore_index=True)
+    results["environment.torch"] = ["9.8"] * 10 + ["9.9"] * (len(results) - 10)
     layouts = [layout_with_paper(TABLE8_LAYOUT, "table8")]
     claims = [Claim.model_validate(IMPROVEMENT)]
     summary = write_report(
@@ -933,7 +933,8 @@ def test_write_report_files_failures_claims_and_figures(tmp_path: Path):
     )
 
     md = (tmp_path / "table8.cpu.md").read_text()
-    assert "profile **cpu**" in md and "seeds: 0, 1, 2" in md and "torch 9.9" in md
+    assert "profile **cpu**" in md and "seeds: 0, 1, 2" in md
+    assert "- **Libraries:** torch 9.8 / 9.9\n" in md  # the versions the cells recorded, each once
     assert failed["cell_id"] in md and "TrainingFailed: loss is NaN" in md
     assert "`gain_grows_with_m`" in md and "**holds**" in md and "Verdict rule" in md
     csv = pd.read_csv(tmp_path / "table8.cpu.csv")

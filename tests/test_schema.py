@@ -72,8 +72,18 @@ def test_unknown_nested_key_lists_the_keys_of_that_section(tmp_path: Path) -> No
     data = table7()
     data["profiles"]["cpu"]["seed"] = 3
     message = error_of(tmp_path, data, profile=None)
-    assert "profiles.cpu.seed: unknown key" in message
+    assert "profiles.cpu.seed: unknown key (did you mean 'seeds'?)" in message
     assert "seeds" in message.split("allowed:")[1]
+
+
+def test_a_misspelt_config_path_gets_the_closest_field(tmp_path: Path) -> None:
+    data = table7()
+    data["profiles"]["cpu"]["set"]["optim.lr_decy"] = 0.9
+    message = error_of(tmp_path, data, profile=None)
+    assert (
+        "'optim.lr_decy' is not a configuration field (did you mean 'lr_decay'?); allowed at optim:"
+        in message
+    )
 
 
 def test_wrong_type_names_field_and_value(tmp_path: Path) -> None:

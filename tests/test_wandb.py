@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -405,3 +406,53 @@ def test_a_resumed_cells_offline_run_holds_every_epoch_once(
     assert summary["selected_epoch"] == 3 and summary["val_mpjpe"] == 87.0
     kinds = [record.WhichOneof("record_type") for record in records]
     assert "artifact" in kinds
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "studies.md"
+
+
+@pytest.mark.parametrize("selection", ["best_val", "best_test"])
+def test_each_epoch_logs_what_the_docs_say(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, smoke_data: Path, selection: str
+) -> None:
+    """A real (tiny) cell: every epoch logs its losses, validation MPJPE, lr, times and updates; test MPJPE
+    only when the weights are selected by it (best_test), as docs/studies.md states."""
+    runs = _fake_wandb(monkeypatch)
+    config = {
+        "data": {"root": str(smoke_data), "max_train_windows": 16, "actions": ["Walking"]},
+        "model": {"backbone": "mixste", "frames": 9, "depth": 1, "dim": 16, "heads": 2},
+        "optim": {"epochs": 2, "batch_clips": 16},
+        "eval": {"selection": selection},
+    }
+    cell = Cell("table7", "smoke", "train", {}, load_config(config).resolved(), 0)
+    assert runner.run_cell(cell, Store(tmp_path), tracking=Tracking("offline")).status == "done"
+    (run,) = runs
+    epochs = [values for values in run.logged if "epoch" in values]
+    expected = {
+        "epoch",
+        "loss_step1",
+        "loss_step2",
+        "val_mpjpe",
+        "lr",
+        "epoch_time_s",
+        "wall_time_s",
+        "updates",
+    }
+    if selection == "best_test":
+        expected.add("test_mpjpe")
+    assert [set(values) for values in epochs] == [expected, expected]
+    docs = " ".join(DOCS.read_text(encoding="utf-8").split())
+    assert "(losses of both steps, validation MPJPE, lr, times, updates)" in docs
+    assert "test MPJPE only under `eval.selection: best_test`" in docs
+
+
+def test_the_offline_default_and_its_opt_out_are_stated() -> None:
+    """Offline logging writes ./wandb/; --help and the README say so, and how to turn it off."""
+    from bench.cli import build_parser
+
+    (subcommands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    run_parser = subcommands.choices["run"]
+    (wandb_help,) = [a.help for a in run_parser._actions if a.dest == "wandb"]
+    assert "else offline" in wandb_help and "./wandb/" in wandb_help and "disabled logs nothing" in wandb_help
+    readme = " ".join((DOCS.parents[1] / "README.md").read_text(encoding="utf-8").split())
+    assert "./wandb/" in readme and "--wandb disabled" in readme

@@ -15,6 +15,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,16 @@ def _strategy_for(in_chans: int, source: str) -> Strategy:
     raise DataError(f"{source}: the model takes {in_chans} input channels, which no training strategy feeds")
 
 
+SHIPPED_MODEL = "lift_model.pt"
+"""The model in ``tmt.resources`` that lifts when no checkpoint is given: a small MixSTE trained with TMT on
+the synthetic set's detector-like 2D (the command and its MPJPE: README, "Lift your own keypoints")."""
+
+
+def shipped_model() -> Path:
+    """The path of the shipped model (package data, so an installed ``tmt`` has it)."""
+    return Path(str(resources.files("tmt.resources").joinpath(SHIPPED_MODEL)))
+
+
 def load_lifter(checkpoint: str | os.PathLike[str], *, device: str = "cpu", heads: int = 8) -> Lifter:
     """A ``model.pt`` of ``tmt train`` (any backbone and strategy) or published MixSTE weights.
 
@@ -192,7 +203,7 @@ def prepare_keypoints(
 
 def lift(
     keypoints: np.ndarray | str | os.PathLike[str],
-    checkpoint: str | os.PathLike[str] | Lifter,
+    checkpoint: str | os.PathLike[str] | Lifter | None = None,
     *,
     image_size: tuple[int, int] | None = None,
     layout: str | None = None,
@@ -210,8 +221,9 @@ def lift(
     CSV; see :mod:`tmt.data.keypoint_files`). ``layout``: "h36m" or "coco" (default: what the file says,
     else h36m). Pixel coordinates need ``image_size`` (w, h) unless the file records it; coordinates within
     ±2 are taken as already normalised. Joints that are NaN or scored below ``min_score`` are interpolated
-    over time. ``checkpoint``: a ``model.pt`` of ``tmt train``, published MixSTE weights, or a
-    :class:`Lifter` from :func:`load_lifter` to reuse. ``flip`` averages with the mirrored input.
+    over time. ``checkpoint``: a ``model.pt`` of ``tmt train``, published MixSTE weights, a :class:`Lifter`
+    from :func:`load_lifter` to reuse, or None for the shipped model (:func:`shipped_model`). ``flip``
+    averages with the mirrored input.
     """
     if layout is not None:
         check_layout(layout)
@@ -222,7 +234,9 @@ def lift(
         found = keypoints_from_array(keypoints, "keypoints array")
     points, filled, settings = prepare_keypoints(found, layout, size, min_score)
     lifter = (
-        checkpoint if isinstance(checkpoint, Lifter) else load_lifter(checkpoint, device=device, heads=heads)
+        checkpoint
+        if isinstance(checkpoint, Lifter)
+        else load_lifter(checkpoint or shipped_model(), device=device, heads=heads)
     )
     predictor = Predictor(
         lifter.model,

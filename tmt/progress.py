@@ -2,6 +2,12 @@
 
 A live bar redraws one line in place, which is unreadable in a log file or a CI console; there a line every
 tenth of the way (or, for training, one line per epoch) says the same without the control characters.
+
+A live line must stay shorter than the terminal. A line that reaches the last column is wrapped by many
+terminals into two rows, while the display moves the cursor up by one to redraw it: every refresh then
+leaves a copy behind (hundreds of repeated lines in a long run) and overwrites the lines printed above it.
+So every live display here draws on :func:`live_console`, one column narrower than the terminal, with a bar
+of fixed width and texts cut with an ellipsis rather than wrapped.
 """
 
 from __future__ import annotations
@@ -10,7 +16,14 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import ProgressColumn
+
+BAR_WIDTH = 20
+"""Characters of a live bar: with the texts beside it, a line fits 80 columns."""
 
 
 def format_seconds(seconds: float) -> str:
@@ -24,6 +37,22 @@ def format_seconds(seconds: float) -> str:
     if seconds < 172800:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} days"
+
+
+def live_console(stream: TextIO) -> Console:
+    """A rich console on ``stream`` one column narrower than the terminal (see the module's docstring)."""
+    from rich.console import Console
+
+    return Console(file=stream, width=max(Console(file=stream).width - 1, 20))
+
+
+def text_column(template: str, max_width: int | None = None) -> ProgressColumn:
+    """A column of text that is cut with an ellipsis (at ``max_width``, or where the line would not fit),
+    never wrapped onto a second row."""
+    from rich.progress import TextColumn
+    from rich.table import Column
+
+    return TextColumn(template, table_column=Column(no_wrap=True, overflow="ellipsis", max_width=max_width))
 
 
 class Progress:
@@ -51,18 +80,17 @@ class Progress:
         self.started = time.perf_counter()
         self._bar: Any = None
         if self.stream.isatty():
-            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
             from rich.progress import Progress as RichProgress
 
             shown = [TextColumn(f"{name} {{task.fields[{name}]:.4f}}") for name in fields]
             self._bar = RichProgress(
-                TextColumn(label.replace("[", r"\[")),
-                BarColumn(),
+                text_column(label.replace("[", r"\[")),
+                BarColumn(bar_width=BAR_WIDTH),
                 MofNCompleteColumn(),
                 *shown,
                 TimeRemainingColumn(),
-                console=Console(file=self.stream),
+                console=live_console(self.stream),
                 transient=True,
             )
             self._task = self._bar.add_task(label, total=total, **dict.fromkeys(fields, math.nan))

@@ -3,9 +3,10 @@ with one: ``file: field.path: message`` for the first problem, and how many more
 
 from __future__ import annotations
 
+import difflib
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -97,11 +98,18 @@ def _step(annotation: Any, part: Any) -> Any:
     return None
 
 
-def allowed_keys(model: type[BaseModel], loc: Sequence[Any]) -> str:
+def allowed_keys(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
     """The keys ``model`` allows where the unknown key at ``loc`` was found (walking its fields)."""
     _, annotation = _walk(model, loc)
     models = _models(annotation)
-    return ", ".join(models[0].model_fields) if models else ""
+    return list(models[0].model_fields) if models else []
+
+
+def did_you_mean(name: str, allowed: Iterable[str]) -> str:
+    """``" (did you mean 'epochs'?)"`` for the allowed name closest to a misspelt ``name``; "" when none is
+    close. A list of twenty allowed keys hides the one a typo meant; this names it."""
+    close = difflib.get_close_matches(name, list(allowed), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def relevant_errors(err: ValidationError) -> list[Any]:
@@ -123,12 +131,14 @@ def field_path(loc: Sequence[Any], prefix: Sequence[str] = (), model: type[BaseM
 def problem(
     err: ValidationError, model: type[BaseModel] | None = None, prefix: Sequence[str] = ()
 ) -> tuple[str, str]:
-    """(field path, message) of the first relevant problem; an unknown key lists the allowed ones."""
+    """(field path, message) of the first relevant problem; an unknown key names the closest allowed one and
+    lists them all."""
     first = relevant_errors(err)[0]
     loc = tuple(first["loc"])
     if first["type"] == "extra_forbidden":
-        allowed = allowed_keys(model, loc) if model is not None else ""
-        return field_path(loc, prefix, model), "unknown key" + (f"; allowed: {allowed}" if allowed else "")
+        allowed = allowed_keys(model, loc) if model is not None else []
+        listed = f"; allowed: {', '.join(allowed)}" if allowed else ""
+        return field_path(loc, prefix, model), f"unknown key{did_you_mean(str(loc[-1]), allowed)}{listed}"
     message = first["msg"].removeprefix("Value error, ")
     shown = first["type"] not in ("value_error", "missing") and not isinstance(first.get("input"), dict)
     if shown and "input" in first:

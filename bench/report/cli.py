@@ -20,8 +20,14 @@ from bench.report.as_run import DATA_NAMES, with_run_columns
 from bench.report.claims import evaluate_claims
 from bench.report.convergence import cell_endings
 from bench.report.figures import study_figures
-from bench.report.index import read_summary, study_summary, write_index, write_summary
-from bench.report.markdown import ReportContext, render_report, versions
+from bench.report.index import (
+    STATISTICS_FORMAT,
+    read_summary,
+    study_summary,
+    write_index,
+    write_summary,
+)
+from bench.report.markdown import ReportContext, render_report
 from bench.report.tables import build_table, in_paper_units, per_joint_rows
 from bench.schema import Claim, Layout
 from bench.store import Store
@@ -77,7 +83,8 @@ def write_report(
     csv.to_csv(out_dir / f"{stem}.csv", index=False)
     claim_rows = [row for claim in claim_results for row in claim.rows()]
     if claim_rows:
-        pd.DataFrame(claim_rows).to_csv(out_dir / f"{stem}.claims.csv", index=False)
+        claims_csv = out_dir / f"{stem}.claims.csv"
+        pd.DataFrame(claim_rows).to_csv(claims_csv, index=False, float_format=STATISTICS_FORMAT)
     joints = per_joint_rows(results, axes)
     if len(joints):
         joints.to_csv(out_dir / f"{stem}.joints.csv", index=False)
@@ -173,7 +180,6 @@ def report_expansion(
         description=study.description,
         data=data,
         seeds=sorted({cell.seed for cell in expansion.cells}),
-        versions=versions(),
         paper_data=DATA_NAMES[study.requires],
         **_protocol_context(expansion),
     )

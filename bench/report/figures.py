@@ -52,12 +52,12 @@ def _figure(nrows: int, ncols: int, width: float, height: float) -> tuple[Figure
 
 
 def _save(fig: Figure, path: Path, dpi: int = DPI) -> Path:
-    """``path`` (PNG) and the same figure as SVG beside it, both byte-for-byte reproducible (no date, fixed
-    SVG ids), so regenerating a report changes no committed file."""
+    """``path`` (PNG) and the same figure as SVG beside it, both byte-for-byte reproducible (no date, no
+    matplotlib version, fixed SVG ids), so regenerating a report changes no committed file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    fig.savefig(path, dpi=dpi, metadata={"Software": None})
     with matplotlib.rc_context({"svg.hashsalt": "tmt-bench"}):
-        fig.savefig(path.with_suffix(".svg"), metadata={"Date": None})
+        fig.savefig(path.with_suffix(".svg"), metadata={"Date": None, "Creator": None})
     return path
 
 

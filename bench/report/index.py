@@ -22,6 +22,15 @@ from bench.report.tables import unique_cells
 
 SUMMARY_SUFFIX = ".summary.json"
 INDEX = "README.md"
+STATISTICS_FORMAT = "%.12g"
+"""How the claims CSV and the summaries write a statistic: 12 significant digits. The BLAS kernel behind a
+Pearson r or a p-value is chosen per CPU and changes its 16th digit; a report must not change with the
+machine that writes it."""
+
+
+def significant(value: float | None) -> float | None:
+    """``value`` at :data:`STATISTICS_FORMAT`'s precision (None stays None)."""
+    return None if value is None else float(STATISTICS_FORMAT % value)
 
 
 def study_summary(
@@ -42,7 +51,10 @@ def study_summary(
         "report": report,
         "cells": {s: int((status == s).sum()) for s in ("done", "failed", "missing")},
         "convergence": counts(endings) if len(endings) else None,
-        "claims": [{"id": c.id, "verdict": c.verdict, "effect": c.effect, "unit": c.unit} for c in claims],
+        "claims": [
+            {"id": c.id, "verdict": c.verdict, "effect": significant(c.effect), "unit": c.unit}
+            for c in claims
+        ],
     }
 
 

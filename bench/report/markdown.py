@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import math
 import os
-import platform
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +21,15 @@ from bench.report.tables import unique_cells
 from bench.report.units import metric_unit
 from bench.schema import Layout
 
-LIBRARIES = ("torch", "numpy", "pandas", "scipy", "statsmodels", "matplotlib", "seaborn", "pydantic")
+CELL_LIBRARIES = ("python", "torch", "numpy")
+"""The versions every cell's result records (``tmt.training.experiment.environment``), in report order."""
 
 
 @dataclass
 class ReportContext:
-    """What a report states about itself besides the numbers: no clock time, report machine or report-writing
-    revision (the cells' own revisions are listed), so the same results give the same report: the committed
-    reports are regenerated from the archive without a change."""
+    """What a report states about itself besides the numbers: no clock time, report machine, report-writing
+    revision or library versions (the cells' own revisions and versions are listed), so the same results give
+    the same report on any machine: the committed reports are regenerated from the archive without a change."""
 
     study: str
     title: str
@@ -40,23 +39,12 @@ class ReportContext:
     description: str = ""
     data: str = ""
     seeds: list[int] = field(default_factory=list)
-    versions: dict[str, str] = field(default_factory=dict)
     protocol: str = ""
     """The training protocol's description (bench/protocol.py); empty: the profile names none."""
     recipes: dict[str, list[str]] = field(default_factory=dict)
     """Backbone -> the distinct training recipes its cells ran (stated with the protocol)."""
     paper_data: str = "Human3.6M"
     """The data the paper's numbers were measured on."""
-
-
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in LIBRARIES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 # --- numbers --------------------------------------------------------------------------------------------
@@ -115,7 +103,7 @@ def render_header(ctx: ReportContext, results: pd.DataFrame) -> str:
         f"- **Cells:** {len(cells)} ({counted})",
         f"- **Cells ran on:** {_ran_on(cells)}",
         f"- **Cells' code revisions:** {_cell_revisions(cells)}",
-        f"- **Libraries:** {', '.join(f'{k} {v}' for k, v in ctx.versions.items()) or 'unknown'}",
+        f"- **Libraries:** {_libraries(cells)}",
     ]
     return "\n".join(lines)
 
@@ -139,9 +127,13 @@ def _dataset(ctx: ReportContext, cells: pd.DataFrame) -> str:
     return text or "unknown"
 
 
+def _finished(cells: pd.DataFrame) -> pd.DataFrame:
+    return cells[cells["status"] == "done"] if "status" in cells.columns else cells.iloc[0:0]
+
+
 def _ran_on(cells: pd.DataFrame) -> str:
     """The distinct machines the finished cells recorded (platform, CPU, threads, GPU, torch)."""
-    done = cells[cells["status"] == "done"] if "status" in cells.columns else cells.iloc[0:0]
+    done = _finished(cells)
     env = [c for c in done.columns if c.startswith("environment.") and c != REVISION]
     if not env or done.empty:
         return "unknown (no finished cell)"
@@ -161,7 +153,7 @@ REVISION = "environment.code_revision"
 
 def _cell_revisions(cells: pd.DataFrame) -> str:
     """How many finished cells each code revision produced (cells record it since the runner does)."""
-    done = cells[cells["status"] == "done"] if "status" in cells.columns else cells.iloc[0:0]
+    done = _finished(cells)
     if done.empty:
         return "none (no finished cell)"
     revisions = done[REVISION] if REVISION in done.columns else pd.Series("not recorded", index=done.index)
@@ -169,6 +161,20 @@ def _cell_revisions(cells: pd.DataFrame) -> str:
     return ", ".join(
         f"`{rev[:12]}`{rev[40:]} ({n})" if len(rev) >= 40 else f"{rev} ({n})" for rev, n in counts.items()
     )
+
+
+def _libraries(cells: pd.DataFrame) -> str:
+    """The library versions the finished cells ran with, as each result records them (several versions of
+    one library separated by " / "), never those of the process writing the report: the numbers are the
+    cells', and a report must not change when it is regenerated with other versions installed."""
+    done = _finished(cells)
+    parts = []
+    for name in CELL_LIBRARIES:
+        column = f"environment.{name}"
+        found = done[column].dropna().astype(str).unique() if column in done.columns else []
+        if len(found):
+            parts.append(f"{name} {' / '.join(found)}")
+    return ", ".join(parts) or "not recorded (no finished cell)"
 
 
 def _present(value: Any) -> bool:

@@ -16,12 +16,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=DefaultsHelpFormatter,
         help="lift one person's 2D keypoints to 3D",
         description="Lift one person's 2D keypoints (npz / npy array or VideoPose3D npz, COCO keypoint JSON, "
-        "CSV) to root-relative 3D in metres with a model.pt of `tmt train` or published MixSTE weights, using "
-        "the evaluation protocol (chunks or centred windows, flip averaging). Writes pose3d.npz, pose3d.csv and "
-        "lift.json into --out; nothing is written when the input or the checkpoint is rejected. See docs/lift.md.",
+        "CSV) to root-relative 3D in metres with a model.pt of `tmt train`, published MixSTE weights or the "
+        "shipped model, using the evaluation protocol (chunks or centred windows, flip averaging). Writes "
+        "pose3d.npz, pose3d.csv and lift.json into --out; nothing is written when the input or the checkpoint "
+        "is rejected. See docs/lift.md.",
     )
     parser.add_argument("input", type=Path, help="keypoint file: .npz, .npy, .json (COCO) or .csv")
-    parser.add_argument("--checkpoint", type=Path, required=True, help="model.pt or a reference MixSTE .bin")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="model.pt or a reference MixSTE .bin (default: the shipped model, a small MixSTE trained with TMT "
+        "on the synthetic set)",
+    )
     parser.add_argument(
         "--image-size",
         type=int,
@@ -56,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tmt.lifting import check_output_folder, lift
+    from tmt.lifting import check_output_folder, lift, shipped_model
 
     if args.fps <= 0:
         raise ConfigError(f"--fps must be positive, got {args.fps}")
@@ -65,9 +71,16 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out: {out} exists and is not a folder")
     check_output_folder(out, args.render)
+    checkpoint = args.checkpoint
+    if checkpoint is None:
+        checkpoint = shipped_model()
+        print(
+            f"no --checkpoint: lifting with the shipped model {checkpoint.name}, a small MixSTE trained with TMT "
+            "on the synthetic set (its MPJPE and how it was trained: docs/lift.md)"
+        )
     result = lift(
         args.input,
-        args.checkpoint,
+        checkpoint,
         image_size=args.image_size,
         layout=args.layout,
         min_score=args.min_score,

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from tmt.cli.help_format import DefaultsHelpFormatter
+from tmt.cli.threads import THREADS_HELP, apply_threads
 from tmt.errors import ConfigError
 from tmt.training.config import BUILT_IN_STRATEGIES, ExperimentConfig, load_config
 
@@ -65,7 +66,7 @@ FLAGS: dict[str, tuple[str, str, type]] = {
     "velocity": ("train.velocity", "V3 from root_relative targets (default) or absolute positions", str),
     "seed": ("train.seed", "seed for data order, initialisation and augmentation", int),
     "device": ("train.device", "torch device, e.g. cpu or cuda", str),
-    "threads": ("train.threads", "torch intra-op threads (default: torch's, one per core)", int),
+    "threads": ("train.threads", THREADS_HELP, int),
     "prefetch": (
         "train.prefetch",
         "batches gathered ahead in a background thread (default: 2 on CUDA, 0 on CPU)",
@@ -176,6 +177,8 @@ def run(args: argparse.Namespace) -> int:
     from tmt.training.trainer import TrainingFailed
 
     config = load_config(config_from_args(args), source=str(args.config or "command line"))
+    if config.train.threads is None:  # else the experiment sets them
+        apply_threads(None)
     out: Path = args.out
     try:
         result = run_experiment(config, out, progress=not args.quiet, save_model=True)

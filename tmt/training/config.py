@@ -149,7 +149,11 @@ class TrainConfig(StrictModel):
     seed: int = 0
     device: str = Field("cpu", description="torch device string: cpu, cuda, cuda:1, mps")
     threads: int | None = Field(
-        None, ge=1, le=4096, description="torch intra-op threads (None: torch default)"
+        None,
+        ge=1,
+        le=4096,
+        description="torch intra-op threads (None: as the process has them; tmt's commands then set the idle "
+        "cores of its CPU affinity, tmt.threads)",
     )
     time_updates: int = Field(
         0,

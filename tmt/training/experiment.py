@@ -46,6 +46,11 @@ def load_dataset(config: ExperimentConfig) -> PoseDataset:
 
     if data.synthetic is not None:
         ensure_synthetic(data.root, data.synthetic, data.synthetic_seed)
+    elif not Path(data.root).is_dir():  # a first run without data: say how to get some
+        raise DataError(
+            f"{data.root}: no such data folder; to generate the synthetic Human3.6M-like set there, pass "
+            "--synthetic small (data.synthetic in a config; sizes smoke, small, full); real Human3.6M: docs/data.md"
+        )
     kwargs: dict[str, Any] = {"mix_towards_gt": data.mix_towards_gt, "actions": data.actions}
     if data.train_subjects is not None:
         kwargs["train_subjects"] = data.train_subjects
