@@ -33,8 +33,9 @@ def main() -> None:
     import torch
 
     from tmt.training import ExperimentConfig
+    from tmt.training.batches import epoch_order
     from tmt.training.experiment import prepare
-    from tmt.training.trainer import Trainer, epoch_order
+    from tmt.training.trainer import Trainer
 
     torch.set_num_threads(1)
     actions = ["Directions", "Discussion", "Eating", "Greeting", "Phoning", "Posing", "Sitting", "Walking"]

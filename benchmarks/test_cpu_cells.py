@@ -16,9 +16,10 @@ from conftest import measure, record
 from workloads import forward_flops
 
 from bench.study import expand_file
+from tmt.training.batches import batch_clips, epoch_order
 from tmt.training.evaluate import evaluate_mpjpe
 from tmt.training.experiment import prepare
-from tmt.training.trainer import Trainer, batch_clips, epoch_order
+from tmt.training.trainer import Trainer
 
 CELLS = {
     # name: (study, profile, labels the cell must have)

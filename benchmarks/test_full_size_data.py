@@ -27,9 +27,9 @@ from workloads import ROOT, in_fresh_process, status_bytes
 
 from tmt.data.prefetch import prefetched
 from tmt.data.synth_folder import ensure_synthetic
+from tmt.training.batches import epoch_order
 from tmt.training.config import ExperimentConfig
 from tmt.training.experiment import load_dataset, training_windows
-from tmt.training.trainer import epoch_order
 
 FULL_SET = ROOT / "data" / "synthetic-full"
 PAPER_CELLS = {

@@ -19,7 +19,7 @@ BUGS = [  # (file, the code as it is, the bug, the test that catches it)
         "tests/test_science_behaviour.py::test_flip_averaging_of_an_equivariant_model_is_its_plain_prediction",
     ),
     (
-        "tmt/training/trainer.py",
+        "tmt/training/batches.py",
         "flips = np.concatenate([flips, ~flips])",
         "flips = np.concatenate([flips, flips])",
         "tests/test_science_behaviour.py::test_flip_augmentation_feeds_every_window_once_plain_and_once_mirrored",
@@ -43,7 +43,7 @@ BUGS = [  # (file, the code as it is, the bug, the test that catches it)
         "tests/test_science_literals.py::test_projection_uses_videopose3d_distortion",
     ),
     (
-        "tmt/training/trainer.py",
+        "tmt/training/optimizer.py",
         "    opt = config.optim\n    halvings",
         "    opt = config.optim\n    epoch += 1\n    halvings",
         "tests/test_science_literals.py::test_learning_rate_of_each_backbones_recipe",

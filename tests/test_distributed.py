@@ -15,9 +15,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from tmt.training import ExperimentConfig, get_strategy
+from tmt.training.batches import epoch_order
 from tmt.training.distributed import Processes
 from tmt.training.experiment import build_experiment_model, load_dataset, training_windows
-from tmt.training.trainer import Trainer, epoch_order
+from tmt.training.trainer import Trainer
 
 # 48 windows, plain and flipped: 96 per epoch, 8 per global batch (4 per process), 2 updates per batch (TMT);
 # no dropout, so one process and two see the same numbers. 13 clips per batch leaves a last batch of 5.

@@ -22,7 +22,7 @@ from tmt.models.layers import (
     vectorized_applies,
 )
 from tmt.training import ExperimentConfig
-from tmt.training.trainer import make_optimizer
+from tmt.training.optimizer import make_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 

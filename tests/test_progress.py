@@ -6,9 +6,9 @@ import io
 import re
 
 from tmt.cli import main
-from tmt.progress import Progress, format_seconds
+from tmt.progress import Progress, epoch_line, eta_seconds, format_seconds
 from tmt.training.config import ExperimentConfig
-from tmt.training.trainer import TrainState, epoch_line, eta_seconds
+from tmt.training.state import TrainState
 
 TINY = [
     "--frames",

@@ -16,7 +16,7 @@ from tmt.data.windows import flip_pose
 from tmt.losses import build_loss
 from tmt.skeleton import H36M, MPI_INF_3DHP
 from tmt.training.config import ExperimentConfig
-from tmt.training.trainer import learning_rate
+from tmt.training.optimizer import learning_rate
 
 # --- the Human3.6M 17-joint layout (VideoPose3D), copied from the reference facts --------------------------
 
@@ -592,7 +592,8 @@ def _optim(**optim) -> ExperimentConfig:
 def test_stopping_rule_ends_at_each_cap_exactly_and_prefers_the_plateau() -> None:
     """Validation 50, 40, 39.9, 39.8, 39.9 mm with patience 3 and min_delta 0.3: after epoch 2 (40 mm) three
     epochs bring at most 0.2 mm, so the plateau is epoch 2, declared after epoch 5 and not before."""
-    from tmt.training.trainer import TrainState, stopping_rule
+    from tmt.training.state import TrainState
+    from tmt.training.stopping import stopping_rule
 
     val = [50.0, 40.0, 39.9, 39.8, 39.9]
     history = [{"val_mpjpe": v} for v in val]
@@ -628,7 +629,7 @@ def test_stopping_rule_ends_at_each_cap_exactly_and_prefers_the_plateau() -> Non
 )
 def test_each_backbone_trains_with_its_reference_optimizer(backbone, frames, adam, lr, weight_decay, amsgrad):
     from tmt.training.experiment import build_experiment_model
-    from tmt.training.trainer import make_optimizer
+    from tmt.training.optimizer import make_optimizer
 
     config = ExperimentConfig.model_validate(
         {"model": {"backbone": backbone, "frames": frames, "depth": 1, "dim": 16, "heads": 2}}

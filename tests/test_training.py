@@ -15,9 +15,11 @@ from tmt.data.dataset import Sequence
 from tmt.errors import CheckpointError
 from tmt.skeleton import H36M
 from tmt.training import STRATEGIES, ExperimentConfig, TrainingFailed, get_strategy, run_experiment
+from tmt.training.batches import batch_clips
 from tmt.training.evaluate import Predictor, evaluate_protocol
 from tmt.training.experiment import build_experiment_model, load_dataset, training_windows
-from tmt.training.trainer import Trainer, _autocast, batch_clips, learning_rate
+from tmt.training.optimizer import learning_rate
+from tmt.training.trainer import Trainer, _autocast
 
 TINY = {"backbone": "mixste", "frames": 9, "depth": 1, "dim": 16, "heads": 2}
 
@@ -172,10 +174,10 @@ def test_resume_does_not_depend_on_the_names_of_internal_classes(smoke_data, tmp
     payload = torch.load(tmp_path / "ckpt.pt", weights_only=True)  # no allow-listed classes needed
     assert isinstance(payload["state"], dict) and payload["state"]["epoch"] == 1
     assert torch.cuda.is_available() or payload["cuda_rng"] is None  # no CUDA, no CUDA generator state
-    import tmt.training.trainer as trainer_module
+    import tmt.training.checkpoints as checkpoints
 
-    renamed = type("RenamedTrainState", (trainer_module.TrainState,), {"__module__": "somewhere.else"})
-    monkeypatch.setattr(trainer_module, "TrainState", renamed)  # the old name no longer means the old class
+    renamed = type("RenamedTrainState", (checkpoints.TrainState,), {"__module__": "somewhere.else"})
+    monkeypatch.setattr(checkpoints, "TrainState", renamed)  # the old name no longer means the old class
     resumed = make_trainer(config, tmp_path / "ckpt.pt")
     assert resumed.load_checkpoint() and resumed.state.epoch == 1
     assert type(resumed.state).__name__ == "RenamedTrainState"
@@ -453,18 +455,18 @@ def test_a_failure_keeps_its_reason_and_a_compiled_step_wraps_the_plain_one(smok
 
 
 def test_a_refused_checkpoint_names_the_first_field_that_differs():
-    from tmt.training.trainer import _first_difference
+    from tmt.training.checkpoints import first_difference
 
     now = {"optim": {"lr": 0.001, "epochs": 3}, "train": {"seed": 0}}
-    assert _first_difference(None, now) == "it records no configuration"
-    assert _first_difference({"optim": {"lr": 0.002, "epochs": 3}, "train": {"seed": 0}}, now) == (
+    assert first_difference(None, now) == "it records no configuration"
+    assert first_difference({"optim": {"lr": 0.002, "epochs": 3}, "train": {"seed": 0}}, now) == (
         "optim.lr: 0.002 in the checkpoint, 0.001 now"
     )
-    assert _first_difference({"optim": {"epochs": 3}, "train": {"seed": 0}}, now) == (
+    assert first_difference({"optim": {"epochs": 3}, "train": {"seed": 0}}, now) == (
         "optim.lr: None in the checkpoint, 0.001 now"
     )
-    assert _first_difference({"optim": now["optim"]}, now) == "train.seed: None in the checkpoint, 0 now"
-    assert _first_difference(now, now) == "unknown difference"
+    assert first_difference({"optim": now["optim"]}, now) == "train.seed: None in the checkpoint, 0 now"
+    assert first_difference(now, now) == "unknown difference"
 
 
 @pytest.mark.parametrize(

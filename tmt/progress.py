@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import ProgressColumn
 
+    from tmt.training.config import ExperimentConfig
+    from tmt.training.state import TrainState
+
 BAR_WIDTH = 20
 """Characters of a live bar: with the texts beside it, a line fits 80 columns."""
 
@@ -110,3 +113,46 @@ class Progress:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+
+
+def eta_seconds(config: ExperimentConfig, state: TrainState) -> float:
+    """Time left until the first cap (epochs, updates, wall time) at this run's mean time per epoch."""
+    if state.stop_reason is not None or state.epoch == 0:
+        return 0.0
+    opt = config.optim
+    per_epoch = state.wall_time_s / state.epoch
+    epochs_left = opt.epochs - state.epoch
+    if opt.max_updates is not None and state.updates:
+        epochs_left = min(
+            epochs_left, math.ceil((opt.max_updates - state.updates) * state.epoch / state.updates)
+        )
+    left = max(epochs_left, 0) * per_epoch
+    if opt.max_wall_s is not None:
+        left = min(left, max(opt.max_wall_s - state.wall_time_s, 0.0))
+    return left
+
+
+def epoch_line(
+    record: dict[str, Any], config: ExperimentConfig, state: TrainState, epoch_wall_s: float
+) -> str:
+    """The one line a person watching ``tmt train`` (or its log) sees per epoch.
+
+    "epoch 3/120 | loss 0.0812 / 0.0790 | val MPJPE 65.3 mm | 41 s | ETA 1.4 h": the step losses (step 1 /
+    step 2 of a two-step strategy), the validation MPJPE, the epoch's wall time including validation and
+    the time left; "ETA <=" when training may stop earlier at the validation plateau.
+    """
+    losses = [record[key] for key in ("loss_step1", "loss_step2") if record.get(key) is not None]
+    parts = [
+        f"epoch {record['epoch']}/{config.optim.epochs}",
+        "loss " + " / ".join(f"{value:.4f}" for value in losses),
+        f"val MPJPE {record['val_mpjpe']:.1f} mm",
+    ]
+    if record.get("test_mpjpe") is not None:
+        parts.append(f"test MPJPE {record['test_mpjpe']:.1f} mm")
+    parts.append(format_seconds(epoch_wall_s))
+    if state.stop_reason is None:
+        bound = "<= " if config.optim.stop_at_plateau else ""
+        parts.append(f"ETA {bound}{format_seconds(eta_seconds(config, state))}")
+    else:
+        parts.append(f"done ({state.stop_reason})")
+    return " | ".join(parts)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import nn
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,14 @@ class Processes:
         if on_gpu:
             torch.cuda.set_device(self.local_rank)  # "cuda" then means this process's GPU
         dist.init_process_group("nccl" if on_gpu else "gloo")
+
+    def data_parallel(self, model: nn.Module, device: torch.device) -> nn.Module | None:
+        """``model`` wrapped to average its gradients over the processes; None for one process."""
+        if not self.parallel:
+            return None
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(model, device_ids=[self.local_rank] if device.type == "cuda" else None)
 
     def share(self, indices: np.ndarray) -> np.ndarray:
         """This process's contiguous share of one global batch of window indices (sizes differ by at most 1)."""

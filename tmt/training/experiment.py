@@ -24,12 +24,14 @@ from tmt.models import build_model
 from tmt.models.checkpoint import model_from_checkpoint, read_checkpoint, save_model
 from tmt.progress import Progress
 from tmt.skeleton import Skeleton
+from tmt.training.batches import batch_clips, epoch_order
 from tmt.training.config import MODEL_SIZE_FIELDS, ExperimentConfig, ResolvedConfig
 from tmt.training.convergence import convergence_summary
 from tmt.training.distributed import Processes
 from tmt.training.evaluate import Predictor, evaluate_mpjpe, evaluate_protocol
+from tmt.training.state import TrainState
 from tmt.training.strategies import Strategy, get_strategy
-from tmt.training.trainer import Callback, Trainer, TrainState, batch_clips, epoch_order
+from tmt.training.trainer import Callback, Trainer
 
 CHECKPOINT = "checkpoint.pt"
 MODEL_FILE = "model.pt"
