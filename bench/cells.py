@@ -6,7 +6,6 @@ the study that asked for it or its labels: two studies that need the same experi
 
 from __future__ import annotations
 
-import copy
 import functools
 import hashlib
 import json
@@ -15,6 +14,7 @@ from pathlib import PurePath
 from typing import Any
 
 from tmt.training.config import ResolvedConfig
+from tmt.training.identity import experiment_identity
 
 
 def _plain(value: Any) -> Any:
@@ -26,39 +26,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, PurePath):
         return str(value)
     return value
-
-
-IDENTITY_EXCLUDED = (("data", "root"), ("train", "prefetch"))
-"""Config fields that say where things are or how batches reach the step, not what runs: left out of the
-cell id so stores merge (what the data files hold enters the id as the data fingerprint)."""
-
-
-IDENTITY_DEFAULTS: dict[tuple[str, str], Any] = {
-    ("optim", "stop_at_plateau"): False,
-    ("optim", "max_updates"): None,
-    ("optim", "max_wall_s"): None,
-    ("train", "extra_scale"): 1.0,
-    ("optim", "lr_halving"): None,
-    ("eval", "zero_root"): False,
-    ("eval", "tail_fraction"): None,
-    ("eval", "tail_delta"): 1.0,
-    ("train", "time_updates"): 0,
-}
-"""Config fields added after cells were first stored, with their defaults: hashed only when set to something
-else, so adding a field never changes the id (and the stored result) of an experiment that did not use it."""
-
-
-def identity(config: dict[str, Any]) -> dict[str, Any]:
-    """The part of a resolved config that defines the experiment (what the cell id hashes)."""
-    out = copy.deepcopy(config)
-    for section, key in IDENTITY_EXCLUDED:
-        if isinstance(out.get(section), dict):
-            out[section].pop(key, None)
-    for (section, key), default in IDENTITY_DEFAULTS.items():
-        part = out.get(section)
-        if isinstance(part, dict) and key in part and part[key] == default:
-            del part[key]
-    return out
 
 
 def get_path(tree: dict[str, Any], path: str) -> Any:
@@ -79,9 +46,9 @@ def canonical_json(value: Any) -> str:
 
 
 def cell_id(config: dict[str, Any], profile: str, kind: str, data: str | None = None) -> str:
-    """First 16 hex digits of sha256 over the canonical JSON of {config identity, profile, kind} and, for real
-    data, the fingerprint of the data files (:func:`bench.data_files.data_fingerprint`)."""
-    key = {"config": identity(config), "profile": profile, "kind": kind}
+    """First 16 hex digits of sha256 over the canonical JSON of {the config's identity
+    (:func:`tmt.training.identity.experiment_identity`), profile, kind} and, for real data, the fingerprint of the data files (:func:`bench.data_files.data_fingerprint`)."""
+    key = {"config": experiment_identity(config), "profile": profile, "kind": kind}
     if data is not None:
         key["data"] = data
     return hashlib.sha256(canonical_json(key).encode("utf-8")).hexdigest()[:16]

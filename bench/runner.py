@@ -36,6 +36,7 @@ from bench.tracking import Tracker, Tracking, tracking_mode
 from tmt.data.synth_folder import ensure_synthetic
 from tmt.errors import CheckpointError, DataError, TmtError
 from tmt.training.config import ResolvedConfig
+from tmt.training.identity import DATA_INCIDENTAL
 
 
 class CellStopped(Exception):
@@ -279,9 +280,7 @@ def check_real_data(expansion: Expansion) -> None:
     seen: set[str] = set()
     for cell in expansion.cells:
         config = cell.config
-        key = config.data.model_dump_json(
-            exclude={"validation_fraction", "max_train_windows", "train_stride"}
-        )
+        key = config.data.model_dump_json(exclude=set(DATA_INCIDENTAL))
         if key not in seen:
             seen.add(key)
             load_dataset(config)

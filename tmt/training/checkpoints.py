@@ -1,5 +1,6 @@
 """The training checkpoint: plain data (tensors, numbers, strings, containers; never a pickled class), written
-atomically and resumed only under the same configuration.
+atomically and resumed only under the same configuration (the fields a resumed run may change are
+:data:`tmt.training.identity.INCIDENTAL`'s).
 
 Determinism: the global torch RNG (drop path) is saved and restored with the weights, the optimizer and the
 :class:`TrainState`, so a resumed run ends with the same weights as an uninterrupted one.
@@ -18,20 +19,8 @@ from torch import nn
 from tmt.errors import CheckpointError
 from tmt.models.checkpoint import read_checkpoint
 from tmt.training.config import ExperimentConfig
+from tmt.training.identity import resume_identity
 from tmt.training.state import TrainState
-
-CHECKPOINT_IGNORED = (
-    ("train", "threads"),
-    ("train", "prefetch"),
-    ("train", "time_updates"),
-    ("train", "device"),
-    ("data", "root"),
-    ("optim", "epochs"),
-    ("optim", "max_updates"),
-    ("optim", "max_wall_s"),
-)
-"""Config fields a run may change on resume: where and how fast it runs, and its caps (raising a cap continues
-the same trajectory, since the lr schedule depends on the epoch only), not what it computes."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +40,7 @@ def save_checkpoint(path: Path, training: Training, state: TrainState) -> None:
         "optimizer": training.optimizer.state_dict(),
         "scaler": training.scaler.state_dict(),
         "state": dataclasses.asdict(state),
-        "config": resume_identity(training.config),
+        "config": resume_identity(training.config.model_dump(mode="json")),
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
     }
@@ -77,7 +66,7 @@ def load_checkpoint(path: Path, training: Training, device: torch.device) -> Tra
             f"{path}: unreadable checkpoint ({type(err).__name__}: {str(err)[:200]}); "
             "delete it to start this run afresh"
         ) from None
-    saved, current = payload.get("config"), resume_identity(training.config)
+    saved, current = payload.get("config"), resume_identity(training.config.model_dump(mode="json"))
     if saved != current:
         raise CheckpointError(
             f"{path}: this checkpoint belongs to a different configuration "
@@ -91,14 +80,6 @@ def load_checkpoint(path: Path, training: Training, device: torch.device) -> Tra
     if payload["cuda_rng"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(payload["cuda_rng"])
     return state
-
-
-def resume_identity(config: ExperimentConfig) -> dict[str, Any]:
-    """The configuration a checkpoint must match to be resumed (JSON-able, without CHECKPOINT_IGNORED)."""
-    out = config.model_dump(mode="json")
-    for section, key in CHECKPOINT_IGNORED:
-        out[section].pop(key, None)
-    return out
 
 
 def first_difference(saved: Any, current: dict[str, Any]) -> str:
