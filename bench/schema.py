@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from bench.metrics import PER_ACTION, study_metrics
 from bench.protocol import PROTOCOL_FIELDS, Protocol
 from tmt.errors import ConfigError
 from tmt.training.config import ExperimentConfig
@@ -32,31 +33,8 @@ PROFILES_REQUIRED = ("paper", "cpu", "smoke")
 CLAIM_TESTS = ("ordered", "less", "monotonic", "correlation", "ratio_less")
 BASELINE = "baseline"
 """The column / row value that relative effects are measured against (the plain training strategy)."""
-PER_ACTION = "per_action."
-"""Layout metric prefix that spreads one column per Human3.6M action (plus the average)."""
 DIRECTIONS = {None: 1, "increasing": 1, "decreasing": -1}
 """Claimed direction of a trend -> the sign its Spearman rho must have."""
-SCALAR_METRICS = (
-    "mpjpe",
-    "p_mpjpe",
-    "n_mpjpe",
-    "mpjve",
-    "pck",
-    "auc",
-    "num_parameters",
-    "paper_flops",
-    "full_flops",
-    "train_time_s",
-    "epochs_run",
-    "convergence.epochs_to_target",
-    "convergence.time_to_target_s",
-    "convergence.updates_to_target",
-    "convergence.core_time_to_target_s",
-    "convergence.epochs_to_plateau",
-    "convergence.time_to_plateau_s",
-)
-LIST_METRICS = ("per_joint_mpjpe", "per_joint_speed")
-PER_ACTION_METRICS = ("mpjpe", "p_mpjpe", "mpjve")
 MAX_SEEDS = 1000
 """Seeds per cell: every seed is a cell that validate expands, so a typo such as 10**6 must fail, not hang."""
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -81,21 +59,9 @@ Factor = Annotated[float, Field(gt=0)]
 """A bare scale factor: zero or a negative factor would turn sizes into nonsense."""
 
 
-def allowed_metric(name: str) -> bool:
-    """A result column a layout or claim may use: scalar metrics, or ``per_action.<metric>``."""
-    if name in SCALAR_METRICS or name in LIST_METRICS:
-        return True
-    head, _, tail = name.partition(".")
-    return head == "per_action" and tail in PER_ACTION_METRICS
-
-
-def metric_choices() -> str:
-    return ", ".join([*SCALAR_METRICS, *(f"per_action.{m}" for m in PER_ACTION_METRICS), *LIST_METRICS])
-
-
 def _check_metric(value: str | None) -> str | None:
-    if value is not None and not allowed_metric(value):
-        raise ValueError(f"unknown metric {value!r}; allowed: {metric_choices()}")
+    if value is not None and value not in study_metrics():
+        raise ValueError(f"unknown metric {value!r}; allowed: {', '.join(study_metrics())}")
     return value
 
 

@@ -223,7 +223,7 @@ def learning_curve_figure(
                 if paper is not None:
                     ax.axhline(paper, color=colour, ls="--", lw=1, label=f"{value}: {PAPER} {paper:g} mm")
         for ax, xlabel in zip(ax_row, ("updates", "wall time (min)"), strict=True):
-            ax.set(xlabel=xlabel, ylabel="validation MPJPE (mm)")
+            ax.set(xlabel=xlabel, ylabel=metric_label("val_mpjpe"))
             ax.set_title(panel + _run_line(results, named_rows[panel]), fontsize=9)
         ax_row[-1].legend(
             title=hue, fontsize=7, title_fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5)
@@ -379,7 +379,7 @@ def study_figures(
         reference = next(((lay, tab) for lay, tab in tables if lay.value_metric == MPJPE), None)
         path = learning_curve_figure(results, hue, rows, reference, out_dir / f"{stem}.learning_curves.png")
         caption = (
-            f"Learning curves: validation MPJPE (mm) against updates and wall time, one line per "
+            f"Learning curves: {metric_label('val_mpjpe')} against updates and wall time, one line per "
             f"{hue or 'study'} (mean over the seeds still training, band: their min to max)"
         )
         if reference is not None:

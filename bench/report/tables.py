@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.schema import PER_ACTION, Layout
+from bench.metrics import PER_ACTION
+from bench.schema import Layout
 from tmt.errors import ConfigError
 from tmt.skeleton import H36M, H36M_ACTIONS, SKELETONS
 

@@ -1,27 +1,13 @@
-"""The unit of each metric a report shows, so that tables, claims and figure axes print "mm" or "min" rather
-than a metric's key. A layout's ``paper_scale`` turns a reproduced value into the paper's unit (seconds into
-minutes, parameters into millions); the unit follows it."""
+"""The unit and words of each metric a report shows (from the catalogue, :mod:`bench.metrics`), so that
+tables, claims and figure axes print "mm" or "min" rather than a metric's key. A layout's ``paper_scale``
+turns a reproduced value into the paper's unit (seconds into minutes, parameters into millions); the unit
+follows it."""
 
 from __future__ import annotations
 
 import math
 
-BASE_UNITS = {
-    "mpjpe": "mm",
-    "p_mpjpe": "mm",
-    "n_mpjpe": "mm",
-    "wmpjpe": "mm",
-    "val_mpjpe": "mm",
-    "mpjve": "mm",
-    "epochs_to_plateau": "epochs",
-    "time_to_plateau_s": "s",
-    "time_to_target_s": "s",
-    "updates_to_target": "updates",
-    "core_time_to_target_s": "s",
-    "num_parameters": "parameters",
-    "paper_flops": "FLOPs",
-}
-"""Unit of each metric as the results record it (``per_action.<metric>.<action>`` shares ``<metric>``'s)."""
+from bench.metrics import find_metric
 
 SCALED_UNITS = {
     ("s", 1 / 60): "min",
@@ -33,7 +19,8 @@ SCALED_UNITS = {
 
 def metric_unit(metric: str, scale: float = 1.0) -> str:
     """The unit of ``metric`` after multiplying by ``scale``; "" for a metric without a known unit."""
-    base = next((BASE_UNITS[part] for part in metric.split(".") if part in BASE_UNITS), "")
+    found = find_metric(metric)
+    base = found.unit if found else ""
     if not base or math.isclose(scale, 1.0):
         return base
     return next(
@@ -59,21 +46,6 @@ AXIS_WORDS = {
 }
 """Figure-axis words for the configuration keys that studies sweep."""
 
-METRIC_WORDS = {
-    "mpjpe": "MPJPE",
-    "p_mpjpe": "P-MPJPE",
-    "n_mpjpe": "N-MPJPE",
-    "val_mpjpe": "validation MPJPE",
-    "mpjve": "MPJVE",
-    "epochs_to_plateau": "epochs to the plateau",
-    "time_to_plateau_s": "training time to the plateau",
-    "time_to_target_s": "training time to the target",
-    "updates_to_target": "updates to the target",
-    "core_time_to_target_s": "idle-core time to the target",
-    "num_parameters": "parameters",
-    "paper_flops": "FLOPs",
-}
-
 
 def axis_label(key: str) -> str:
     """Words for a configuration key on a figure axis (the key itself when it has none)."""
@@ -82,6 +54,7 @@ def axis_label(key: str) -> str:
 
 def metric_label(metric: str, scale: float = 1.0) -> str:
     """A metric in words with its unit, e.g. "MPJPE (mm)" or "training time to the plateau (min)"."""
-    words = next((METRIC_WORDS[part] for part in metric.split(".") if part in METRIC_WORDS), metric)
+    found = find_metric(metric)
+    words = found.words if found and found.words else metric
     unit = metric_unit(metric, scale)
     return f"{words} ({unit})" if unit and unit != words else words

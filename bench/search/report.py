@@ -23,6 +23,7 @@ from matplotlib.ticker import MaxNLocator
 from optuna.trial import FrozenTrial, TrialState
 
 from bench.cells import Cell
+from bench.metrics import BY_KEY
 from bench.report.markdown import md_table
 from bench.report.tables import paper_values
 from bench.search.sampling import describe_pruner
@@ -33,15 +34,13 @@ from tmt.errors import ConfigError
 
 BEST_ROWS = 10
 ALL_TRIALS_MAX = 100
-METRIC_TEXT = {
-    "val_mpjpe": "validation MPJPE of the selected epoch (mm)",
-    "mpjpe": "test MPJPE (mm)",
-    "p_mpjpe": "test P-MPJPE (mm)",
-    "n_mpjpe": "test N-MPJPE (mm)",
-    "mpjve": "test MPJVE (mm)",
-    "pck": "PCK (%)",
-    "auc": "AUC (%)",
-}
+
+
+def objective_words(metric: str) -> str:
+    """What a search optimises, in words: "validation MPJPE of the selected epoch (mm)", "test PCK (%)"."""
+    found = BY_KEY[metric]
+    what = f"{found.words} of the selected epoch" if metric == "val_mpjpe" else f"test {found.words}"
+    return f"{what} ({found.unit})"
 
 
 def report_stem(study_name: str, profile: str) -> str:
@@ -127,7 +126,7 @@ def history_figure(
         ax.axhline(reference, linestyle="--", color="C3", label="reference point (this profile)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial")
-    ax.set_ylabel(METRIC_TEXT.get(metric, metric))
+    ax.set_ylabel(objective_words(metric))
     ax.set_title("Optimisation history")
     ax.legend(loc="best", fontsize="small")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -197,7 +196,7 @@ def render(
     trials = study.get_trials(deepcopy=False)
     states = {s: sum(t.state == s for t in trials) for s in TrialState}
     section, names = spec.section, _param_names(spec)
-    metric = METRIC_TEXT.get(section.metric, section.metric)
+    metric = objective_words(section.metric)
     sampler = section.sampler
     out = [
         f"# Search: {spec.study.title} [{profile}]",
