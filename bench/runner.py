@@ -30,12 +30,13 @@ from bench.executors import Executor, make_executor
 from bench.outcome import CellOutcome
 from bench.progress import RunProgress
 from bench.revision import process_revision
-from bench.store import MODEL, Store
+from bench.store import Store
 from bench.study import SYNTHETIC_DETECTOR, Expansion
 from bench.tracking import Tracker, Tracking, tracking_mode
 from tmt.data.synth_folder import ensure_synthetic
 from tmt.errors import CheckpointError, DataError, TmtError
 from tmt.training.config import ResolvedConfig
+from tmt.training.experiment import MODEL_FILE
 from tmt.training.identity import DATA_INCIDENTAL
 
 
@@ -157,7 +158,7 @@ def run_cell(
         if progress is not None:
             progress.cell_started(cell, resumed)
         tracking = tracking or Tracking()
-        tracker = Tracker(cell, tracking, history=store.history(cell.id), model_file=workdir / MODEL)
+        tracker = Tracker(cell, tracking, history=store.history(cell.id), model_file=workdir / MODEL_FILE)
         epoch_callbacks: list[Any] = [HistoryWriter(store, cell.id), tracker]
         if progress is not None:
             epoch_callbacks.append(progress)

@@ -21,17 +21,12 @@ from typing import Any
 import pandas as pd
 
 from bench.cells import Cell
+from tmt.training.experiment import CHECKPOINT, MODEL_FILE
 
 DEFAULT_ROOT = "runs"
-CONFIG, RESULT, FAILURE, HISTORY, CHECKPOINT, MODEL, LOCK = (
-    "config.json",
-    "result.json",
-    "failure.json",
-    "history.jsonl",
-    "checkpoint.pt",
-    "model.pt",  # the evaluated weights, written only when asked for (``--wandb-log-model``)
-    "lock",
-)
+CONFIG, RESULT, FAILURE, HISTORY, LOCK = "config.json", "result.json", "failure.json", "history.jsonl", "lock"
+"""A cell's files besides ``run_experiment``'s checkpoint and model (the evaluated weights, written only when
+asked for: ``--wandb-log-model``)."""
 RESULT_SCALARS = ("num_parameters", "train_time_s", "epochs_run", "train_windows", "evaluation_time_s")
 RESULT_SECTIONS = ("convergence", "selection", "environment", "dataset", "fingerprints")
 """Result records read as dotted columns (``fingerprints.initial_weights``: the pairing test of the report)."""
@@ -190,7 +185,7 @@ class Store:
     def clear(self, cell_id: str) -> None:
         """Forget a cell's outcome and progress (``--force``): result, failure, history, checkpoint, weights."""
         folder = self.path(cell_id)
-        for name in (RESULT, FAILURE, HISTORY, CHECKPOINT, MODEL):
+        for name in (RESULT, FAILURE, HISTORY, CHECKPOINT, MODEL_FILE):
             with contextlib.suppress(FileNotFoundError):
                 (folder / name).unlink()
 
