@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
+from bench.settings import get_path
 from tmt.training.config import ResolvedConfig
 from tmt.training.identity import experiment_identity
 
@@ -26,16 +27,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, PurePath):
         return str(value)
     return value
-
-
-def get_path(tree: dict[str, Any], path: str) -> Any:
-    """The value at a dotted path of a nested dict (``"model.depth"``), None where the path ends early."""
-    node: Any = tree
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def canonical_json(value: Any) -> str:

@@ -1,33 +1,24 @@
-"""The study file format, as pydantic models, and one readable error for anything wrong in it.
+"""The study file format, as pydantic models, and its rules between fields.
 
-Every model forbids unknown keys. Cross-field rules (axes that exist, claim values that exist in the grid,
-dotted paths that name real ``ExperimentConfig`` fields) are checked here too, so a study either loads
-completely or fails with ``<file>: <field>: <what is wrong>; allowed: <...>`` before any work starts.
+Every model forbids unknown keys; :func:`check_cross_fields` holds the rules between fields (axes that exist,
+claim values that exist in the grid, dotted paths that name real ``ExperimentConfig`` fields), so a study
+either loads completely (:mod:`bench.loader`) or fails with ``<file>: <field>: <what is wrong>; allowed:
+<...>`` before any work starts.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import re
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from bench.metrics import PER_ACTION, study_metrics
 from bench.protocol import PROTOCOL_FIELDS, Protocol
-from tmt.errors import ConfigError
-from tmt.training.config import ExperimentConfig
-from tmt.validation import TOP_LEVEL, StrictModel, describe, did_you_mean
+from bench.settings import setting_paths, written_twice
+from tmt.training.config import config_path_error
+from tmt.validation import StrictModel
 
 PROFILES_REQUIRED = ("paper", "cpu", "smoke")
 CLAIM_TESTS = ("ordered", "less", "monotonic", "correlation", "ratio_less")
@@ -38,10 +29,6 @@ DIRECTIONS = {None: 1, "increasing": 1, "decreasing": -1}
 MAX_SEEDS = 1000
 """Seeds per cell: every seed is a cell that validate expands, so a typo such as 10**6 must fail, not hang."""
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-
-
-class StudyError(ConfigError):
-    """A study file is malformed; the message names the file and the field."""
 
 
 def plain_name(value: str) -> str:
@@ -122,7 +109,7 @@ class Profile(StrictModel):
         """A protocol and a profile setting of the same field would leave it unclear which one runs."""
         if self.protocol is None:
             return self
-        written = [*_setting_paths(self.set), *(p for o in self.overrides for p in _setting_paths(o.set))]
+        written = [*setting_paths(self.set), *(p for o in self.overrides for p in setting_paths(o.set))]
         for path in written:
             if path in PROTOCOL_FIELDS:
                 raise ValueError(
@@ -357,78 +344,25 @@ class Study(StrictModel):
         return [n for n in dict.fromkeys(names) if n]
 
 
-# ------------------------------------------------------------------------------------------------------ paths
-
-
-def config_path_error(path: str) -> str | None:
-    """Why ``path`` (e.g. ``model.dim``) is not an ``ExperimentConfig`` field, or None when it is one."""
-    model: type[BaseModel] | None = ExperimentConfig
-    parts = path.split(".")
-    for i, part in enumerate(parts):
-        if model is None:  # inside a free-form dict field (model.extra, train.loss)
-            return None
-        fields = model.model_fields
-        if part not in fields:
-            where = ".".join(parts[:i]) or "the top level"
-            name = ".".join(parts[: i + 1])
-            hint = did_you_mean(part, fields)
-            return f"{name!r} is not a configuration field{hint}; allowed at {where}: {', '.join(fields)}"
-        annotation = fields[part].annotation
-        is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
-        if not is_model and i < len(parts) - 1 and "dict" not in str(annotation):
-            return f"{'.'.join(parts[: i + 1])!r} is a value, it has no field {parts[i + 1]!r}"
-        model = annotation if is_model else None
-    return None
-
-
-def _setting_paths(settings: dict[str, Any], prefix: str = "") -> list[str]:
-    """The config paths a settings mapping writes, as ``bench.study.merge`` applies it.
-
-    A dotted key replaces its value as a whole; a plain key holding a mapping is merged level by level.
-    """
-    paths: list[str] = []
-    for key, value in settings.items():
-        path = f"{prefix}{key}"
-        if "." not in str(key) and isinstance(value, dict) and value:
-            paths += _setting_paths(value, f"{path}.")
-        else:
-            paths.append(path)
-    return paths
-
-
-def _written_twice(settings: dict[str, Any]) -> str | None:
-    """Why one mapping sets a field twice (``optim.lr`` beside ``optim: {lr}``): which one wins would
-    depend on the key order, so neither may."""
-    paths = _setting_paths(settings)
-    for i, a in enumerate(paths):
-        for b in paths[i + 1 :]:
-            if a == b or b.startswith(f"{a}.") or a.startswith(f"{b}."):
-                both = f"{a!r} twice" if a == b else f"both {a!r} and {b!r}"
-                return f"sets {both} (dotted and nested keys for one field); write it once"
-    return None
-
-
-def _check_cross_fields(study: Study) -> list[tuple[str, str]]:
+def check_cross_fields(study: Study) -> list[tuple[str, str]]:
     """Rules between fields; returns (field, message) pairs."""
     errors: list[tuple[str, str]] = []
     axes = study.axes
     axis_names = ", ".join(axes)
 
-    def check_once(where: str, settings: dict[str, Any]) -> None:
-        why = _written_twice(settings)
+    def add(where: str, why: str | None) -> None:
         if why:
             errors.append((where, why))
 
-    check_once("base", study.base)
+    def check_once(where: str, settings: dict[str, Any]) -> None:
+        add(where, written_twice(settings))
 
     def check_path(where: str, path: str) -> None:
-        why = config_path_error(path)
-        if why:
-            errors.append((where, why))
+        add(where, config_path_error(path))
 
     def check_axis(where: str, name: str | None) -> None:
         if name is not None and name not in axes:
-            errors.append((where, f"{name!r} is not a grid axis; allowed: {axis_names}"))
+            add(where, f"{name!r} is not a grid axis; allowed: {axis_names}")
 
     def check_values(where: str, axis: str | None, values: list[Any]) -> None:
         if axis is None or axis not in axes:
@@ -436,17 +370,16 @@ def _check_cross_fields(study: Study) -> list[tuple[str, str]]:
         for value in values:
             if value not in axes[axis]:
                 allowed = ", ".join(map(str, axes[axis]))
-                errors.append((where, f"{value!r} is not a value of axis {axis!r}; allowed: {allowed}"))
+                add(where, f"{value!r} is not a value of axis {axis!r}; allowed: {allowed}")
 
+    check_once("base", study.base)
     for i, block in enumerate(study.grid):
         for name in block.axes:
             if name in study.labels:
                 missing = [v for v in block.axes[name] if str(v) not in study.labels[name]]
                 if missing:
                     allowed = ", ".join(study.labels[name])
-                    errors.append(
-                        (f"grid.{i}.axes.{name}", f"no labels entry for {missing}; allowed: {allowed}")
-                    )
+                    add(f"grid.{i}.axes.{name}", f"no labels entry for {missing}; allowed: {allowed}")
             else:
                 check_path(f"grid.{i}.axes.{name}", name)
         for path in block.set:
@@ -462,7 +395,7 @@ def _check_cross_fields(study: Study) -> list[tuple[str, str]]:
             check_axis(f"profiles.{name}.axes", axis)
             check_values(f"profiles.{name}.axes.{axis}", axis, values)
             if not values:
-                errors.append((f"profiles.{name}.axes.{axis}", "no values: name at least one"))
+                add(f"profiles.{name}.axes.{axis}", "no values: name at least one")
         for path in [*profile.set, *profile.scale]:
             check_path(f"profiles.{name}.{path}", path)
         check_once(f"profiles.{name}.set", profile.set)
@@ -472,11 +405,8 @@ def _check_cross_fields(study: Study) -> list[tuple[str, str]]:
             check_once(f"profiles.{name}.overrides.{j}.set", override.set)
     missing_profiles = [p for p in PROFILES_REQUIRED if p not in study.profiles]
     if missing_profiles:
-        errors.append(
-            (
-                "profiles",
-                f"missing profile(s) {', '.join(missing_profiles)}; every study has paper, cpu, smoke",
-            )
+        add(
+            "profiles", f"missing profile(s) {', '.join(missing_profiles)}; every study has paper, cpu, smoke"
         )
     for i, layout in enumerate(study.layouts):
         where = f"layout.{i}" if isinstance(study.layout, list) else "layout"
@@ -489,11 +419,9 @@ def _check_cross_fields(study: Study) -> list[tuple[str, str]]:
             known = {str(v) for v in axes.get(axis, [])}
             unknown = [v for v in mapping if v not in known]
             if axis in axes and unknown:
-                errors.append(
-                    (
-                        f"{where}.paper_values.{axis}",
-                        f"{unknown} not values of the axis; allowed: {sorted(known)}",
-                    )
+                add(
+                    f"{where}.paper_values.{axis}",
+                    f"{unknown} not values of the axis; allowed: {sorted(known)}",
                 )
         for j, row in enumerate(layout.paper_rows):
             for axis, value in row.labels.items():
@@ -503,7 +431,7 @@ def _check_cross_fields(study: Study) -> list[tuple[str, str]]:
     for i, claim in enumerate(study.claims):
         where = f"claims.{i} ({claim.id})"
         if claim.id in ids[:i]:
-            errors.append((f"{where}.id", f"{claim.id!r} is also the id of claims.{ids.index(claim.id)}"))
+            add(f"{where}.id", f"{claim.id!r} is also the id of claims.{ids.index(claim.id)}")
         check_axis(f"{where}.over", claim.over)
         check_values(f"{where}.order", claim.over, claim.order or [])
         check_axis(f"{where}.along", claim.along)
@@ -514,169 +442,3 @@ def _check_cross_fields(study: Study) -> list[tuple[str, str]]:
             check_axis(f"{where}.where", axis)
             check_values(f"{where}.where.{axis}", axis, value if isinstance(value, list) else [value])
     return errors
-
-
-# ----------------------------------------------------------------------------------------------------- errors
-
-
-def _non_finite(value: Any, where: str, stack: tuple[int, ...] = ()) -> tuple[str, float] | None:
-    """The first infinite or NaN number (YAML's ``.inf``, ``.nan``) in a parsed document, with its path.
-
-    No field of a study or of a config means anything with such a value, and in a scale rule or a free-form
-    field (``model.extra``) it would reach the arithmetic unchecked.
-    """
-    if isinstance(value, float):
-        return None if math.isfinite(value) else (where, value)
-    if id(value) in stack:  # a recursive YAML alias: the rest is reported by the schema
-        return None
-    if isinstance(value, dict):
-        items = list(value.items())
-    elif isinstance(value, list):
-        items = list(enumerate(value))
-    else:
-        return None
-    for key, item in items:
-        found = _non_finite(item, f"{where}.{key}" if where else str(key), (*stack, id(value)))
-        if found:
-            return found
-    return None
-
-
-def non_finite_error(value: Any, where: str) -> str | None:
-    """``<where>: <value> is not a finite number`` for the first inf / NaN inside ``value``, else None."""
-    found = _non_finite(value, where)
-    if found is None:
-        return None
-    return f"{found[0] or TOP_LEVEL}: {found[1]} is not a finite number (.inf and .nan are not allowed)"
-
-
-def parse_study(data: Any, source: str) -> Study:
-    """Validate a parsed YAML document into a :class:`Study`, raising :class:`StudyError` with one message."""
-    if data is None:
-        raise StudyError(f"{source}: {TOP_LEVEL}: the file holds no YAML document (empty, or comments only)")
-    if not isinstance(data, dict):
-        raise StudyError(f"{source}: {TOP_LEVEL}: a study is a mapping of keys, got {type(data).__name__}")
-    why = non_finite_error(data, "")
-    if why:
-        raise StudyError(f"{source}: {why}")
-    try:
-        study = Study.model_validate(data)
-    except ValidationError as err:
-        raise StudyError(describe(source, err, Study)) from None
-    problems = _check_cross_fields(study)
-    if problems:
-        where, why = problems[0]
-        more = len(problems) - 1
-        raise StudyError(
-            f"{source}: {where}: {why}" + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
-        )
-    stem = Path(source).stem
-    if study.study != stem:  # reports are named after the study: any file name, any extension
-        raise StudyError(f"{source}: study: {study.study!r} must equal the file name {stem!r}")
-    from bench.paper import paper_tables
-
-    for name in study.paper_tables():
-        if name not in paper_tables():
-            raise StudyError(
-                f"{source}: paper: no paper table {name!r}; allowed: {', '.join(paper_tables())}"
-            )
-    return study
-
-
-# ------------------------------------------------------------------------------------------------------- YAML
-
-
-class DuplicateKeyError(yaml.YAMLError):
-    """A mapping names one key twice; ``where`` is the dotted path of that key."""
-
-    def __init__(self, where: str, why: str):
-        super().__init__(f"{where}: {why}")
-        self.where, self.why = where, why
-
-
-def _node_paths(root: yaml.Node) -> dict[int, str]:
-    """Dotted path of every mapping node of a composed document (for errors raised while constructing)."""
-    paths: dict[int, str] = {}
-    todo: list[tuple[yaml.Node, str]] = [(root, "")]
-    while todo:
-        node, path = todo.pop()
-        if id(node) in paths:  # an alias: the node was reached before
-            continue
-        paths[id(node)] = path
-        if isinstance(node, yaml.MappingNode):
-            children = [(k.value if isinstance(k, yaml.ScalarNode) else "?", v) for k, v in node.value]
-        elif isinstance(node, yaml.SequenceNode):
-            children = list(enumerate(node.value))
-        else:
-            continue
-        todo += [(child, f"{path}.{key}" if path else str(key)) for key, child in children]
-    return paths
-
-
-class StudyLoader(yaml.SafeLoader):
-    """``yaml.safe_load``, except that a key written twice in one mapping is an error.
-
-    PyYAML keeps the last of two equal keys silently, so a profile or a setting pasted twice would win over
-    the first without a word. Merge keys (``<<: *base``) may still be overridden by explicit keys.
-    """
-
-    def construct_document(self, node: yaml.Node) -> Any:
-        self._paths = _node_paths(node)
-        return super().construct_document(node)
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        lines: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
-            try:
-                first = lines.get(key)
-            except TypeError:  # an unhashable key: the base constructor reports it
-                continue
-            if first is None:
-                lines[key] = line
-            else:
-                parent = self._paths.get(id(node), "")
-                where = f"{parent}.{key}" if parent else str(key)
-                raise DuplicateKeyError(
-                    where,
-                    f"key {key!r} is written twice (lines {first} and {line}); YAML would keep the last",
-                )
-        return super().construct_mapping(node, deep=deep)
-
-
-def _yaml_problem(err: yaml.YAMLError) -> str:
-    """One line for a YAML error: where (line and column, or character offset) and what."""
-    mark = getattr(err, "problem_mark", None)
-    if mark is not None:
-        at = f" at line {mark.line + 1}, column {mark.column + 1}"
-    elif isinstance(getattr(err, "position", None), int):
-        at = f" at character {err.position}"  # type: ignore[attr-defined]
-    else:
-        at = ""
-    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-    return f"not valid YAML{at}: {' '.join(str(problem).split())}"
-
-
-def load_study_file(path: str | Path) -> Study:
-    """Read and validate a study YAML file (UTF-8, one YAML document, no duplicate keys)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise StudyError(f"{path}: cannot read the study file ({err.strerror or err})") from None
-    except UnicodeDecodeError as err:
-        raise StudyError(
-            f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}); "
-            "a study is a UTF-8 YAML file"
-        ) from None
-    try:
-        data = yaml.load(text, Loader=StudyLoader)  # StudyLoader is a SafeLoader: no arbitrary objects
-    except DuplicateKeyError as err:
-        raise StudyError(f"{path}: {err.where}: {err.why}") from None
-    except yaml.YAMLError as err:
-        raise StudyError(f"{path}: {_yaml_problem(err)}") from None
-    except RecursionError:
-        raise StudyError(f"{path}: not valid YAML: nested too deeply") from None
-    return parse_study(data, str(path))

@@ -20,19 +20,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from bench.archive import variant_suffix
-from bench.cells import Cell, get_path
+from bench.cells import Cell
 from bench.data_files import data_fingerprint, required_files
+from bench.loader import StudyError, load_study_file, non_finite_error
 from bench.protocol import PROTOCOLS, protocol_settings
-from bench.schema import (
-    MAX_SEEDS,
-    ScaleRule,
-    Study,
-    StudyError,
-    config_path_error,
-    load_study_file,
-    non_finite_error,
-)
+from bench.schema import MAX_SEEDS, ScaleRule, Study
+from bench.settings import get_path, merge, set_path
 from tmt.errors import ConfigError
+from tmt.training.config import config_path_error
 from tmt.validation import TOP_LEVEL, config_problem
 
 REAL_DATA_ROOTS = {"h36m": "data/h36m", "mpi_inf_3dhp": "data/mpi_inf_3dhp"}
@@ -211,27 +206,6 @@ def load_study(path: str | Path) -> Study:
 
 
 # ------------------------------------------------------------------------------------------------------ dicts
-
-
-def set_path(tree: dict[str, Any], path: str, value: Any) -> None:
-    """Set ``a.b.c`` in a nested dict, creating the intermediate dicts."""
-    *heads, last = path.split(".")
-    node = tree
-    for head in heads:
-        child = node.get(head)
-        if not isinstance(child, dict):
-            child = node[head] = {}
-        node = child
-    node[last] = copy.deepcopy(value)
-
-
-def merge(tree: dict[str, Any], settings: dict[str, Any]) -> None:
-    """Apply dotted settings (``{"model.dim": 64}``) or nested ones (``{"model": {"dim": 64}}``)."""
-    for key, value in settings.items():
-        if "." not in key and isinstance(value, dict) and isinstance(tree.get(key), dict):
-            merge(tree[key], value)
-        else:
-            set_path(tree, key, value)
 
 
 # ---------------------------------------------------------------------------------------------------- scaling

@@ -44,7 +44,7 @@ def test_bench_run_resolves_each_grid_points_config_once(
 def test_every_cells_config_is_already_resolved(path: Path) -> None:
     """Scaling a resolved configuration never leaves a field for the recipe to fill, so resolving a cell's
     configuration again would change nothing: the one resolution at expansion is the last."""
-    from bench.schema import load_study_file
+    from bench.loader import load_study_file
 
     for profile in load_study_file(path).profiles:
         for cell in expand_file(path, profile, check_models=False).cells:

@@ -15,7 +15,7 @@ from bench import executors, runner
 from bench.archive import read_archive
 from bench.cli import build_parser, main
 from bench.executors import SlurmExecutor, executor_from_args, make_executor, worker_threads
-from bench.schema import load_study_file
+from bench.loader import load_study_file
 from bench.store import Store
 from bench.study import expand_file
 from tmt.errors import ConfigError, TmtError

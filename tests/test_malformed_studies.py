@@ -20,7 +20,8 @@ import torch
 import yaml
 
 from bench.cli import main
-from bench.schema import StudyError, StudyLoader, plain_name
+from bench.loader import StudyError, StudyLoader
+from bench.schema import plain_name
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "malformed_studies"
@@ -172,7 +173,7 @@ def test_real_data_names_are_checked_against_human36m_and_the_data_folder(
 
 def test_load_errors_are_study_errors(tmp_path: Path) -> None:
     """The library raises the one-line StudyError too (what bench report and bench search rely on)."""
-    from bench.schema import load_study_file
+    from bench.loader import load_study_file
 
     for name in ("32_non_utf8.yaml", "36_empty_file.yaml", "06_duplicate_profile.yaml"):
         with pytest.raises(StudyError, match=re.escape(EXPECTED[name])):

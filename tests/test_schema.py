@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.schema import StudyError, load_study_file, parse_study
+from bench.loader import StudyError, load_study_file, parse_study
 from bench.study import expand
 
 ROOT = Path(__file__).resolve().parents[1]

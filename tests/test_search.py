@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from bench import runner
 from bench.cli import main
-from bench.schema import StudyError, load_study_file
+from bench.loader import StudyError, load_study_file
 from bench.search.objective import open_search, run_search
 from bench.search.sampling import TrialSeededSampler
 from bench.search.spec import Sampler, load_search, parse_search

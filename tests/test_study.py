@@ -10,8 +10,9 @@ import yaml
 
 from bench.cells import canonical_json, cell_id
 from bench.cost import estimate_seconds
+from bench.loader import StudyError, parse_study
 from bench.runner import ensure_data
-from bench.schema import ScaleRule, StudyError, parse_study
+from bench.schema import ScaleRule
 from bench.study import expand, expand_file, scale_value
 from tmt.errors import DataError
 

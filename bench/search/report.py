@@ -28,8 +28,8 @@ from bench.report.markdown import md_table
 from bench.report.tables import paper_values
 from bench.search.sampling import describe_pruner
 from bench.search.spec import SearchSpec, objective_value
+from bench.settings import get_path, merge
 from bench.store import Store
-from bench.study import get_path, merge
 from tmt.errors import ConfigError
 
 BEST_ROWS = 10

@@ -17,8 +17,10 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from bench.cells import Cell
-from bench.schema import ScaleRule, Study, StudyError, config_path_error, load_study_file
+from bench.loader import StudyError, load_study_file
+from bench.schema import ScaleRule, Study
 from bench.study import Expansion, expand
+from tmt.training.config import config_path_error
 from tmt.validation import StrictModel, describe, relevant_errors
 
 Metric = Literal["val_mpjpe", "mpjpe", "p_mpjpe", "n_mpjpe", "mpjve", "pck", "auc"]

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import torch
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from tmt.errors import ConfigError
 from tmt.losses import LOSS_TERMS
 from tmt.training.defaults import RECIPES
 from tmt.training.strategies import STRATEGIES
-from tmt.validation import StrictModel, config_problem
+from tmt.validation import StrictModel, config_problem, did_you_mean
 
 BUILT_IN_STRATEGIES = tuple(STRATEGIES)
 MAX_SIZE = 10**6
@@ -293,3 +293,24 @@ def load_config(data: dict[str, Any], source: str = "config") -> ExperimentConfi
     except ValidationError as err:
         where, why = config_problem(err, ExperimentConfig)
         raise ConfigError(f"{source}: {where}: {why}") from None
+
+
+def config_path_error(path: str) -> str | None:
+    """Why ``path`` (e.g. ``model.dim``) is not an ``ExperimentConfig`` field, or None when it is one."""
+    model: type[BaseModel] | None = ExperimentConfig
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        if model is None:  # inside a free-form dict field (model.extra, train.loss)
+            return None
+        fields = model.model_fields
+        if part not in fields:
+            where = ".".join(parts[:i]) or "the top level"
+            name = ".".join(parts[: i + 1])
+            hint = did_you_mean(part, fields)
+            return f"{name!r} is not a configuration field{hint}; allowed at {where}: {', '.join(fields)}"
+        annotation = fields[part].annotation
+        is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        if not is_model and i < len(parts) - 1 and "dict" not in str(annotation):
+            return f"{'.'.join(parts[: i + 1])!r} is a value, it has no field {parts[i + 1]!r}"
+        model = annotation if is_model else None
+    return None
