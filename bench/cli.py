@@ -266,13 +266,6 @@ def build_parser() -> argparse.ArgumentParser:
 # ------------------------------------------------------------------------------------------ commands
 
 
-def _archive(args: argparse.Namespace, expansion) -> Path:
-    """The archive file of this run's study, profile and --set / --only variant."""
-    from bench.archive import archive_path
-
-    return archive_path(args.results, expansion.study.study, expansion.profile + expansion.variant)
-
-
 def _store(args: argparse.Namespace):
     from bench.store import Store
 
@@ -346,7 +339,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if device_problem and not args.dry_run and args.executor != "slurm":  # Slurm jobs run elsewhere
         raise TmtError(f"{device_problem}; run where it is, or --set train.device=cpu")
     store = _store(args)
-    archive = _archive(args, expansion)
+    archive = expansion.archive(args.results)
     if args.dry_run:
         _dry_run(expansion, store)
         return 0
@@ -356,18 +349,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_writable(archive.parent, "results archive")
     if not args.no_report:
         check_writable(Path(args.out), "report")
+    from bench.executors import executor_from_args
+
+    executor = executor_from_args(args, study, str(args.study))
+    tracking = tracking_from_args(args, expansion.variant)
     imported = import_archive(archive, store, expansion.cells) if archive is not None else 0
     if imported:
         print(
             f"{imported} finished cells taken from {archive} into the store {store.root}: they will not be "
             "retrained (retrain them with --force, or with --no-archive into a store without them)"
         )
-    if args.jobs < 1:
-        raise TmtError(f"--jobs: must be at least 1, got {args.jobs}")
-    from bench.executors import executor_from_args
-
-    executor = executor_from_args(args, study, str(args.study))
-    tracking = tracking_from_args(args)
     summary = run_cells(
         expansion, store, force=args.force, tracking=tracking, executor=executor, archive=archive
     )
@@ -380,13 +371,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     for outcome in summary.failed:
         print(f"  failed {outcome.cell_id}: {outcome.detail}")
     status = 1 if summary.failed else 0
-    if not args.no_report:  # the same expansion, report of the cells just run
+    if (
+        not args.no_report
+    ):  # the same expansion, report of the cells just run (the archive's are in the store)
         from bench.report.cli import report_expansion
         from bench.report.index import write_index
 
         out_dir = Path(args.out)
-        results_dir = None if args.no_archive else args.results
-        report_expansion(expansion, store, out_dir, results_dir=results_dir, tracking=tracking.mode)
+        report_expansion(expansion, store, out_dir, tracking=tracking.mode)
         print(f"index: {write_index(out_dir)}")
     return status
 

@@ -171,8 +171,6 @@ class PoolExecutor:
     name = "pool"
 
     def __init__(self, jobs: int, cores: int | None = None):
-        if jobs < 1:
-            raise ConfigError(f"--jobs: must be at least 1, got {jobs}")
         self.jobs = jobs
         self.threads = worker_threads(jobs, cores)
 

@@ -67,14 +67,13 @@ def add_wandb_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def tracking_from_args(args: argparse.Namespace) -> Tracking:
-    """The :class:`bench.tracking.Tracking` the command line asks for (the variant named by --set / --only)."""
-    from bench.archive import variant_suffix
-
+def tracking_from_args(args: argparse.Namespace, variant: str = "") -> Tracking:
+    """The :class:`bench.tracking.Tracking` the command line asks for; ``variant`` is the expansion's
+    (:attr:`bench.study.Expansion.variant`), which names the cells' W&B group as it names their archive."""
     try:
         return Tracking(
             mode=args.wandb or default_mode(),
-            variant=variant_suffix(parse_settings(args.settings), parse_only(getattr(args, "only", []))),
+            variant=variant,
             log_every=args.wandb_log_every,
             log_model=args.wandb_log_model,
         )

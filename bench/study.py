@@ -1,10 +1,12 @@
 """Expanding a study into cells: grid x seeds under one profile, each cell a validated, resolved config.
 
-Order of application for one cell: ``base`` -> the block's ``set`` -> the grid point (config axes, and the
-settings of label axes) -> the profile's ``set`` -> the data choice (real or synthetic) -> backbone defaults
-(``ExperimentConfig.resolved``, once per grid point) -> the profile's ``scale`` -> the seed. Every cell is
-validated (config fields, known names, a model that can be built) before anything runs; errors name the study
-file and field. A cell holds its ``ResolvedConfig``, which the runner, executors and report use as it is.
+A cell's configuration is built in the order of :data:`LAYERS`, each layer over the ones before:
+base -> the block's set -> the grid point -> the profile's set -> the protocol -> --set -> the matching
+overrides' set -> the data choice -> the backbone's defaults -> the profile's scale -> the seed.
+The grid point is its config axes and the settings of its label axes; the backbone's defaults are filled by
+``ExperimentConfig.resolved``, once per grid point. Every cell is validated (config fields, known names, a
+model that can be built) before anything runs; errors name the study file and field. A cell holds its
+``ResolvedConfig``, which the runner, executors and report use as it is.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bench.archive import variant_suffix
+from bench.archive import archive_path, variant_suffix
 from bench.cells import Cell
 from bench.data_files import data_fingerprint, required_files
 from bench.loader import StudyError, load_study_file, non_finite_error
@@ -40,6 +42,21 @@ SYNTHETIC_KEYPOINTS = {"cpn_ft_h36m_dbb": SYNTHETIC_DETECTOR}
 MPI_INF_3DHP_SEQUENCES = "training S1-S8 (Seq1, Seq2), test TS1-TS6"
 
 
+SETTINGS_LAYERS = (
+    "base",
+    "the block's set",
+    "the grid point",
+    "the profile's set",
+    "the protocol",
+    "--set",
+    "the matching overrides' set",
+    "the data choice",
+)
+"""The layers of settings merged into a cell's configuration tree, in this order (:meth:`_Expander.layer`)."""
+LAYERS = (*SETTINGS_LAYERS, "the backbone's defaults", "the profile's scale", "the seed")
+"""Every layer of a cell's configuration, in order: the settings, then what :meth:`_Expander.expand` does."""
+
+
 def synthetic_root(size: str) -> str:
     return f"data/synthetic-{size}"
 
@@ -58,6 +75,10 @@ class Expansion:
     archive and report."""
     protocol: str | None = None
     """The training protocol of the cells (the profile's or ``--protocol``), None: the cells' own settings."""
+
+    def archive(self, folder: str | Path) -> Path:
+        """The cells' results archive in ``folder``: ``<study>.<profile><variant>.jsonl``."""
+        return archive_path(folder, self.study.study, self.profile + self.variant)
 
     def device_problem(self) -> str | None:
         """Why this machine cannot run the cells' ``train.device`` (``bench run`` refuses; ``validate``
@@ -313,41 +334,53 @@ class _Expander:
                 yield i, dict(zip(names, values, strict=True))
 
     def raw_config(self, block_index: int, labels: dict[str, Any]) -> dict[str, Any]:
+        """The configuration tree of one grid point: every layer of :data:`SETTINGS_LAYERS` merged in order."""
         tree: dict[str, Any] = {}
-        merge(tree, copy.deepcopy(self.study.base))
-        merge(tree, self.study.grid[block_index].set)
-        for axis, value in labels.items():
-            if axis in self.study.labels:
-                merge(tree, self.study.labels[axis][str(value)])
-            else:
-                set_path(tree, axis, value)
-        merge(tree, self.profile.set)
-        if self.protocol is not None:
-            merge(tree, protocol_settings(self.protocol, get_path(tree, "model.backbone") or "mixste"))
-        merge(tree, self.settings)
-        for override in self.overrides(tree):
-            merge(tree, override.set)
-        self.apply_data(tree)
+        for layer in SETTINGS_LAYERS:
+            for settings in self.layer(layer, tree, block_index, labels):
+                merge(tree, settings)
         return tree
+
+    def layer(
+        self, name: str, tree: dict[str, Any], block_index: int, labels: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """The settings of layer ``name`` over ``tree``, the layers before it (which the protocol, the
+        overrides and the data choice depend on)."""
+        if name == "base":
+            return [copy.deepcopy(self.study.base)]
+        if name == "the block's set":
+            return [self.study.grid[block_index].set]
+        if name == "the grid point":
+            labelled = self.study.labels
+            return [labelled[a][str(v)] if a in labelled else {a: v} for a, v in labels.items()]
+        if name == "the profile's set":
+            return [self.profile.set]
+        if name == "the protocol":
+            backbone = get_path(tree, "model.backbone") or "mixste"
+            return [protocol_settings(self.protocol, backbone)] if self.protocol is not None else []
+        if name == "--set":
+            return [self.settings]
+        if name == "the matching overrides' set":
+            return [override.set for override in self.overrides(tree)]
+        return [{"data": self.data_choice(tree.get("data") or {})}]
 
     def overrides(self, tree: dict[str, Any]) -> list[Any]:
         """The profile overrides whose ``when`` matches this (unresolved) configuration."""
         return [o for o in self.profile.overrides if all(get_path(tree, k) == v for k, v in o.when.items())]
 
-    def apply_data(self, tree: dict[str, Any]) -> None:
-        data = tree.setdefault("data", {})
+    def data_choice(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The data settings of real or synthetic data, given the ``data`` settings so far."""
         if self.data == "synthetic":
             size = data.get("synthetic") or self.profile.synthetic
-            data["synthetic"] = size
-            data["dataset"] = "h36m"  # the synthetic set is Human3.6M-like; it stands in for 3DHP too
             keypoints = data.get("keypoints", "gt")
-            data["keypoints"] = SYNTHETIC_KEYPOINTS.get(keypoints, keypoints)
-            data.setdefault("root", synthetic_root(size))
-        else:
-            data["synthetic"] = None
-            dataset = data.get("dataset") or self.study.requires
-            data["dataset"] = dataset
-            data.setdefault("root", REAL_DATA_ROOTS[dataset])
+            return {  # the synthetic set is Human3.6M-like; it stands in for 3DHP too
+                "synthetic": size,
+                "dataset": "h36m",
+                "keypoints": SYNTHETIC_KEYPOINTS.get(keypoints, keypoints),
+                "root": data.get("root", synthetic_root(size)),
+            }
+        dataset = data.get("dataset") or self.study.requires
+        return {"synthetic": None, "dataset": dataset, "root": data.get("root", REAL_DATA_ROOTS[dataset])}
 
     def origin(self, path: str, block_index: int) -> str:
         """Which part of the study file set the config field ``path`` (for error messages)."""
@@ -433,13 +466,7 @@ class _Expander:
     def check_buildable(self, config: Any, labels: dict[str, Any]) -> None:
         """Construct the model on the meta device: impossible sizes fail here, before any training."""
         from tmt.errors import TmtError
-        from tmt.losses import LOSS_TERMS
 
-        unknown = [t for t in (config.train.loss or {}) if t not in LOSS_TERMS]
-        if unknown:
-            raise self.fail(
-                "train.loss", f"unknown loss term(s) {unknown}; allowed: {', '.join(LOSS_TERMS)}", labels
-            )
         if not self.check_models:
             return
         key = config.model.model_dump_json() + config.train.strategy

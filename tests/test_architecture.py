@@ -124,3 +124,13 @@ def test_the_cycle_finder_finds_a_planted_circle() -> None:
     graph = _module_imports(ROOT)
     graph["tmt.training.defaults"] = {*graph["tmt.training.defaults"], "tmt.training.config"}
     assert _cycle(graph) == ["tmt.training.config", "tmt.training.defaults", "tmt.training.config"]
+
+
+def test_the_order_of_a_cells_layers_is_one_list_that_the_docs_quote() -> None:
+    """``bench.study.LAYERS`` is the order; the module's docstring and the docs quote it as it is."""
+    from bench import study
+
+    order = " -> ".join(study.LAYERS)
+    docs = [(ROOT / "docs" / name).read_text(encoding="utf-8") for name in ("architecture.md", "studies.md")]
+    for text in (study.__doc__ or "", *docs):
+        assert order in " ".join(text.split())

@@ -456,3 +456,30 @@ def test_the_offline_default_and_its_opt_out_are_stated() -> None:
     assert "else offline" in wandb_help and "./wandb/" in wandb_help and "disabled logs nothing" in wandb_help
     readme = " ".join((DOCS.parents[1] / "README.md").read_text(encoding="utf-8").split())
     assert "./wandb/" in readme and "--wandb disabled" in readme
+
+
+def test_a_protocol_run_gets_its_own_wandb_group(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--protocol honest`` names other experiments than the profile's own: their W&B group is the
+    expansion's variant, as their archive and report are, never the group of the profile's cells (on the
+    smoke profile both protocols run the same cells, which ``--force`` reruns here)."""
+    from bench.cli import main
+
+    runs = _fake_wandb(monkeypatch)
+    monkeypatch.setattr(runner, "execute", fake_execute)
+    study = Path(__file__).resolve().parents[1] / "studies" / "table7.yaml"
+    args = [
+        "run",
+        str(study),
+        "--profile",
+        "smoke",
+        "--only",
+        "model.dim=128",
+        "--only",
+        "train.strategy=tmt",
+    ]
+    args += ["--wandb", "offline", "--no-report", "--results", str(workdir / "results")]
+    assert main(args) == 0
+    assert main([*args, "--protocol", "honest", "--force"]) == 0
+    variant = "+model.dim=128+train.strategy=tmt"
+    assert [run.init["group"] for run in runs] == [f"table7{variant}", f"table7+protocol=honest{variant}"]
+    assert (workdir / "results" / f"table7.smoke+protocol=honest{variant}.jsonl").exists()

@@ -108,8 +108,8 @@ def all_studies(folder: Path = Path("studies")) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     """Report each of ``args.studies`` (or all of ``studies/`` with ``args.all``) for ``args.profile``."""
+    from bench.archive import import_archive
     from bench.options import parse_only, parse_settings
-    from bench.store import Store
     from bench.study import expand, load_study
 
     settings = parse_settings(getattr(args, "settings", []) or [])
@@ -135,13 +135,9 @@ def run(args: argparse.Namespace) -> int:
             only=only,
             protocol=getattr(args, "protocol", None),
         )
+        import_archive(expansion.archive(getattr(args, "results", None) or "results"), store, expansion.cells)
         report_expansion(
-            expansion,
-            store,
-            out_dir,
-            results_dir=getattr(args, "results", None) or "results",
-            tracking=tracking,
-            replace=getattr(args, "replace", False),
+            expansion, store, out_dir, tracking=tracking, replace=getattr(args, "replace", False)
         )
     print(f"index: {write_index(out_dir)}")
     return 0
@@ -152,21 +148,16 @@ def report_expansion(
     store: Store,
     out_dir: Path,
     *,
-    results_dir: str | Path | None = "results",
     tracking: str = "disabled",
     replace: bool = False,
 ) -> dict[str, Any] | None:
-    """Write the report of one expanded study (the cells ``bench run`` ran, or ``bench report`` expanded):
-    the cells of its archive in ``results_dir`` are taken into the store first (None: the store alone); a
-    report with fewer finished cells than the one on disk is kept unless ``replace``. Returns the index
-    summary written, or None."""
-    from bench.archive import archive_path, import_archive
+    """Write the report of one expanded study from the store (the cells ``bench run`` ran, or ``bench
+    report`` expanded and took from the archive); a report with fewer finished cells than the one on disk is
+    kept unless ``replace``. Returns the index summary written, or None."""
     from bench.paper import load_paper_table
 
-    study, variant = expansion.study, expansion.variant
-    profile_name = expansion.profile + variant
-    if results_dir is not None:
-        import_archive(archive_path(results_dir, study.study, profile_name), store, expansion.cells)
+    study = expansion.study
+    profile_name = expansion.profile + expansion.variant
     layouts = [layout.model_copy(update={"paper": layout.paper or study.paper}) for layout in study.layouts]
     papers = {name: load_paper_table(name) for name in {lay.paper for lay in layouts if lay.paper}}
     profile = study.profiles[expansion.profile]

@@ -9,6 +9,7 @@ those values resumes it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import socket
@@ -203,7 +204,8 @@ def run_search(
     if budget < 0:
         raise TmtError(f"--trials: must be at least 0, got {budget}")
     settings = dict(settings or {})
-    ensure_data(spec.reference(profile, data=data, settings=settings), log)  # missing real data: stop now
+    reference = spec.reference(profile, data=data, settings=settings)
+    ensure_data(reference, log)  # missing real data: stop now
     previous = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the objective logs each trial itself
     try:
@@ -223,7 +225,7 @@ def run_search(
             store,
             data,
             settings,
-            tracking or Tracking(),
+            dataclasses.replace(tracking or Tracking(), variant=reference.variant),
             lock=TrialLock(handle.locks),
             log=log,
         )
