@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.cells import Cell, cell_id
-from bench.store import Store, file_lock, write_text_atomic
+from bench.store import Store
 from tmt.errors import DataError
+from tmt.files import file_lock, write_text_atomic
 
 SAFE_PART = re.compile(r"[A-Za-z0-9_.,=-]+")
 
@@ -103,7 +104,7 @@ def export_archive(path: Path, store: Store, cells: Iterable[Cell]) -> int:
 
     Several processes may export cells of one study at once (two ``bench run`` of one study, the workers of a
     pool or of a Slurm array: each exports the cell it finished), so the archive is read, merged and rewritten
-    under its lock, ``.<name>.lock`` beside it (:func:`bench.store.file_lock`, waiting): no process overwrites a
+    under its lock, ``.<name>.lock`` beside it (:func:`tmt.files.file_lock`, waiting): no process overwrites a
     line that another has just added. The new text goes to ``.<name>.tmp``, is flushed to disk and renamed over
     the archive, so a process killed at any moment leaves the previous complete archive; only the lock's
     holder writes that file, so it needs no process id in its name, and the next export overwrites one that a

@@ -3,24 +3,24 @@
 ``<id>/config.json`` (written first, records every study that asked for the cell), ``checkpoint.pt`` (the
 trainer's, for resume), ``history.jsonl`` (per-epoch records, appended), ``result.json`` (written atomically
 once the cell finished: a cell is done iff it exists) and ``failure.json`` (why it failed). A per-cell
-``lock`` file held with ``flock`` (:func:`file_lock`) keeps two processes from running one cell; the kernel
+``lock`` file held with ``flock`` (:func:`tmt.files.file_lock`) keeps two processes from running one cell; the kernel
 drops the lock when its process dies, so a killed worker never blocks the cell.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from bench.cells import Cell
+from tmt.files import file_lock, write_text_atomic
 from tmt.training.experiment import CHECKPOINT, MODEL_FILE
 
 DEFAULT_ROOT = "runs"
@@ -36,51 +36,8 @@ def default_root() -> Path:
     return Path(os.environ.get("BENCH_STORE") or DEFAULT_ROOT)
 
 
-def write_text_atomic(path: Path, text: str, tmp: Path | None = None) -> None:
-    """Write ``text`` to a temporary file in the same folder, flush it to disk, then rename it over ``path``:
-    a reader (or a process killed meanwhile) sees the old file or the new one, never a part of either.
-
-    ``tmp`` defaults to a name of this process (``.<name>.<pid>.tmp``), so that two writers never share one;
-    a caller that holds a lock on ``path`` may pass a fixed name instead, which the next writer reuses.
-    """
-    tmp = tmp or path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # left only when the write failed (a full disk)
-
-
 def write_json_atomic(path: Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True, allow_nan=True))
-
-
-@contextlib.contextmanager
-def file_lock(path: Path, *, wait: bool = False) -> Iterator[bool]:
-    """Hold an exclusive ``flock`` on ``path`` (created if missing, this process's id written into it).
-
-    Yields whether this process holds the lock: without ``wait`` False at once when another process holds
-    it, with ``wait`` always True once the holder has let go. The kernel drops the lock when its process
-    dies, so a killed holder never blocks anyone.
-    """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
 
 
 def read_json(path: Path) -> Any:
@@ -128,29 +85,16 @@ class Store:
         return sorted(p.name for p in self.root.iterdir() if (p / CONFIG).exists())
 
     # -- locking --------------------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def lock(self, cell_id: str) -> Iterator[bool]:
-        """Try to take the cell's lock without waiting; yields whether this process holds it."""
-        folder = self.path(cell_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        with file_lock(folder / LOCK) as held:
-            yield held
+    def lock(self, cell_id: str) -> contextlib.AbstractContextManager[bool]:
+        """Try to take the cell's lock without waiting; the ``with`` block gets whether this process holds it."""
+        self.path(cell_id).mkdir(parents=True, exist_ok=True)
+        return file_lock(self.path(cell_id) / LOCK)
 
     def is_locked(self, cell_id: str) -> bool:
         """Whether another process is running the cell right now."""
         path = self.path(cell_id) / LOCK
-        if not path.exists():
-            return False
-        fd = os.open(path, os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        else:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return False
-        finally:
-            os.close(fd)
+        with file_lock(path, create=False) as free:
+            return not free and path.exists()
 
     # -- writing (callers hold the cell's lock) -------------------------------------------------------------
     def prepare(self, cell: Cell) -> Path:

@@ -19,9 +19,10 @@ from bench import runner
 from bench.archive import export_archive, import_archive, read_archive, variant_suffix
 from bench.cells import Cell
 from bench.cli import main
-from bench.store import Store, file_lock
+from bench.store import Store
 from bench.study import expand_file
 from tmt.errors import DataError
+from tmt.files import file_lock
 from tmt.training.config import load_config
 
 

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import fcntl
 import importlib.util
 import inspect
 import os
-import socket
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -35,6 +33,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from bench.store import Store
 from tmt.errors import ConfigError
+from tmt.files import file_lock
 
 JOURNAL_DIR = "optuna"
 STALE_GRACE_S = 60.0
@@ -91,7 +90,8 @@ def open_storage(url: str | None, store: Store, study_name: str) -> SearchStorag
 
 
 class FlockJournalLock:
-    """The journal's write lock as an ``flock``: the kernel drops it when its holder dies.
+    """The journal's write lock as an ``flock`` (:func:`tmt.files.file_lock`): the kernel drops it when its
+    holder dies.
 
     Optuna's default symlink lock stays behind when a worker is killed while appending, and its stale-lock
     check stats the symlink's (missing) target, so every later worker would wait forever.
@@ -99,19 +99,13 @@ class FlockJournalLock:
 
     def __init__(self, path: str) -> None:
         self._path = path
-        self._fd: int | None = None
+        self._held = contextlib.ExitStack()
 
     def acquire(self) -> bool:
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        self._fd = fd
-        return True
+        return self._held.enter_context(file_lock(self._path, wait=True))
 
     def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        self._held.close()
 
 
 def _redact(url: str) -> str:
@@ -218,47 +212,23 @@ class TrialLock:
 
     def __init__(self, folder: Path):
         self.folder = folder
-        self.fd: int | None = None
         self.path: Path | None = None
+        self._held = contextlib.ExitStack()
 
     def acquire(self, number: int) -> None:
         """Create ``<number>.lock`` already locked: a checker never sees it unheld while this worker lives."""
         self.release()
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self.folder / f".{number}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
+        self._held.enter_context(file_lock(tmp, wait=True))
         self.path = self.folder / f"{number}.lock"
         os.replace(tmp, self.path)
-        self.fd = fd
 
     def release(self) -> None:
-        if self.fd is None:
-            return
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        os.close(self.fd)
-        self.fd, self.path = None, None
-
-
-@contextlib.contextmanager
-def _try_lock(path: Path):
-    """Yields True when nobody holds the lock on ``path`` (and holds it meanwhile), False otherwise."""
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except FileNotFoundError:
-        yield False
-        return
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+        self._held.close()
+        self.path = None
 
 
 def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str, *, retry: bool = True) -> bool:
@@ -292,7 +262,7 @@ def fail_stale_trials(
         path = handle.locks / f"{trial.number}.lock"
         reason = None
         if path.exists():
-            with _try_lock(path) as free:
+            with file_lock(path, create=False) as free:
                 if free and study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
                     reason = "its worker process ended without finishing it (killed or crashed)"
                     if fail_trial(study, trial, reason):

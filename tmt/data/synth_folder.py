@@ -9,14 +9,13 @@ beside the folder the user named. A non-empty folder with neither file is a user
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from tmt.errors import DataError
+from tmt.files import file_lock, write_text_atomic
 
 MARKER = ".tmt-synthetic.json"
 PARTIAL = ".tmt-synthetic.partial"
@@ -39,15 +38,12 @@ def read_marker(root: Path) -> dict[str, Any] | None:
 
 @contextlib.contextmanager
 def _locked(root: Path) -> Iterator[None]:
-    try:
-        fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as err:
-        raise DataError(f"{root}: cannot write in the synthetic data folder ({err.strerror})") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(file_lock(root / LOCK, wait=True))
+        except OSError as err:
+            raise DataError(f"{root}: cannot write in the synthetic data folder ({err.strerror})") from None
         yield
-    finally:
-        os.close(fd)
 
 
 def ensure_synthetic(
@@ -91,9 +87,7 @@ def ensure_synthetic(
         if log is not None:
             log(f"generating the synthetic {size} set in {root} (first use)")
         write_synth(root, size=size, seed=seed, detector_name=detector)
-        tmp = root / f"{MARKER}.tmp"
-        tmp.write_text(json.dumps(wanted, indent=1) + "\n")
-        os.replace(tmp, root / MARKER)
+        write_text_atomic(root / MARKER, json.dumps(wanted, indent=1) + "\n")
         partial.unlink()
     return root
 
