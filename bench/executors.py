@@ -15,7 +15,8 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -98,49 +99,58 @@ def _set_thread_variables(threads: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-def run_cell_job(
-    run_cell: RunCell,
-    cell: Cell,
-    store: Store,
-    threads: int | None,
-    cwd: str,
-    options: dict[str, Any],
-    modules: Sequence[str] = (),
-) -> CellOutcome:
-    """A cell in a worker process or a Slurm job: the submitter's working directory, a bounded thread count,
-    the modules the submitter imported with ``--import`` (a user's backbone must be registered here too).
+@dataclass(frozen=True)
+class CellJob:
+    """A cell in a worker process or a Slurm job, run as the submitter would: from its working directory (relative
+    data roots and stores resolve as they did there), with the modules it imported with ``--import`` (a
+    user's backbone must be registered here too) and a bounded thread count (None: all the cores the job was
+    given; the cell's own ``train.threads`` wins). Pickled whole to the worker, ``run_cell`` by name.
 
-    ``threads`` None means all the cores the job was given. The cell's own ``train.threads`` wins.
+    ``distributed``: one process of a Slurm job that trains its cell data-parallel; it first sets the
+    torch.distributed variables of the job's tasks (rank, world size, the first node as the rendezvous).
+    Rank 0 runs the cell against the store; the other ranks train beside it (:func:`bench.runner.run_cell`).
     """
-    os.chdir(cwd)  # relative data roots and stores resolve as they did where the cells were submitted
-    import_modules(modules)
-    limit_threads(cell.config.train.threads or threads or allowed_cores())
-    return run_cell(cell, store, **options)
+
+    run_cell: RunCell
+    store: Store
+    threads: int | None
+    cwd: str
+    options: dict[str, Any]
+    modules: tuple[str, ...] = ()
+    distributed: bool = False
+
+    def __call__(self, cell: Cell) -> CellOutcome:
+        if self.distributed:
+            import submitit
+
+            # each process keeps every GPU of its node visible and picks its own by LOCAL_RANK
+            submitit.helpers.TorchDistributedEnvironment().export(
+                set_cuda_visible_devices=False, overwrite=True
+            )
+        os.chdir(self.cwd)
+        import_modules(self.modules)
+        limit_threads(cell.config.train.threads or self.threads or allowed_cores())
+        return self.run_cell(cell, self.store, **self.options)
 
 
-def run_cell_task(
-    run_cell: RunCell,
-    cell: Cell,
-    store: Store,
-    threads: int | None,
-    cwd: str,
-    options: dict[str, Any],
-    modules: Sequence[str] = (),
-) -> CellOutcome:
-    """One process of a Slurm job that trains its cell data-parallel: the torch.distributed variables of
-    the job's tasks (rank, world size, the first node as the rendezvous), then the cell as in any job.
-    Rank 0 runs it against the store; the other ranks train beside it (:func:`bench.runner.run_cell`)."""
-    import submitit
-
-    # each process keeps every GPU of its node visible and picks its own by LOCAL_RANK
-    submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
-    return run_cell_job(run_cell, cell, store, threads, cwd, options, modules)
-
-
-def _absolute(store: Store) -> Store:
-    from bench.store import Store
-
-    return Store(store.root.resolve())
+def _collect(
+    jobs: Sequence[tuple[Cell, Any]],
+    ended: Iterable[Any],
+    outcome: Callable[[Any], CellOutcome],
+    failure: Callable[[Any, Exception], str],
+    report: Report,
+) -> None:
+    """Report each cell as its job ends (``ended``: the jobs in the order they end). A job that died outside
+    ``run_cell`` (killed, out of memory, a time limit) fails its cell, which resumes from its checkpoint on the
+    next run; ``failure(job, err)`` says how."""
+    cells = {id(job): cell for cell, job in jobs}
+    for job in ended:
+        cell = cells[id(job)]
+        try:
+            found = outcome(job)
+        except Exception as err:
+            found = CellOutcome(cell.id, "failed", failure(job, err))
+        report(cell, found)
 
 
 # ----------------------------------------------------------------------------------------------- executors
@@ -165,14 +175,11 @@ class LocalExecutor:
             report(cell, run_cell(cell, store, progress=progress, **options))
 
 
-class PoolExecutor:
-    """``jobs`` spawned worker processes (no forked torch state), each with ``cores // jobs`` threads."""
+class _JobExecutor:
+    """An executor whose cells run as :class:`CellJob` in other processes (the progress display stays here)."""
 
-    name = "pool"
-
-    def __init__(self, jobs: int, cores: int | None = None):
-        self.jobs = jobs
-        self.threads = worker_threads(jobs, cores)
+    threads: int | None = None
+    distributed = False
 
     def run(
         self,
@@ -184,36 +191,48 @@ class PoolExecutor:
         progress: RunProgress | None = None,
         **options: Any,
     ) -> None:
+        from bench.store import Store
+
+        if cells:
+            store = Store(store.root.resolve())
+            job = CellJob(
+                run_cell, store, self.threads, os.getcwd(), options, imported_modules(), self.distributed
+            )
+            self.submit(cells, job, report)
+
+    def submit(self, cells: Sequence[Cell], job: CellJob, report: Report) -> None:
+        """Run ``job`` on every cell and report each outcome as it arrives."""
+        raise NotImplementedError
+
+
+class PoolExecutor(_JobExecutor):
+    """``jobs`` spawned worker processes (no forked torch state), each with ``cores // jobs`` threads."""
+
+    name = "pool"
+
+    def __init__(self, jobs: int, cores: int | None = None):
+        self.jobs = jobs
+        self.threads = worker_threads(jobs, cores)
+
+    def submit(self, cells: Sequence[Cell], job: CellJob, report: Report) -> None:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        if not cells:
-            return
-        store, cwd = _absolute(store), os.getcwd()
         with ProcessPoolExecutor(
             max_workers=min(self.jobs, len(cells)),
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_set_thread_variables,
             initargs=(self.threads,),
         ) as pool:
-            futures = {
-                pool.submit(
-                    run_cell_job, run_cell, cell, store, self.threads, cwd, options, imported_modules()
-                ): cell
-                for cell in cells
-            }
+            futures = [(cell, pool.submit(job, cell)) for cell in cells]
             try:
-                for future in as_completed(futures):
-                    cell = futures[future]
-                    try:
-                        outcome = future.result()
-                    except (
-                        Exception
-                    ) as err:  # the worker died (killed, out of memory): the cell resumes next run
-                        outcome = CellOutcome(
-                            cell.id, "failed", f"worker process failed: {type(err).__name__}: {err}"
-                        )
-                    report(cell, outcome)
+                _collect(
+                    futures,
+                    as_completed([future for _, future in futures]),
+                    lambda future: future.result(),
+                    lambda _, err: f"worker process failed: {type(err).__name__}: {err}",
+                    report,
+                )
             except BaseException:  # interrupted, or the study was stopped: start no further cell
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
@@ -331,7 +350,7 @@ def slurm_options(section: dict[str, Any], source: str) -> SlurmOptions:
     return options
 
 
-class SlurmExecutor:
+class SlurmExecutor(_JobExecutor):
     """One job per cell through submitit (a job array); the submitting process waits and reports each one.
 
     A job of several processes (``nodes`` x ``tasks_per_node``) trains its cell data-parallel, one process per
@@ -361,57 +380,34 @@ class SlurmExecutor:
                 "--slurm-cluster local to run the jobs as local processes"
             )
         self.options, self.cluster, self.parallelism = options, cluster, parallelism
+        self.threads = options.cpus  # None: every core the job was given
+        self.distributed = options.processes > 1
         self.folder = folder
         self.poll_s = poll_s if poll_s is not None else (1.0 if cluster == "local" else 15.0)
 
-    def run(
-        self,
-        cells: Sequence[Cell],
-        store: Store,
-        report: Report,
-        run_cell: RunCell,
-        *,
-        progress: RunProgress | None = None,
-        **options: Any,
-    ) -> None:
+    def submit(self, cells: Sequence[Cell], job: CellJob, report: Report) -> None:
         import submitit
 
-        if not cells:
-            return
-        store, cwd = _absolute(store), os.getcwd()
-        folder = (self.folder or store.root / ".slurm" / cells[0].study).resolve()
+        folder = (self.folder or job.store.root / ".slurm" / cells[0].study).resolve()
         executor = submitit.AutoExecutor(folder=folder / "%j", cluster=self.cluster)
         params = self.options.parameters(f"bench-{cells[0].study}", self.parallelism)
         if self.cluster == "local":
             params = {k: v for k, v in params.items() if not k.startswith("slurm_")}
             params.setdefault("timeout_min", 7 * 24 * 60)  # submitit's local default is a few minutes
         executor.update_parameters(**params)
-        threads = self.options.cpus  # None: every core the job was given
-        entry = run_cell_task if self.options.processes > 1 else run_cell_job
         with executor.batch():
-            submitted = [
-                (
-                    cell,
-                    executor.submit(entry, run_cell, cell, store, threads, cwd, options, imported_modules()),
-                )
-                for cell in cells
-            ]
-        jobs = {id(job): cell for cell, job in submitted}
+            submitted = [(cell, executor.submit(job, cell)) for cell in cells]
         try:
-            for job in submitit.helpers.as_completed(
-                [job for _, job in submitted], poll_frequency=self.poll_s
-            ):
-                cell = jobs[id(job)]
-                try:
-                    outcome = job.results()[0]  # a job of several processes: rank 0 records the cell
-                except Exception as err:  # the job failed outside run_cell (killed, time limit, node failure)
-                    first = str(err).strip().splitlines()[:1]
-                    outcome = CellOutcome(
-                        cell.id,
-                        "failed",
-                        f"Slurm job {job.job_id} failed: {type(err).__name__}: {''.join(first)}",
-                    )
-                report(cell, outcome)
+            _collect(
+                submitted,
+                submitit.helpers.as_completed([job for _, job in submitted], poll_frequency=self.poll_s),
+                lambda job: job.results()[0],  # a job of several processes: rank 0 records the cell
+                lambda job, err: (
+                    f"Slurm job {job.job_id} failed: {type(err).__name__}: "
+                    + "".join(str(err).strip().splitlines()[:1])
+                ),
+                report,
+            )
         except KeyboardInterrupt:
             for _, job in submitted:
                 if not job.done():

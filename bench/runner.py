@@ -135,7 +135,7 @@ def run_cell(
     """
     from tmt.training.distributed import Processes
 
-    processes = Processes.from_env()  # a multi-process Slurm job (bench.executors.run_cell_task)
+    processes = Processes.from_env()  # a multi-process Slurm job (bench.executors.CellJob, distributed)
     if not processes.main:
         return _train_beside_rank_0(cell, store, processes)
     with store.lock(cell.id) as held:

@@ -81,8 +81,8 @@ def test_cell_job_limits_threads_unless_the_cell_sets_them(
     )
     store = Store(tmp_path / "runs")
     try:
-        executors.run_cell_job(runner.run_cell, unset, store, 3, str(tmp_path), {})
-        executors.run_cell_job(runner.run_cell, cell, store, 3, str(tmp_path), {"force": True})  # 1 thread
+        executors.CellJob(runner.run_cell, store, 3, str(tmp_path), {})(unset)
+        executors.CellJob(runner.run_cell, store, 3, str(tmp_path), {"force": True})(cell)  # 1 thread
     finally:
         torch.set_num_threads(1)
     assert seen == [(3, "3"), (1, "1")]
