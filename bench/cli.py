@@ -11,17 +11,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.options import add_wandb_options, parse_only, parse_settings, tracking_from_args
-from bench.protocol import PROTOCOLS
+from bench.executors import EXECUTORS, SLURM_CLUSTERS, SLURM_FLAGS
+from bench.options import (
+    add_cell_options,
+    add_output_options,
+    add_wandb_options,
+    expansion_from_args,
+    tracking_from_args,
+)
+from bench.search.spec import PRUNERS
 from bench.tracking import MODES
 from tmt.cli.help_format import DefaultsHelpFormatter
 from tmt.errors import TmtError
 from tmt.plugins import add_import_option, import_modules
-
-DEFAULT_PROFILE = "cpu"
-DATA_CHOICES = ("real", "synthetic")
-EXECUTOR_CHOICES = ("local", "pool", "slurm")
-PRUNER_CHOICES = ("median", "hyperband", "none")
 
 EPILOG = """examples:
   python -m bench run studies/table7.yaml                  # cpu profile: synthetic data, 3 seeds, hours
@@ -33,19 +35,6 @@ EPILOG = """examples:
 the store defaults to ./runs (or $BENCH_STORE); W&B runs offline unless --wandb says otherwise."""
 
 
-def _store_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--store", type=Path, default=None, help="result store folder (default: $BENCH_STORE or ./runs)"
-    )
-    parser.add_argument(
-        "--results",
-        type=Path,
-        default=Path("results"),
-        help="results archive folder: <study>.<profile>.jsonl per study, read before a run and written as "
-        "each cell finishes (default: results)",
-    )
-
-
 def _add_run(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "run",
@@ -55,15 +44,7 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         "resumes from its checkpoint), record failures and go on, then write the report.",
     )
     p.add_argument("study", metavar="STUDY", type=Path, help="study file, e.g. studies/table7.yaml")
-    p.add_argument(
-        "--profile",
-        default=DEFAULT_PROFILE,
-        help="paper (the paper's settings, real data), cpu (default: scaled, synthetic data, >= 3 seeds) "
-        "or smoke (a minute, CI)",
-    )
-    p.add_argument(
-        "--seeds", type=int, default=None, metavar="N", help="run seeds 0..N-1 (default: the profile's)"
-    )
+    add_cell_options(p)
     p.add_argument(
         "--force",
         action="store_true",
@@ -79,23 +60,7 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dry-run", action="store_true", help="list the cells with their status and estimated cost"
     )
-    p.add_argument(
-        "--data",
-        choices=DATA_CHOICES,
-        default=None,
-        help="real data or the synthetic stand-in (default: the profile's: paper real, cpu/smoke synthetic)",
-    )
     add_wandb_options(p)
-    p.add_argument(
-        "--set",
-        dest="settings",
-        action="append",
-        default=[],
-        metavar="PATH=VALUE",
-        help="override a config field in every cell, e.g. train.device=cuda (repeatable; part of the cell id)",
-    )
-    _only_arg(p)
-    _protocol_arg(p)
     p.add_argument(
         "--jobs",
         type=int,
@@ -106,39 +71,24 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--executor",
-        choices=EXECUTOR_CHOICES,
+        choices=EXECUTORS,
         default=None,
         help="where cells run: local (this process), pool (--jobs worker processes, each with cores/N "
         "threads) or slurm (one job per cell through submitit); default: pool if --jobs > 1, else local",
     )
     slurm = p.add_argument_group("Slurm (--executor slurm; these override the study's slurm: section)")
-    study = "(default: the study's)"
-    slurm.add_argument("--slurm-partition", default=None, metavar="NAME", help=f"partition {study}")
-    slurm.add_argument(
-        "--slurm-time", default=None, metavar="TIME", help=f"time limit: minutes or HH:MM:SS {study}"
-    )
-    slurm.add_argument("--slurm-gpus", type=int, default=None, metavar="N", help=f"GPUs per job {study}")
-    slurm.add_argument(
-        "--slurm-cpus", type=int, default=None, metavar="N", help=f"CPUs per job (= torch threads) {study}"
-    )
-    slurm.add_argument("--slurm-mem", default=None, metavar="SIZE", help=f"memory per job, e.g. 32G {study}")
-    slurm.add_argument("--slurm-nodes", type=int, default=None, metavar="N", help=f"nodes per job {study}")
-    slurm.add_argument(
-        "--slurm-tasks-per-node",
-        type=int,
-        default=None,
-        metavar="N",
-        help=f"processes per node; more than one process per job trains each cell data-parallel {study}",
-    )
+    for name, (kind, metavar, words) in SLURM_FLAGS.items():
+        flag = f"--slurm-{name.replace('_', '-')}"
+        slurm.add_argument(
+            flag, type=kind, default=None, metavar=metavar, help=f"{words} (default: the study's)"
+        )
     slurm.add_argument(
         "--slurm-cluster",
-        choices=("slurm", "local"),
+        choices=SLURM_CLUSTERS,
         default="slurm",
         help="local: run the jobs as local processes through submitit (no Slurm needed)",
     )
-    p.add_argument("--no-report", action="store_true", help="do not write the report afterwards")
-    p.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports)")
-    _store_arg(p)
+    add_output_options(p)
     p.set_defaults(func=cmd_run)
 
 
@@ -161,25 +111,11 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=DefaultsHelpFormatter,
         help="write the report of studies from the store (paper vs reproduced, claims)",
         description="Read the store and write, per study, tables in the paper's layout and the claims' "
-        "verdicts.",
+        "verdicts. The cell options are those given to run.",
     )
     p.add_argument("studies", metavar="STUDY", type=Path, nargs="*", help="study files")
     p.add_argument("--all", action="store_true", help="every study in studies/")
-    p.add_argument(
-        "--profile", default=DEFAULT_PROFILE, help=f"which profile's results (default: {DEFAULT_PROFILE})"
-    )
-    p.add_argument(
-        "--seeds", type=int, default=None, metavar="N", help="seeds 0..N-1 (default: the profile's)"
-    )
-    p.add_argument(
-        "--data", choices=DATA_CHOICES, default=None, help="as given to run (default: the profile's)"
-    )
-    p.add_argument(
-        "--set", dest="settings", action="append", default=[], metavar="PATH=VALUE", help="as given to run"
-    )
-    _only_arg(p)
-    _protocol_arg(p)
-    p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: reports)")
+    add_cell_options(p)
     p.add_argument(
         "--wandb",
         choices=MODES,
@@ -192,7 +128,7 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="write a report even when the one on disk reports more finished cells (kept otherwise)",
     )
-    _store_arg(p)
+    add_output_options(p, no_report=False)
     p.set_defaults(func=cmd_report)
 
 
@@ -206,9 +142,7 @@ def _add_search(subparsers: argparse._SubParsersAction) -> None:
         "same command several times at once to add workers. See docs/search.md.",
     )
     p.add_argument("spec", metavar="SEARCH", type=Path, help="search file, e.g. studies/search_dl_dm_T.yaml")
-    p.add_argument(
-        "--profile", default=DEFAULT_PROFILE, help=f"profile of every trial (default: {DEFAULT_PROFILE})"
-    )
+    add_cell_options(p, grid=False)
     p.add_argument(
         "--trials",
         type=int,
@@ -226,25 +160,9 @@ def _add_search(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--study-name", default=None, metavar="NAME", help="Optuna study name (default: <search>.<profile>)"
     )
-    p.add_argument("--pruner", choices=PRUNER_CHOICES, default=None, help="pruner type (default: the file's)")
-    p.add_argument(
-        "--data",
-        choices=DATA_CHOICES,
-        default=None,
-        help="real data or the synthetic stand-in (default: the profile's)",
-    )
-    p.add_argument(
-        "--set",
-        dest="settings",
-        action="append",
-        default=[],
-        metavar="PATH=VALUE",
-        help="override a config field in every trial (repeatable; part of the cell ids)",
-    )
+    p.add_argument("--pruner", choices=PRUNERS, default=None, help="pruner type (default: the file's)")
     add_wandb_options(p)
-    p.add_argument("--no-report", action="store_true", help="do not write the search report")
-    p.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports)")
-    _store_arg(p)
+    add_output_options(p)
     p.set_defaults(func=cmd_search)
 
 
@@ -266,40 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
 # ------------------------------------------------------------------------------------------ commands
 
 
-def _store(args: argparse.Namespace):
-    from bench.store import Store
-
-    return Store(args.store)
-
-
-def _protocol_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--protocol",
-        choices=PROTOCOLS,
-        default=None,
-        help="training protocol instead of the profile's: reference (no held-out validation, best test "
-        "epoch, MixSTE's gradient scaling; the paper profiles' default) or honest (10 %% held out, best "
-        "validation epoch, plain gradients); its cells are reported apart (+protocol=...)",
-    )
-
-
-def _only_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--only",
-        action="append",
-        default=[],
-        metavar="AXIS=V1,V2",
-        help="run (or report) only these values of a grid axis, e.g. model.depth=4 (repeatable)",
-    )
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
     from bench.cost import estimate_run_seconds
-    from bench.study import expand, load_study
+    from bench.loader import load_study_file
+    from bench.study import expand
     from tmt.progress import format_seconds
 
     for path in args.studies:
-        study = load_study(path)
+        study = load_study_file(path)
         names = [args.profile] if args.profile else list(study.profiles)
         parts = []
         for name in names:
@@ -321,24 +213,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.archive import import_archive
     from bench.runner import check_writable, run_cells
-    from bench.study import expand, load_study
+    from bench.store import Store
 
-    study = load_study(args.study)
-    settings = parse_settings(args.settings)
-    expansion = expand(
-        study,
-        str(args.study),
-        args.profile,
-        seeds=args.seeds,
-        data=args.data,
-        settings=settings,
-        only=parse_only(args.only),
-        protocol=args.protocol,
-    )
+    expansion = expansion_from_args(args, args.study)
+    study = expansion.study
     device_problem = expansion.device_problem()
     if device_problem and not args.dry_run and args.executor != "slurm":  # Slurm jobs run elsewhere
         raise TmtError(f"{device_problem}; run where it is, or --set train.device=cpu")
-    store = _store(args)
+    store = Store(args.store)
     archive = expansion.archive(args.results)
     if args.dry_run:
         _dry_run(expansion, store)
@@ -433,20 +315,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    try:
-        from bench.search import run as search_run
-    except ModuleNotFoundError as err:
-        if err.name != "bench.search":
-            raise
-        raise TmtError("search: bench.search is not available in this checkout") from None
+    from bench.search import run as search_run
 
     return int(search_run(args) or 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "store", None) is None and os.environ.get("BENCH_STORE"):
-        args.store = Path(os.environ["BENCH_STORE"])
     try:
         import_modules(args.imports)
         return int(args.func(args) or 0)

@@ -36,6 +36,20 @@ if TYPE_CHECKING:
 EXECUTORS = ("local", "pool", "slurm")
 SLURM_CLUSTERS = ("slurm", "local")
 """``local`` runs the "Slurm" jobs as local processes through submitit (tests, or a machine without Slurm)."""
+SLURM_FLAGS: dict[str, tuple[type, str, str]] = {
+    "partition": (str, "NAME", "partition"),
+    "time": (str, "TIME", "time limit: minutes or HH:MM:SS"),
+    "gpus": (int, "N", "GPUs per job"),
+    "cpus": (int, "N", "CPUs per job (= torch threads)"),
+    "mem": (str, "SIZE", "memory per job, e.g. 32G"),
+    "nodes": (int, "N", "nodes per job"),
+    "tasks_per_node": (
+        int,
+        "N",
+        "processes per node; more than one process per job trains each cell data-parallel",
+    ),
+}
+"""The Slurm settings ``bench run`` takes as ``--slurm-<name>`` (type, metavar, words), over a study's."""
 
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
@@ -444,15 +458,7 @@ def executor_from_args(args: Any, study: Any, source: str) -> Executor:
     """The executor asked for on the ``run`` command line; Slurm settings: the study's, then ``--slurm-*``."""
     slurm = None
     if args.executor == "slurm":
-        flags = {
-            "partition": args.slurm_partition,
-            "time": args.slurm_time,
-            "gpus": args.slurm_gpus,
-            "cpus": args.slurm_cpus,
-            "mem": args.slurm_mem,
-            "nodes": args.slurm_nodes,
-            "tasks_per_node": args.slurm_tasks_per_node,
-        }
+        flags = {name: getattr(args, f"slurm_{name}") for name in SLURM_FLAGS}
         SlurmOptions.model_validate({k: v for k, v in flags.items() if v is not None}).check(
             lambda name: f"--slurm-{name}"
         )

@@ -1,14 +1,106 @@
-"""Command-line values shared by ``bench run``, ``report`` and ``search``: ``--set PATH=VALUE`` and
-``--only AXIS=V1,V2``, parsed once into plain dicts (values as YAML scalars), and the W&B options, turned into
-one :class:`bench.tracking.Tracking`."""
+"""The command-line options that ``bench run``, ``report`` and ``search`` share, defined once: which cells
+(``--profile``, ``--data``, ``--set PATH=VALUE``, and for a study's grid ``--seeds``, ``--only AXIS=V1,V2``,
+``--protocol``), where results go (``--store``, ``--results``, ``--out``) and the W&B options; ``--set`` and
+``--only`` parsed once into plain dicts (values as YAML scalars), the W&B options into one
+:class:`bench.tracking.Tracking`."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from bench.protocol import PROTOCOLS
 from bench.tracking import MODES, Tracking, default_mode
 from tmt.errors import TmtError
+
+if TYPE_CHECKING:
+    from bench.study import Expansion
+
+DEFAULT_PROFILE = "cpu"
+DATA_CHOICES = ("real", "synthetic")
+
+
+def add_cell_options(p: argparse.ArgumentParser, *, grid: bool = True) -> None:
+    """The options that choose a study's cells; ``grid``: also those of a study's grid (``--seeds``,
+    ``--only``, ``--protocol``), which a search's trials (one seed, sampled values) do not take."""
+    p.add_argument(
+        "--profile",
+        default=DEFAULT_PROFILE,
+        help="paper (the paper's settings, real data), cpu (scaled, synthetic data, >= 3 seeds) or smoke (a "
+        "minute, CI)",
+    )
+    p.add_argument(
+        "--data",
+        choices=DATA_CHOICES,
+        default=None,
+        help="real data or the synthetic stand-in (default: the profile's: paper real, cpu/smoke synthetic)",
+    )
+    p.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a config field in every cell, e.g. train.device=cuda (repeatable; part of the cell ids)",
+    )
+    if not grid:
+        return
+    p.add_argument(
+        "--seeds", type=int, default=None, metavar="N", help="seeds 0..N-1 (default: the profile's)"
+    )
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="AXIS=V1,V2",
+        help="run (or report) only these values of a grid axis, e.g. model.depth=4 (repeatable)",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default=None,
+        help="training protocol instead of the profile's: reference (no held-out validation, best test "
+        "epoch, MixSTE's gradient scaling; the paper profiles' default) or honest (10 %% held out, best "
+        "validation epoch, plain gradients); its cells are reported apart (+protocol=...)",
+    )
+
+
+def add_output_options(p: argparse.ArgumentParser, *, no_report: bool = True) -> None:
+    """Where results go: the store, the results archive and the report folder (``no_report``: a command
+    that reports after its work can be told not to)."""
+    p.add_argument(
+        "--store", type=Path, default=None, help="result store folder (default: $BENCH_STORE or ./runs)"
+    )
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        help="results archive folder: <study>.<profile>.jsonl per study, read before a run and written as "
+        "each cell finishes",
+    )
+    p.add_argument("--out", type=Path, default=Path("reports"), help="report folder")
+    if no_report:
+        p.add_argument("--no-report", action="store_true", help="do not write the report afterwards")
+
+
+def expansion_from_args(args: argparse.Namespace, path: Path, *, check_models: bool = True) -> Expansion:
+    """The expansion of the study file ``path`` under the cell options of the command line."""
+    from bench.loader import load_study_file
+    from bench.study import expand
+
+    return expand(
+        load_study_file(path),
+        str(path),
+        args.profile,
+        seeds=args.seeds,
+        data=args.data,
+        check_models=check_models,
+        settings=parse_settings(args.settings),
+        only=parse_only(args.only),
+        protocol=args.protocol,
+    )
 
 
 def parse_only(items: Sequence[str]) -> dict[str, list[object]]:

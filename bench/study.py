@@ -222,10 +222,6 @@ def data_names_error(data: Any) -> tuple[str, str] | None:
     return _subjects_error(data, names) or _actions_error(data, names) or _keypoints_error(data, names)
 
 
-def load_study(path: str | Path) -> Study:
-    return load_study_file(path)
-
-
 # ------------------------------------------------------------------------------------------------------ dicts
 
 
@@ -570,4 +566,4 @@ def expand(
 
 
 def expand_file(path: str | Path, profile: str, **kwargs: Any) -> Expansion:
-    return expand(load_study(path), str(path), profile, **kwargs)
+    return expand(load_study_file(path), str(path), profile, **kwargs)

@@ -21,16 +21,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bench.cli import parse_only, parse_settings
+from bench.loader import load_study_file
+from bench.options import parse_only, parse_settings
 from bench.store import Store
-from bench.study import expand, load_study
+from bench.study import expand
 
 
 def paired_results(
     study_path: Path, profile: str, variants: dict[str, dict], only: dict, store: Store, metric: str
 ) -> pd.DataFrame:
     """One row per (grid point, seed) finished in both variants: the labels, seed, and a column per variant."""
-    study = load_study(study_path)
+    study = load_study_file(study_path)
     frames = []
     for name, settings in variants.items():
         cells = expand(
@@ -93,7 +94,7 @@ def main() -> None:
     a, b = parse_settings(args.a), parse_settings(args.b or ["train.precision=bf16"])
     if a == b:
         raise SystemExit("--a and --b name the same cells")
-    study = load_study(args.study)
+    study = load_study_file(args.study)
     variants = {_name(a): a, _name(b): b}
     pairs = paired_results(
         args.study, args.profile, variants, parse_only(args.only), Store(args.store), args.metric

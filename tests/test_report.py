@@ -12,6 +12,7 @@ import pytest
 from matplotlib import image as plt_image
 from scipy import stats
 
+from bench.loader import load_study_file
 from bench.paper import load_paper_table
 from bench.report import (
     ReportContext,
@@ -1075,7 +1076,7 @@ def test_cli_reports_a_study_from_the_store(tmp_path: Path, capsys):
     from bench.store import Store
 
     source = Path(__file__).resolve().parents[1] / "studies" / "table7.yaml"
-    study = study_mod.load_study(source)
+    study = load_study_file(source)
     cells = study_mod.expand(study, str(source), "smoke", check_models=False).cells
     store = Store(tmp_path / "runs")
     for i, c in enumerate(cells):
@@ -1110,7 +1111,7 @@ def test_cli_report_of_set_and_only_cells_is_a_separate_report(tmp_path: Path):
     from bench.store import Store
 
     source = Path(__file__).resolve().parents[1] / "studies" / "table7.yaml"
-    study = study_mod.load_study(source)
+    study = load_study_file(source)
     settings = {"train.precision": "bf16"}
     only = {"model.depth": [4]}
     cells = study_mod.expand(
@@ -1144,7 +1145,7 @@ def test_complexity_report_speaks_the_papers_units_and_judges_exact_counts(tmp_p
     from bench.store import Store
 
     source = Path(__file__).resolve().parents[1] / "studies" / "table4.yaml"
-    cells = study_mod.expand(study_mod.load_study(source), str(source), "smoke", check_models=False).cells
+    cells = study_mod.expand(load_study_file(source), str(source), "smoke", check_models=False).cells
     store = Store(tmp_path / "runs")
     for c in cells:
         frames, tmt = c.labels["model.frames"], c.labels["train.strategy"] == "tmt"
@@ -1354,7 +1355,7 @@ def test_a_report_is_not_replaced_by_one_with_fewer_finished_cells(tmp_path: Pat
     from bench.store import Store
 
     source = Path(__file__).resolve().parents[1] / "studies" / "table7.yaml"
-    cells = study_mod.expand(study_mod.load_study(source), str(source), "smoke", check_models=False).cells
+    cells = study_mod.expand(load_study_file(source), str(source), "smoke", check_models=False).cells
     full, partial = Store(tmp_path / "full"), Store(tmp_path / "partial")
     for i, c in enumerate(cells):
         for store in (full, partial) if i == 0 else (full,):

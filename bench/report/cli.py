@@ -109,36 +109,18 @@ def all_studies(folder: Path = Path("studies")) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     """Report each of ``args.studies`` (or all of ``studies/`` with ``args.all``) for ``args.profile``."""
     from bench.archive import import_archive
-    from bench.options import parse_only, parse_settings
-    from bench.study import expand, load_study
+    from bench.options import expansion_from_args
 
-    settings = parse_settings(getattr(args, "settings", []) or [])
-    only = parse_only(getattr(args, "only", []) or [])
-    paths = list(args.studies or [])
-    if not paths and getattr(args, "all", False):
-        paths = all_studies()
     out_dir, store = Path(args.out), Store(args.store)
-    tracking = getattr(args, "wandb", None) or "disabled"
+    tracking = args.wandb
     if tracking != "disabled":
         from bench.tracking import tracking_mode
 
         tracking = tracking_mode(tracking)
-    for path in paths:
-        expansion = expand(
-            load_study(path),
-            str(path),
-            args.profile,
-            seeds=getattr(args, "seeds", None),
-            data=getattr(args, "data", None),
-            check_models=False,
-            settings=settings,
-            only=only,
-            protocol=getattr(args, "protocol", None),
-        )
-        import_archive(expansion.archive(getattr(args, "results", None) or "results"), store, expansion.cells)
-        report_expansion(
-            expansion, store, out_dir, tracking=tracking, replace=getattr(args, "replace", False)
-        )
+    for path in args.studies or all_studies():
+        expansion = expansion_from_args(args, path, check_models=False)
+        import_archive(expansion.archive(args.results), store, expansion.cells)
+        report_expansion(expansion, store, out_dir, tracking=tracking, replace=args.replace)
     print(f"index: {write_index(out_dir)}")
     return 0
 
