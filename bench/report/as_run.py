@@ -68,7 +68,7 @@ def run_text(values: Mapping[str, Any], labels: Mapping[str, Any]) -> str:
             continue
         if field in labels and field not in PAPER_NAMES and norm_value(labels[field]) == norm_value(value):
             continue
-        parts.append(f"{PAPER_NAMES.get(field, field.rpartition('.')[2])} {_number(value)}")
+        parts.append(f"{PAPER_NAMES.get(field, field.rpartition('.')[2])} {plain_number(value)}")
     data = values.get(RUN_DATA)
     text = " / ".join(parts)
     if data not in (None, NO_DATA):
@@ -99,9 +99,12 @@ def with_run_columns(table: pd.DataFrame, results: pd.DataFrame, rows: Sequence[
     return out
 
 
-def _number(value: Any) -> str:
-    """27 for 27.0, 0.002 for 2e-3 as written, words as they are."""
+def plain_number(value: Any) -> str:
+    """27 for 27.0, 0.002 for 2e-3 as written, words as they are, "-" for none: a setting's value as a study
+    writes it (a run's field, a search's parameter)."""
     number = norm_value(value)
+    if number == "":
+        return "-"
     if isinstance(number, float):
         return str(int(number)) if number.is_integer() else f"{number:g}"
     return str(value)

@@ -36,14 +36,15 @@ PAPER, OURS = "paper", "reproduced"
 MPJPE = "mpjpe"
 """The layout metric whose paper values (mm) mark the validation-MPJPE axes of the learning curves."""
 DPI = 200
+"""PNG resolution: print quality at the figures' sizes; every figure is also written as SVG (vector)."""
 JOINT_WORDS = {
     "per_joint_mpjpe": "joint's MPJPE (mm)",
     "per_joint_speed": "joint's mean speed (mm / frame)",
 }
-"""PNG resolution: print quality at the figures' sizes; every figure is also written as SVG (vector)."""
 
 
-def _figure(nrows: int, ncols: int, width: float, height: float) -> tuple[Figure, np.ndarray]:
+def new_figure(nrows: int, ncols: int, width: float, height: float) -> tuple[Figure, np.ndarray]:
+    """A grid of ``width`` x ``height`` inch axes on its own Agg canvas (no pyplot state), seaborn's grid style."""
     fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
     FigureCanvasAgg(fig)
     with sns.axes_style("whitegrid"):
@@ -51,7 +52,7 @@ def _figure(nrows: int, ncols: int, width: float, height: float) -> tuple[Figure
     return fig, axes
 
 
-def _save(fig: Figure, path: Path, dpi: int = DPI) -> Path:
+def save_figure(fig: Figure, path: Path, dpi: int = DPI) -> Path:
     """``path`` (PNG) and the same figure as SVG beside it, both byte-for-byte reproducible (no date, no
     matplotlib version, fixed SVG ids), so regenerating a report changes no committed file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +84,7 @@ def per_action_figure(results: pd.DataFrame, table: pd.DataFrame, layout: Layout
     keys = list(dict.fromkeys(map(tuple, table[rows].astype(str).to_numpy())))
     data["_row"] = list(map(tuple, data[rows].astype(str).to_numpy()))
     order = list(dict.fromkeys(table["action"]))
-    fig, axes = _figure(len(keys), 1, 12, 3.2)
+    fig, axes = new_figure(len(keys), 1, 12, 3.2)
     for ax, key in zip(axes[:, 0], keys, strict=True):
         sub = data[data["_row"] == key]
         sns.barplot(
@@ -101,7 +102,7 @@ def per_action_figure(results: pd.DataFrame, table: pd.DataFrame, layout: Layout
         ax.set_xlabel("")
         ax.set_ylabel(metric_label(layout.value_metric, layout.paper_scale))
         ax.tick_params(axis="x", rotation=45, labelsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def table_figure(results: pd.DataFrame, table: pd.DataFrame, layout: Layout, path: Path) -> Path | None:
@@ -125,7 +126,7 @@ def table_figure(results: pd.DataFrame, table: pd.DataFrame, layout: Layout, pat
     keys = list(dict.fromkeys(ours["_row"]))
     ncols = min(len(keys), 3)
     nrows = -(-len(keys) // ncols)
-    fig, axes = _figure(nrows, ncols, max(4.5, 1.1 * len(columns) + 1.5), 3.6)
+    fig, axes = new_figure(nrows, ncols, max(4.5, 1.1 * len(columns) + 1.5), 3.6)
     palette = sns.color_palette()
     for ax, row in zip(axes.ravel(), keys, strict=False):
         mine, theirs = ours[ours["_row"] == row], paper[paper["_row"] == row].dropna(subset=["paper"])
@@ -146,7 +147,7 @@ def table_figure(results: pd.DataFrame, table: pd.DataFrame, layout: Layout, pat
     for ax in axes.ravel()[len(keys) :]:
         ax.set_visible(False)
     axes.ravel()[0].legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def learning_curves(results: pd.DataFrame, hue: str | None, rows: Sequence[str]) -> pd.DataFrame:
@@ -208,7 +209,7 @@ def learning_curve_figure(
     }
     values = list(dict.fromkeys(curves["_hue"]))
     colours = dict(zip(values, sns.color_palette(n_colors=len(values)), strict=True))
-    fig, axes = _figure(len(panels), 2, 5.0, 3.0)
+    fig, axes = new_figure(len(panels), 2, 5.0, 3.0)
     for ax_row, panel in zip(axes, panels, strict=True):
         for value, colour in colours.items():
             line = curves[(curves["_row"] == panel) & (curves["_hue"] == value)].sort_values("epoch")
@@ -228,7 +229,7 @@ def learning_curve_figure(
         ax_row[-1].legend(
             title=hue, fontsize=7, title_fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5)
         )
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def paper_mpjpe(reference: tuple[Layout, pd.DataFrame] | None, named: dict[str, Any]) -> float | None:
@@ -257,7 +258,7 @@ def trend_figure(
     if curves.empty:
         return None
     eff = claim.effect
-    fig, axes = _figure(1, 1 if eff is None else 2, 5.5, 3.8)
+    fig, axes = new_figure(1, 1 if eff is None else 2, 5.5, 3.8)
     if eff is not None:
         for value in (eff.lhs, eff.rhs):
             spec = claim.model_copy(update={"metric": eff.metric, "effect": None})
@@ -277,7 +278,7 @@ def trend_figure(
     ax.set(xlabel=axis_label(claim.along), ylabel=_quantity(claim, layout.paper_scale))
     ax.legend(fontsize=8)
     fig.suptitle(claim.text + _run_line(done, claim.where), fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _curve(ax, curves: pd.DataFrame, paper_curves: pd.DataFrame | None, label: str) -> None:
@@ -323,7 +324,7 @@ def joint_speed_figure(results: pd.DataFrame, claim: Claim, result: ClaimResult,
         return None
     keep = y != 0  # the root of a root-relative pose, as in the claim
     names = np.asarray(H36M.joint_names if len(x) == H36M.num_joints else [str(i) for i in range(len(x))])
-    fig, axes = _figure(1, 1, 6, 4.5)
+    fig, axes = new_figure(1, 1, 6, 4.5)
     ax = axes[0, 0]
     sns.regplot(x=x[keep], y=y[keep], ax=ax, ci=None, scatter_kws={"s": 25}, line_kws={"lw": 1.5})
     for xi, yi, name in zip(x[keep], y[keep], names[keep], strict=True):
@@ -335,7 +336,7 @@ def joint_speed_figure(results: pd.DataFrame, claim: Claim, result: ClaimResult,
     )
     ax.set_title(f"{claim.y} vs {claim.x} ({r}, {result.verdict})" + _run_line(done, claim.where), fontsize=9)
     ax.set(xlabel=JOINT_WORDS.get(claim.x, claim.x), ylabel=JOINT_WORDS.get(claim.y, claim.y))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def variant_axis(layout: Layout, claims: Sequence[Claim], results: pd.DataFrame) -> str | None:

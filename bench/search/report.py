@@ -1,6 +1,6 @@
 """The report of a search: best trials, parameter importances, the optimisation history as a plot, and the
 best configuration next to the search file's reference point (its grid: the paper's choice, e.g. Table 6's
-d_l 8, d_m 512, T 243), written to ``<out>/search_<name>.<profile>.md`` and ``.png``.
+d_l 8, d_m 512, T 243), written to ``<out>/search_<name>.<profile>.md``, ``.png`` and ``.svg``.
 
 Values are read from the Optuna study; the reference point's value from the store (the cell ``bench run``
 trains for the search file's grid at seed 0), and the paper's number from the paper's table.
@@ -16,21 +16,21 @@ from typing import Any
 
 import optuna
 import pandas as pd
-import seaborn as sns
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from optuna.trial import FrozenTrial, TrialState
 
 from bench.cells import Cell
 from bench.metrics import BY_KEY
-from bench.report.markdown import md_table
+from bench.report.as_run import plain_number
+from bench.report.figures import new_figure, save_figure
+from bench.report.markdown import md_table, num
 from bench.report.tables import paper_values
 from bench.search.sampling import describe_pruner
 from bench.search.spec import SearchSpec, objective_value
 from bench.settings import get_path, merge
 from bench.store import Store
 from tmt.errors import ConfigError
+from tmt.files import write_text_atomic
 
 BEST_ROWS = 10
 ALL_TRIALS_MAX = 100
@@ -47,14 +47,6 @@ def report_stem(study_name: str, profile: str) -> str:
     """``search_<name>.<profile>`` (the study name without a leading ``search_`` or a trailing profile)."""
     name = study_name.removeprefix("search_").removesuffix(f".{profile}")
     return f"search_{name}.{profile}"
-
-
-def _num(value: Any, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 0.01 else f"{value:.{digits}f}"
-    return str(value)
 
 
 def _param_names(spec: SearchSpec) -> dict[str, str]:
@@ -100,10 +92,8 @@ def history_figure(
     pruned = [(n, last[1]) for n, last in pruned if last is not None]
     if not complete and not pruned:
         return None
-    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
-    FigureCanvasAgg(fig)
-    with sns.axes_style("whitegrid"):
-        ax = fig.subplots()
+    fig, axes = new_figure(1, 1, 7.5, 4.2)
+    ax = axes[0, 0]
     if complete:
         ax.scatter([t.number for t in complete], [t.value for t in complete], color="C0", label="complete")
         best, steps = None, []
@@ -129,9 +119,7 @@ def history_figure(
     ax.set_ylabel(objective_words(metric))
     ax.set_title("Optimisation history")
     ax.legend(loc="best", fontsize="small")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def importances(study: optuna.Study) -> dict[str, float] | str:
@@ -223,10 +211,10 @@ def render(
             [
                 rank,
                 t.number,
-                *(_num(t.params.get(p)) for p in names),
-                _num(t.value),
-                _num(t.user_attrs.get("test_mpjpe")),
-                _num(t.user_attrs.get("epochs_run")),
+                *(plain_number(t.params.get(p)) for p in names),
+                num(t.value),
+                num(t.user_attrs.get("test_mpjpe")),
+                plain_number(t.user_attrs.get("epochs_run")),
                 f"`{t.user_attrs.get('cell_id', '-')}`",
             ]
             for rank, t in enumerate(complete[:BEST_ROWS], start=1)
@@ -264,7 +252,13 @@ def render(
             if t.state == TrialState.PRUNED and last:
                 note = f"pruned after epoch {last[0]}"
             rows.append(
-                [t.number, t.state.name.lower(), *(_num(t.params.get(p)) for p in names), _num(t.value), note]
+                [
+                    t.number,
+                    t.state.name.lower(),
+                    *(plain_number(t.params.get(p)) for p in names),
+                    num(t.value),
+                    note,
+                ]
             )
         out += [md_table(["trial", "state", *names.values(), section.metric, "note"], rows), ""]
     return "\n".join(out)
@@ -291,21 +285,23 @@ def _comparison(
         rows.append(
             [
                 name,
-                _num(best.params.get(path)) if best else "-",
-                _num(labels[path]) if path in labels else f"{_num(get_path(defaults, path))} (default)",
-                _num(get_path(best_config, path)) if best_config else "-",
-                _num(get_path(ref_cell.config_dict, path)),
+                plain_number(best.params.get(path)) if best else "-",
+                plain_number(labels[path])
+                if path in labels
+                else f"{plain_number(get_path(defaults, path))} (default)",
+                plain_number(get_path(best_config, path)) if best_config else "-",
+                plain_number(get_path(ref_cell.config_dict, path)),
             ]
         )
     metric = spec.section.metric
-    rows.append([f"**{metric}** (this profile)", _num(best.value) if best else "-", "", "", _num(ref_value)])
+    rows.append([f"**{metric}** (this profile)", num(best.value) if best else "-", "", "", num(ref_value)])
     rows.append(
         [
             "test MPJPE (mm, this profile)",
-            _num(best.user_attrs.get("test_mpjpe")) if best else "-",
+            num(best.user_attrs.get("test_mpjpe")) if best else "-",
             "",
             "",
-            _num((ref_result or {}).get("metrics", {}).get("mpjpe")),
+            num((ref_result or {}).get("metrics", {}).get("mpjpe")),
         ]
     )
     paper = paper_value(spec, labels)
@@ -349,7 +345,8 @@ def write_search_report(
     data: str | None = None,
     settings: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``search_<name>.<profile>.md`` and its ``.png`` history plot into ``out_dir``; returns the md."""
+    """Write ``search_<name>.<profile>.md`` and its history plot (``.png`` and ``.svg``, as the report package
+    saves figures) into ``out_dir``; returns the md."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = report_stem(study.study_name, profile)
@@ -372,7 +369,5 @@ def write_search_report(
         settings=settings,
     )
     path = out_dir / f"{stem}.md"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, text)
     return path
