@@ -31,7 +31,7 @@ from bench.outcome import CellOutcome
 from bench.progress import RunProgress
 from bench.revision import process_revision
 from bench.store import Store
-from bench.study import SYNTHETIC_DETECTOR, Expansion
+from bench.study import Expansion
 from bench.tracking import Tracker, Tracking, tracking_mode
 from tmt.data.synth_folder import ensure_synthetic
 from tmt.errors import CheckpointError, DataError, TmtError
@@ -270,7 +270,7 @@ def ensure_data(expansion: Expansion, log: Any = print) -> None:
         key = (str(data.root), data.synthetic, data.synthetic_seed)
         if key not in seen:
             seen.add(key)
-            ensure_synthetic(data.root, data.synthetic, data.synthetic_seed, SYNTHETIC_DETECTOR, log=log)
+            ensure_synthetic(data.root, data.synthetic, data.synthetic_seed, log=log)
 
 
 def check_real_data(expansion: Expansion) -> None:

@@ -28,18 +28,13 @@ from bench.loader import StudyError, load_study_file, non_finite_error
 from bench.protocol import PROTOCOLS, protocol_settings
 from bench.schema import MAX_SEEDS, ScaleRule, Study
 from bench.settings import get_path, merge, set_path
+from tmt.data.names import SYNTHETIC_KEYPOINTS, data_names_error
 from tmt.errors import ConfigError
 from tmt.training.config import config_path_error
 from tmt.validation import TOP_LEVEL, config_problem
 
 REAL_DATA_ROOTS = {"h36m": "data/h36m", "mpi_inf_3dhp": "data/mpi_inf_3dhp"}
 """Default data folders for the real datasets (relative to the working directory)."""
-
-SYNTHETIC_DETECTOR = "synth_cpn"
-SYNTHETIC_KEYPOINTS = {"cpn_ft_h36m_dbb": SYNTHETIC_DETECTOR}
-"""On synthetic data the CPN detections are stood in for by the synthetic detector-like keypoints."""
-
-MPI_INF_3DHP_SEQUENCES = "training S1-S8 (Seq1, Seq2), test TS1-TS6"
 
 
 SETTINGS_LAYERS = (
@@ -114,115 +109,6 @@ def device_unavailable(device: str) -> str | None:
     if dev.type == "mps" and not torch.backends.mps.is_available():
         return "is not available here (torch.backends.mps.is_available() is False)"
     return None
-
-
-@dataclass(frozen=True)
-class DataNames:
-    """The names one data set has: what a study may select from it."""
-
-    what: str
-    subjects: tuple[str, ...]
-    actions: tuple[str, ...]
-    takes: frozenset[str] | None  # full sequence names, when known without reading the data
-    keypoints: tuple[str, ...] | None  # 2D keypoint sets; None: not known (no data folder yet)
-    note: str = ""
-
-    @staticmethod
-    def of(data: Any) -> DataNames:
-        """The synthetic set's names when ``data.synthetic`` is set, else Human3.6M's (h36m.json) with the
-        keypoint files present in ``data.root``."""
-        from tmt.cameras import h36m_metadata
-        from tmt.data.h36m import keypoint_sets
-
-        facts = h36m_metadata()
-        actions = tuple(facts["actions15"])
-        if data.synthetic is not None:
-            from tmt.data.synth import SUBJECTS, sequence_names
-
-            takes = frozenset(take for subject in SUBJECTS for _, take in sequence_names(subject))
-            note = f" (cpn_ft_h36m_dbb stands in as {SYNTHETIC_DETECTOR})"
-            return DataNames("the synthetic set", SUBJECTS, actions, takes, ("gt", SYNTHETIC_DETECTOR), note)
-        root = Path(data.root)
-        found = tuple(keypoint_sets(root)) if root.is_dir() else ()
-        subjects = (*facts["subjects"]["train"], *facts["subjects"]["test"])
-        return DataNames(f"Human3.6M ({root})", subjects, actions, None, found or None)
-
-
-def _mpi_inf_3dhp_error(data: Any) -> tuple[str, str] | None:
-    """The MPI-INF-3DHP loader reads every sequence with its GT 2D: a selection would be silently ignored."""
-    for name in ("train_subjects", "test_subjects", "actions", "mix_towards_gt"):
-        if getattr(data, name) is not None:
-            return f"data.{name}", (
-                f"MPI-INF-3DHP runs read every sequence ({MPI_INF_3DHP_SEQUENCES}) with its ground-truth "
-                "2D; the loader selects no subjects or actions and mixes no keypoints: remove the setting"
-            )
-    if data.keypoints != "gt":
-        return (
-            "data.keypoints",
-            f"{data.keypoints!r}: the MPI-INF-3DHP files hold ground-truth 2D only; allowed: gt",
-        )
-    return None
-
-
-def _subjects_error(data: Any, names: DataNames) -> tuple[str, str] | None:
-    from tmt.skeleton import H36M_TEST_SUBJECTS, H36M_TRAIN_SUBJECTS
-
-    for name in ("train_subjects", "test_subjects"):
-        chosen = getattr(data, name)
-        unknown = [s for s in chosen or () if s not in names.subjects]
-        if chosen is not None and (unknown or not chosen):
-            problem = f"unknown subject(s) {unknown}" if unknown else "no subjects"
-            return f"data.{name}", f"{problem}; subjects of {names.what}: {', '.join(names.subjects)}"
-    train = data.train_subjects if data.train_subjects is not None else H36M_TRAIN_SUBJECTS
-    test = data.test_subjects if data.test_subjects is not None else H36M_TEST_SUBJECTS
-    both = sorted(set(train) & set(test))
-    if both:
-        name = "test_subjects" if data.test_subjects is not None else "train_subjects"
-        return f"data.{name}", f"{both} would be trained and tested on; training subjects: {', '.join(train)}"
-    return None
-
-
-def _actions_error(data: Any, names: DataNames) -> tuple[str, str] | None:
-    """Actions are groups (``Walking``) or, where the sequence names are known, full names (``Walking 1``)."""
-    from tmt.data.h36m import action_group, canonical_action
-
-    if data.actions is None:
-        return None
-
-    def known(action: str) -> bool:
-        name = canonical_action(action)
-        if names.takes is not None:
-            return name in names.actions or name in names.takes
-        return action_group(name) in names.actions
-
-    unknown = [a for a in data.actions if not known(a)]
-    if unknown or not data.actions:
-        problem = f"unknown action(s) {unknown}" if unknown else "no actions"
-        return "data.actions", f"{problem}; actions of {names.what}: {', '.join(names.actions)}"
-    return None
-
-
-def _keypoints_error(data: Any, names: DataNames) -> tuple[str, str] | None:
-    if names.keypoints is None or data.keypoints in names.keypoints:  # no data yet: run names missing files
-        return None
-    return "data.keypoints", (
-        f"unknown keypoint set {data.keypoints!r}; sets in {names.what}: {', '.join(names.keypoints)}{names.note}"
-    )
-
-
-def data_names_error(data: Any) -> tuple[str, str] | None:
-    """(field, why) for a subject, action or 2D keypoint set that the cell's data does not have.
-
-    The loaders would stop on such a name only once the cell starts (or, for MPI-INF-3DHP, ignore it), so
-    ``validate`` checks them first.
-    """
-    if data.synthetic is None and data.dataset == "mpi_inf_3dhp":
-        return _mpi_inf_3dhp_error(data)
-    names = DataNames.of(data)
-    return _subjects_error(data, names) or _actions_error(data, names) or _keypoints_error(data, names)
-
-
-# ------------------------------------------------------------------------------------------------------ dicts
 
 
 # ---------------------------------------------------------------------------------------------------- scaling
