@@ -35,7 +35,6 @@ from bench.study import Expansion
 from bench.tracking import Tracker, Tracking, tracking_mode
 from tmt.data.synth_folder import ensure_synthetic
 from tmt.errors import CheckpointError, DataError, TmtError
-from tmt.training.config import ResolvedConfig
 from tmt.training.experiment import MODEL_FILE
 from tmt.training.identity import DATA_INCIDENTAL
 
@@ -70,47 +69,21 @@ def non_finite_metrics(result: dict[str, Any]) -> list[str]:
     return bad
 
 
-def complexity_result(cfg: ResolvedConfig) -> dict[str, Any]:
-    """Parameters and FLOPs of the evaluation model of ``cfg`` on one clip; no data, no training."""
-    import torch
-
-    from tmt.complexity import count_parameters, full_flops, paper_flops
-    from tmt.training.experiment import build_experiment_model, environment
-    from tmt.training.strategies import get_strategy
-
-    with torch.device("meta"):  # counting runs a forward pass; meta tensors need no memory or arithmetic
-        model = build_experiment_model(cfg).eval()
-        clip = torch.zeros(1, cfg.model.frames, 17, get_strategy(cfg.train.strategy).in_chans)
-    t0 = time.perf_counter()
-    metrics = {
-        "num_parameters": count_parameters(model),
-        "paper_flops": paper_flops(model, clip),
-        "full_flops": full_flops(model, clip),
-    }
-    return {
-        "metrics": metrics,
-        "num_parameters": metrics["num_parameters"],
-        "train_time_s": 0.0,
-        "evaluation_time_s": time.perf_counter() - t0,
-        "epochs_run": 0,
-        "history": [],
-        "config": cfg.model_dump(mode="json"),
-        "environment": {**environment(), "code_revision": process_revision()},
-    }
-
-
 def execute(
     cell: Cell, workdir: Path, callbacks: Sequence[Any], *, save_model: bool = False
 ) -> dict[str, Any]:
     """Do the cell's work and return its result record (raises on failure); ``save_model`` also writes the
     evaluated weights to ``workdir/model.pt``."""
     if cell.kind == "complexity":
-        return complexity_result(cell.config)
-    from tmt.training import run_experiment
+        from tmt.complexity import complexity_record
 
-    record = run_experiment(
-        cell.config, workdir, callbacks=list(callbacks), progress=False, save_model=save_model
-    )
+        record = complexity_record(cell.config)
+    else:
+        from tmt.training import run_experiment
+
+        record = run_experiment(
+            cell.config, workdir, callbacks=list(callbacks), progress=False, save_model=save_model
+        )
     if record is None:  # only rank 0 runs this function
         raise TmtError(f"{cell.id}: a data-parallel rank other than 0 ran the cell's recording step")
     record["environment"]["code_revision"] = process_revision()

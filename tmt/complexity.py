@@ -16,6 +16,7 @@ there and counts the full-size MixSTE in milliseconds without allocating its wei
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -212,3 +213,32 @@ def measure_backbone(name: str, device: str | torch.device = "meta", **kwargs: A
     with torch.device(device):
         model = build_model(name, **kwargs)
     return measure(model)
+
+
+def complexity_record(config: Any) -> dict[str, Any]:
+    """What a count of a configuration's evaluation model on one clip records: its parameters and both FLOP
+    counts, in the record format of a trained experiment (``tmt.training.experiment.record``: metrics,
+    history, config, environment), so that a study's store and report read both alike. No data, no training,
+    and on the meta device no memory or arithmetic either."""
+    from tmt.training.experiment import build_experiment_model, environment
+    from tmt.training.strategies import get_strategy
+
+    with torch.device("meta"):
+        model = build_experiment_model(config).eval()
+        clip = torch.zeros(1, config.model.frames, 17, get_strategy(config.train.strategy).in_chans)
+    t0 = time.perf_counter()
+    metrics = {
+        "num_parameters": count_parameters(model),
+        "paper_flops": paper_flops(model, clip),
+        "full_flops": full_flops(model, clip),
+    }
+    return {
+        "metrics": metrics,
+        "num_parameters": metrics["num_parameters"],
+        "train_time_s": 0.0,
+        "evaluation_time_s": time.perf_counter() - t0,
+        "epochs_run": 0,
+        "history": [],
+        "config": config.model_dump(mode="json"),
+        "environment": environment(),
+    }
