@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from tmt.training.defaults import GRADIENT_QUIRK_BACKBONES
+
 Protocol = Literal["reference", "honest"]
 PROTOCOLS: tuple[str, ...] = ("reference", "honest")
-GRADIENT_QUIRK_BACKBONES = ("mixste",)
-"""Backbones whose reference training script calls ``loss.backward(loss.detach())``."""
 
 DESCRIPTIONS = {
     "reference": "reference (train on all training subjects, no held-out validation; weights of the epoch "

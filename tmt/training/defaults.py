@@ -52,3 +52,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     },
 }
 """Reference optimisation recipe per backbone. A backbone without an entry uses MixSTE's."""
+
+GRADIENT_QUIRK_BACKBONES = ("mixste",)
+"""Backbones whose reference training script scales every gradient by the loss (MixSTE's calls
+``loss.backward(loss.detach())``); ``optim.scale_grad_by_loss`` reproduces it, which bench's reference
+protocol turns on for these backbones only."""
