@@ -38,7 +38,8 @@ def canonical_json(value: Any) -> str:
 
 def cell_id(config: dict[str, Any], profile: str, kind: str, data: str | None = None) -> str:
     """First 16 hex digits of sha256 over the canonical JSON of {the config's identity
-    (:func:`tmt.training.identity.experiment_identity`), profile, kind} and, for real data, the fingerprint of the data files (:func:`bench.data_files.data_fingerprint`)."""
+    (:func:`tmt.training.identity.experiment_identity`), profile, kind} and, for real data, the fingerprint of
+    the data files (:func:`tmt.data.fingerprint.data_fingerprint`)."""
     key = {"config": experiment_identity(config), "profile": profile, "kind": kind}
     if data is not None:
         key["data"] = data

@@ -45,26 +45,3 @@ def protocol_settings(protocol: str, backbone: str) -> dict[str, Any]:
 
 PROTOCOL_FIELDS = tuple(protocol_settings("reference", "mixste"))
 """The configuration fields a protocol sets: a profile that names a protocol may not set them itself."""
-
-
-def recipe_text(config: Any) -> str:
-    """One line stating what a resolved config trains with (the backbone's recipe as it runs), for the
-    header of a report whose profile names a protocol."""
-    o, d, e = config.optim, config.data, config.eval
-    schedule = f"lr {o.lr:g} x {o.lr_decay:g} per epoch"
-    if o.lr_halve_every:
-        schedule += f" (x 0.5 {'instead' if o.lr_halving == 'instead' else 'also'} every {o.lr_halve_every})"
-    batch = f"{o.batch_clips} clips" if o.batch_clips else f"{o.batch_frames} frames"
-    loss = " + ".join(f"{w:g} {term}" for term, w in (config.train.loss or {}).items())
-    parts = [
-        f"T {config.model.frames}",
-        f"{o.optimizer}{' (amsgrad)' if o.amsgrad else ''}, weight decay {o.weight_decay:g}",
-        schedule,
-        f"batch {batch}",
-        f"{o.epochs} epochs",
-        f"loss {loss}",
-        f"selection {e.selection}",
-        f"validation fraction {d.validation_fraction:g}",
-        "gradients x loss" if o.scale_grad_by_loss else "plain gradients",
-    ]
-    return ", ".join(parts)

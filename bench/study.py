@@ -23,14 +23,14 @@ from pydantic import ValidationError
 
 from bench.archive import archive_path, variant_suffix
 from bench.cells import Cell
-from bench.data_files import data_fingerprint, required_files
 from bench.loader import StudyError, load_study_file, non_finite_error
 from bench.protocol import PROTOCOLS, protocol_settings
 from bench.schema import MAX_SEEDS, ScaleRule, Study
 from bench.settings import get_path, merge, set_path
+from tmt.data.fingerprint import data_fingerprint, required_files
 from tmt.data.names import SYNTHETIC_KEYPOINTS, data_names_error
 from tmt.errors import ConfigError
-from tmt.training.config import config_path_error
+from tmt.training.config import config_path_error, device_unavailable
 from tmt.validation import TOP_LEVEL, config_problem
 
 REAL_DATA_ROOTS = {"h36m": "data/h36m", "mpi_inf_3dhp": "data/mpi_inf_3dhp"}
@@ -94,21 +94,6 @@ class Expansion:
                 if not path.exists() and str(path) not in missing:
                     missing.append(str(path))
         return missing
-
-
-def device_unavailable(device: str) -> str | None:
-    """Why ``device`` (a valid torch device string) is not usable on this machine, or None."""
-    import torch
-
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            return "is not available here (torch.cuda.is_available() is False)"
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            return f"is not available here (this machine has {torch.cuda.device_count()} CUDA device(s))"
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        return "is not available here (torch.backends.mps.is_available() is False)"
-    return None
 
 
 # ---------------------------------------------------------------------------------------------------- scaling

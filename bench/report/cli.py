@@ -196,13 +196,13 @@ def report_expansion(
 
 def _protocol_context(expansion: Expansion) -> dict[str, Any]:
     """The header's protocol line and each backbone's recipes, for an expansion that names a protocol."""
-    from bench.protocol import DESCRIPTIONS, recipe_text
+    from bench.protocol import DESCRIPTIONS
 
     if expansion.protocol is None:
         return {}
     recipes: dict[str, list[str]] = {}
     for cell in expansion.cells:
-        text = recipe_text(cell.config)
+        text = cell.config.recipe_text()
         found = recipes.setdefault(cell.config.model.backbone, [])
         if text not in found:
             found.append(text)

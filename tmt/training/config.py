@@ -174,7 +174,8 @@ class TrainConfig(StrictModel):
     @field_validator("device")
     @classmethod
     def _device_spelling(cls, value: str) -> str:
-        """Only the spelling: whether this machine has the device is for whoever runs the config to say."""
+        """Only the spelling: whether this machine has the device is for whoever runs the config to ask
+        (:func:`device_unavailable`)."""
         try:
             torch.device(value)
         except (RuntimeError, ValueError):
@@ -283,6 +284,30 @@ class ResolvedConfig(ExperimentConfig):
     def resolved(self) -> ResolvedConfig:
         return self
 
+    def recipe_text(self) -> str:
+        """One line stating what this config trains with (the backbone's recipe as it runs), for a report that
+        names its training protocol."""
+        o, d, e = self.optim, self.data, self.eval
+        schedule = f"lr {o.lr:g} x {o.lr_decay:g} per epoch"
+        if o.lr_halve_every:
+            schedule += (
+                f" (x 0.5 {'instead' if o.lr_halving == 'instead' else 'also'} every {o.lr_halve_every})"
+            )
+        batch = f"{o.batch_clips} clips" if o.batch_clips else f"{o.batch_frames} frames"
+        loss = " + ".join(f"{w:g} {term}" for term, w in (self.train.loss or {}).items())
+        parts = [
+            f"T {self.model.frames}",
+            f"{o.optimizer}{' (amsgrad)' if o.amsgrad else ''}, weight decay {o.weight_decay:g}",
+            schedule,
+            f"batch {batch}",
+            f"{o.epochs} epochs",
+            f"loss {loss}",
+            f"selection {e.selection}",
+            f"validation fraction {d.validation_fraction:g}",
+            "gradients x loss" if o.scale_grad_by_loss else "plain gradients",
+        ]
+        return ", ".join(parts)
+
 
 def load_config(data: dict[str, Any], source: str = "config") -> ExperimentConfig:
     """Validate a plain dict (e.g. from YAML) into an :class:`ExperimentConfig`, one readable error on failure."""
@@ -313,4 +338,17 @@ def config_path_error(path: str) -> str | None:
         if not is_model and i < len(parts) - 1 and "dict" not in str(annotation):
             return f"{'.'.join(parts[: i + 1])!r} is a value, it has no field {parts[i + 1]!r}"
         model = annotation if is_model else None
+    return None
+
+
+def device_unavailable(device: str) -> str | None:
+    """Why ``device`` (a valid torch device string) is not usable on this machine, or None."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            return "is not available here (torch.cuda.is_available() is False)"
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            return f"is not available here (this machine has {torch.cuda.device_count()} CUDA device(s))"
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        return "is not available here (torch.backends.mps.is_available() is False)"
     return None

@@ -1,10 +1,11 @@
-"""Which files a cell reads, and the fingerprint of their contents that makes part of its identity.
+"""Which files a configuration's data reads, and the fingerprint of their contents.
 
-Results computed on other data must never be taken for this data's: a real-data cell's id includes a sha256
-over the names and contents of the files it reads, so the same study pointed at another folder with other (or
-broken) files gets other cells, while identical files in another folder share the cells. The synthetic set
-needs no fingerprint: its generator settings are in the configuration, and the folder's marker
-(:mod:`tmt.data.synth_folder`) guarantees the folder holds exactly that set.
+Results computed on other data must never be taken for this data's: a real-data experiment is identified with a
+sha256 over the names and contents of the files it reads (bench puts it into a cell's id), so the same
+configuration pointed at another folder with other (or broken) files is another experiment, while identical
+files in another folder are the same one. The synthetic set needs no fingerprint: its generator settings are in
+the configuration, and the folder's marker (:mod:`tmt.data.synth_folder`) guarantees the folder holds exactly
+that set.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-REAL_DATA_FILES = {"mpi_inf_3dhp": ("data_train_3dhp.npz", "data_test_3dhp.npz")}
+from tmt.data.h36m import FILE_3D, file_2d
+from tmt.data.mpi3dhp import FILE_TEST, FILE_TRAIN
+
 ABSENT = "absent"
 
 
@@ -22,17 +25,17 @@ def required_files(config: dict[str, Any]) -> list[Path]:
     """The files a real-data config reads (VideoPose3D layout for Human3.6M, P-STMO layout for 3DHP)."""
     data = config["data"]
     root = Path(data["root"])
-    if data["dataset"] in REAL_DATA_FILES:
-        return [root / name for name in REAL_DATA_FILES[data["dataset"]]]
-    files = [root / "data_3d_h36m.npz", root / f"data_2d_h36m_{data['keypoints']}.npz"]
+    if data["dataset"] == "mpi_inf_3dhp":
+        return [root / FILE_TRAIN, root / FILE_TEST]
+    files = [root / FILE_3D, file_2d(root, data["keypoints"])]
     if data.get("mix_towards_gt") is not None and data["keypoints"] != "gt":
-        files.append(root / "data_2d_h36m_gt.npz")
+        files.append(file_2d(root, "gt"))
     return files
 
 
 def data_fingerprint(config: dict[str, Any], kind: str) -> str | None:
-    """16 hex digits over the names and contents of the files the cell reads; None for the synthetic set
-    and for cells that read no data (complexity counts)."""
+    """16 hex digits over the names and contents of the files the config reads; None for the synthetic set
+    and for work that reads no data (``kind`` other than ``train``: complexity counts)."""
     if kind != "train" or config["data"].get("synthetic") is not None:
         return None
     digest = hashlib.sha256()
