@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from bench.cells import Cell
 
@@ -43,36 +42,6 @@ DATA_FRAMES = {
 """Frames of each data set (the synthetic sizes: 600 training / 232 test sequences of the mean length)."""
 
 
-BUILT_IN_BACKBONES = ("mixste", "poseformer", "mhformer")
-
-
-_MEASURED: dict[str, tuple[float, bool]] = {}
-
-
-def _measured_backbone(config: Any) -> tuple[float, bool]:
-    """(MACs per input frame, seq2seq?) of a user's backbone, counted once per model on one clip of the
-    model the cell builds (built-in backbones use the formulas of ``frame_macs``, which need no model)."""
-    from tmt.complexity import paper_flops
-    from tmt.training.experiment import build_experiment_model
-
-    key = config.model.model_dump_json() + config.train.strategy
-    if key not in _MEASURED:
-        model = build_experiment_model(config)
-        seq2seq = getattr(model, "eval_protocol", "seq2seq") == "seq2seq"
-        _MEASURED[key] = paper_flops(model) / 2 / model.frames, seq2seq
-    return _MEASURED[key]
-
-
-def frame_macs(model: dict[str, Any]) -> float:
-    """Multiply-accumulates of one forward pass per input frame (matmuls only; rough, per backbone)."""
-    d, depth, T = model.get("dim") or 512, model.get("depth") or 8, model["frames"]
-    if model["backbone"] == "poseformer":
-        return depth * (17 * 8 * d * d + 8 * (17 * d) ** 2)
-    if model["backbone"] == "mhformer":  # hypothesis blocks per frame + the generator's 34 tokens of width T
-        return depth * 36 * d * d + 3264 * T
-    return 17 * depth * (16 * d * d + 2 * d * (17 + T))  # MixSTE: spatial + temporal block per layer
-
-
 @dataclass(frozen=True)
 class Workload:
     """The arithmetic of one training cell: what its updates and evaluation passes see."""
@@ -95,6 +64,7 @@ class Workload:
 def workload(cell: Cell) -> Workload:
     """Training: windows x flips x updates per batch x epochs x T frames; evaluation: the validation tail
     every epoch and the test set, x 2 for the flip test."""
+    from tmt.complexity import frame_macs
     from tmt.training.strategies import get_strategy
 
     cfg = cell.config_dict
@@ -108,10 +78,7 @@ def workload(cell: Cell) -> Workload:
     val_frames = train_frames * data.get("validation_fraction", 0.1)
     train_frames -= val_frames
     T = model["frames"]
-    if model["backbone"] in BUILT_IN_BACKBONES:
-        per_frame, seq2seq = frame_macs(model), model["backbone"] == "mixste"
-    else:
-        per_frame, seq2seq = _measured_backbone(cell.config)
+    per_frame, seq2seq = frame_macs(cell.config)
     windows = train_frames / T if seq2seq else train_frames / (data.get("train_stride") or 1)
     if data.get("max_train_windows"):
         windows = min(windows, data["max_train_windows"])

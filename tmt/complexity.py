@@ -242,3 +242,28 @@ def complexity_record(config: Any) -> dict[str, Any]:
         "config": config.model_dump(mode="json"),
         "environment": environment(),
     }
+
+
+_COUNTED: dict[str, tuple[float, bool]] = {}
+
+
+def frame_macs(config: Any) -> tuple[float, bool]:
+    """(multiply-accumulates of one forward pass per input frame, whether the backbone is seq2seq) of a
+    config's model, for estimating what it costs to train: a formula for each built-in backbone (its matmuls
+    only; rough), a count of a user's backbone on one clip of the model, once per model."""
+    m = config.model
+    d, depth, T = m.dim or 512, m.depth or 8, m.frames
+    if m.backbone == "poseformer":
+        return depth * (17 * 8 * d * d + 8 * (17 * d) ** 2), False
+    if m.backbone == "mhformer":  # hypothesis blocks per frame + the generator's 34 tokens of width T
+        return depth * 36 * d * d + 3264 * T, False
+    if m.backbone == "mixste":  # a spatial and a temporal block per layer
+        return 17 * depth * (16 * d * d + 2 * d * (17 + T)), True
+    key = m.model_dump_json() + config.train.strategy
+    if key not in _COUNTED:
+        from tmt.training.experiment import build_experiment_model
+
+        model = build_experiment_model(config)
+        seq2seq = getattr(model, "eval_protocol", "seq2seq") == "seq2seq"
+        _COUNTED[key] = paper_flops(model) / 2 / model.frames, seq2seq
+    return _COUNTED[key]
