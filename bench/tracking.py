@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cells import Cell
-from tmt.skeleton import H36M, SKELETONS
+from tmt.skeleton import joint_names
 
 MODES = ("online", "offline", "disabled")
 DEFAULT_PROJECT = "tmt-bench"
@@ -272,12 +272,6 @@ class Tracker:
             self.run = None
 
         self._guard("fail", failed)
-
-
-def joint_names(dataset: str, count: int) -> tuple[str, ...]:
-    """The names of a per-joint array's entries, in the order of the cell's data set."""
-    skeleton = SKELETONS.get(dataset, H36M)
-    return skeleton.joint_names if count == skeleton.num_joints else tuple(f"joint {i}" for i in range(count))
 
 
 def log_report(

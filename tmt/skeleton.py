@@ -148,3 +148,10 @@ H36M_TRAIN_SUBJECTS: tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8")
 H36M_TEST_SUBJECTS: tuple[str, ...] = ("S9", "S11")
 
 SKELETONS: dict[str, Skeleton] = {s.name: s for s in (H36M, MPI_INF_3DHP)}
+
+
+def joint_names(dataset: str, count: int) -> tuple[str, ...]:
+    """The names of a per-joint array's ``count`` entries, in the order of ``dataset``'s skeleton (Human3.6M's
+    for a data set without one); the entries' numbers when the array is not of that skeleton."""
+    skeleton = SKELETONS.get(dataset, H36M)
+    return skeleton.joint_names if count == skeleton.num_joints else tuple(map(str, range(count)))

@@ -30,7 +30,7 @@ from bench.report.claims import ClaimResult, done_cells, layout_for, paper_frame
 from bench.report.tables import AVERAGE, long_values, unique_cells
 from bench.report.units import axis_label, metric_label, metric_unit
 from bench.schema import Claim, Layout
-from tmt.skeleton import H36M
+from tmt.skeleton import joint_names
 
 PAPER, OURS = "paper", "reproduced"
 MPJPE = "mpjpe"
@@ -323,7 +323,7 @@ def joint_speed_figure(results: pd.DataFrame, claim: Claim, result: ClaimResult,
     if x.shape != y.shape:
         return None
     keep = y != 0  # the root of a root-relative pose, as in the claim
-    names = np.asarray(H36M.joint_names if len(x) == H36M.num_joints else [str(i) for i in range(len(x))])
+    names = np.asarray(joint_names("h36m", len(x)))
     fig, axes = new_figure(1, 1, 6, 4.5)
     ax = axes[0, 0]
     sns.regplot(x=x[keep], y=y[keep], ax=ax, ci=None, scatter_kws={"s": 25}, line_kws={"lw": 1.5})

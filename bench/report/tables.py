@@ -24,7 +24,7 @@ import pandas as pd
 from bench.metrics import PER_ACTION
 from bench.schema import Layout
 from tmt.errors import ConfigError
-from tmt.skeleton import H36M, H36M_ACTIONS, SKELETONS
+from tmt.skeleton import H36M_ACTIONS, joint_names
 
 AVERAGE = "Average"
 TABLE_STATS = ("paper", "mean", "std", "n", "n_failed", "n_missing", "delta", "rel_pct", "paper_rel_pct")
@@ -254,8 +254,7 @@ def per_joint_rows(results: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
             continue
         speeds = cell.get("per_joint_speed")
         speeds = speeds if isinstance(speeds, (list, tuple, np.ndarray)) else [None] * len(errors)
-        skeleton = SKELETONS.get(str(cell.get("dataset.name")), H36M)
-        names = skeleton.joint_names if len(errors) == skeleton.num_joints else range(len(errors))
+        names = joint_names(str(cell.get("dataset.name")), len(errors))
         labels = {a: cell[a] for a in axes if a in cells.columns}
         for name, error, speed in zip(names, errors, speeds, strict=True):
             rows.append(
