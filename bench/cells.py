@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
-from bench.settings import get_path
 from tmt.training.config import ResolvedConfig
 from tmt.training.identity import experiment_identity
+from tmt.training.settings import get_path
 
 
 def _plain(value: Any) -> Any:

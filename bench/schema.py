@@ -16,8 +16,8 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from bench.metrics import PER_ACTION, study_metrics
 from bench.protocol import PROTOCOL_FIELDS, Protocol
-from bench.settings import setting_paths, written_twice
 from tmt.training.config import config_path_error
+from tmt.training.settings import setting_paths, written_twice
 from tmt.validation import StrictModel
 
 PROFILES_REQUIRED = ("paper", "cpu", "smoke")

@@ -23,14 +23,15 @@ from pydantic import ValidationError
 
 from bench.archive import archive_path, variant_suffix
 from bench.cells import Cell
-from bench.loader import StudyError, load_study_file, non_finite_error
+from bench.loader import StudyError, load_study_file
 from bench.protocol import PROTOCOLS, protocol_settings
 from bench.schema import MAX_SEEDS, ScaleRule, Study
-from bench.settings import get_path, merge, set_path
 from tmt.data.fingerprint import data_fingerprint, required_files
 from tmt.data.names import SYNTHETIC_KEYPOINTS, data_names_error
 from tmt.errors import ConfigError
+from tmt.strict_yaml import non_finite_error
 from tmt.training.config import config_path_error, device_unavailable
+from tmt.training.settings import get_path, merge, set_path
 from tmt.validation import TOP_LEVEL, config_problem
 
 REAL_DATA_ROOTS = {"h36m": "data/h36m", "mpi_inf_3dhp": "data/mpi_inf_3dhp"}

@@ -20,8 +20,9 @@ import torch
 import yaml
 
 from bench.cli import main
-from bench.loader import StudyError, StudyLoader
+from bench.loader import StudyError
 from bench.schema import plain_name
+from tmt.strict_yaml import StrictLoader
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "malformed_studies"
@@ -96,13 +97,13 @@ def test_validate_command_refuses_in_one_line(name: str) -> None:
 
 def test_duplicate_keys_name_both_lines_and_merge_keys_still_work() -> None:
     with pytest.raises(yaml.YAMLError, match=r"^a\.b: key 'b' is written twice \(lines 2 and 3\)"):
-        yaml.load("a:\n  b: 1\n  b: 2\n", Loader=StudyLoader)
+        yaml.load("a:\n  b: 1\n  b: 2\n", Loader=StrictLoader)
     with pytest.raises(yaml.YAMLError, match=r"lines 1 and 1"):
-        yaml.load("{x: 1, x: 2}", Loader=StudyLoader)
-    merged = yaml.load("a: &x {b: 1, c: 2}\nd:\n  <<: *x\n  b: 3\n", Loader=StudyLoader)
+        yaml.load("{x: 1, x: 2}", Loader=StrictLoader)
+    merged = yaml.load("a: &x {b: 1, c: 2}\nd:\n  <<: *x\n  b: 3\n", Loader=StrictLoader)
     assert merged == {"a": {"b": 1, "c": 2}, "d": {"b": 3, "c": 2}}
     with pytest.raises(yaml.constructor.ConstructorError):  # still a safe loader
-        yaml.load("!!python/object/apply:os.getcwd []", Loader=StudyLoader)
+        yaml.load("!!python/object/apply:os.getcwd []", Loader=StrictLoader)
 
 
 def test_names_that_become_file_names_are_plain() -> None:

@@ -27,10 +27,10 @@ from bench.report.markdown import md_table, num
 from bench.report.tables import paper_values
 from bench.search.sampling import describe_pruner
 from bench.search.spec import SearchSpec, objective_value
-from bench.settings import get_path, merge
 from bench.store import Store
 from tmt.errors import ConfigError
 from tmt.files import write_text_atomic
+from tmt.training.settings import get_path, merge
 
 BEST_ROWS = 10
 ALL_TRIALS_MAX = 100

@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tmt.cli.help_format import DefaultsHelpFormatter
 from tmt.cli.threads import THREADS_HELP, apply_threads
 from tmt.errors import ConfigError
+from tmt.strict_yaml import non_finite_error, read_yaml
 from tmt.training.config import BUILT_IN_STRATEGIES, ExperimentConfig, load_config
+from tmt.training.settings import set_path
 
 # flag -> (config path, help, type). Flags left unset keep the config file's value or the default that
 # --help states (see _default_text).
@@ -136,37 +136,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    for key in parents:
-        tree = tree.setdefault(key, {})
-    tree[leaf] = value
-
-
 def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     if args.config is not None:
-        if not args.config.exists():
-            raise ConfigError(f"{args.config}: no such config file")
-        try:
-            tree = yaml.safe_load(args.config.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{args.config}: not valid YAML ({err})") from None
+        tree = read_yaml(args.config) or {}
         if not isinstance(tree, dict):
             raise ConfigError(f"{args.config}: expected a mapping of sections at the top level")
+        why = non_finite_error(tree, "")
+        if why:
+            raise ConfigError(f"{args.config}: {why}")
     for flag, (path, _, _) in FLAGS.items():
         value = getattr(args, flag)
         if value is not None:
-            _set(tree, path, str(value) if isinstance(value, Path) else value)
+            set_path(tree, path, str(value) if isinstance(value, Path) else value)
     if args.no_flip:
-        _set(tree, "train.flip_augment", False)
+        set_path(tree, "train.flip_augment", False)
     if args.no_flip_test:
-        _set(tree, "eval.flip_test", False)
+        set_path(tree, "eval.flip_test", False)
     if args.compile:
-        _set(tree, "train.compile", True)
+        set_path(tree, "train.compile", True)
     if args.loss is not None:
         try:
-            _set(tree, "train.loss", json.loads(args.loss))
+            set_path(tree, "train.loss", json.loads(args.loss))
         except json.JSONDecodeError as err:
             raise ConfigError(f"--loss: not valid JSON ({err})") from None
     return tree

@@ -1,5 +1,5 @@
-"""Settings as a study writes them: dotted (``model.dim: 64``) or nested (``model: {dim: 64}``) paths into a
-configuration tree, how they merge into one, and which fields they write."""
+"""Settings as a study or the command line writes them: dotted (``model.dim: 64``) or nested (``model: {dim:
+64}``) paths into a configuration tree, how they merge into one, and which fields they write."""
 
 from __future__ import annotations
 
