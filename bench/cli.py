@@ -267,8 +267,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _dry_run(expansion, store) -> None:
     """Each cell's status and cost (CPU time on the development machine, hours per GPU type), then totals."""
-    from bench.cost import GPUS, estimate_run_seconds, estimate_seconds, gpu_hours
+    from bench.cost import estimate_run_seconds, estimate_seconds, gpu_hours
     from tmt.progress import format_seconds
+    from tmt.training.cost import GPUS
 
     pending = []
     gpu_total = dict.fromkeys(GPUS, 0.0)

@@ -1,4 +1,4 @@
-"""Fit the CPU calibration of ``bench/cost.py`` to cells that ran (``python benchmarks/fit_cost.py [STORE ...]``).
+"""Fit the CPU calibration of ``tmt/training/cost.py`` to cells that ran (``python benchmarks/fit_cost.py [STORE ...]``).
 
 Each finished cell, of the committed results archives and of the stores named (e.g. the ``runs/`` of a smoke
 job), is one measurement: its training plus evaluation time against its workload at the epochs it ran. The
@@ -17,9 +17,8 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import nnls
 
-from bench.cells import Cell
-from bench.cost import workload
 from tmt.training.config import ResolvedConfig
+from tmt.training.cost import workload
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,8 +28,7 @@ def measured(result: dict, config: dict) -> tuple[list[float], float] | None:
     if result.get("cell", {}).get("kind") != "train" or "epochs_run" not in result:
         return None
     config = {**config, "optim": {**config["optim"], "epochs": result["epochs_run"]}}
-    cell = Cell("fit", "fit", "train", {}, ResolvedConfig.model_validate(config), 0)
-    w = workload(cell)
+    w = workload(ResolvedConfig.model_validate(config))
     macs = 3 * w.train_frames * w.frame_macs + w.clip_frames * w.frame_macs * w.eval_frames
     return [macs, w.train_frames, w.eval_frames], result["train_time_s"] + result["evaluation_time_s"]
 

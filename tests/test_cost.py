@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.cost import GPUS, estimate_seconds, gpu_hours, workload
+from bench.cost import estimate_seconds, gpu_hours
 from bench.study import expand_file
+from tmt.training.cost import GPUS, workload
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,7 +34,7 @@ def test_gpu_hours_reproduce_the_papers_table5_timing() -> None:
 
 def test_tmt_costs_its_two_updates_per_batch() -> None:
     base, tmt = table5_paper_cell(243, "baseline"), table5_paper_cell(243, "tmt")
-    assert workload(tmt).train_frames == pytest.approx(2 * workload(base).train_frames)
+    assert workload(tmt.config).train_frames == pytest.approx(2 * workload(base.config).train_frames)
     h100 = GPUS[0]
     assert gpu_hours(base, h100) < gpu_hours(tmt, h100) < 2 * gpu_hours(base, h100)  # evaluation counts once
 
@@ -81,7 +82,7 @@ def _fit_cost():
 def test_the_cpu_calibration_fits_the_committed_cells() -> None:
     """Every committed cpu cell, estimated at the epochs it ran: the median within 1.5x of what it took, none
     off by more than 3x (they ran two at a time on a shared machine, so single cells scatter)."""
-    from bench.cost import EVAL_SECONDS_PER_FRAME, SECONDS_PER_MAC, TRAIN_SECONDS_PER_FRAME
+    from tmt.training.cost import EVAL_SECONDS_PER_FRAME, SECONDS_PER_MAC, TRAIN_SECONDS_PER_FRAME
 
     constants = [SECONDS_PER_MAC, TRAIN_SECONDS_PER_FRAME, EVAL_SECONDS_PER_FRAME]
     rows = [row for rows in _fit_cost().cells([]).values() for row in rows]
