@@ -45,11 +45,11 @@ def read_json(path: Path) -> Any:
         return json.load(handle)
 
 
-def flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay whole (object columns)."""
+def flatten(prefix: str, value: Any, out: dict[str, Any], sep: str = ".") -> None:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (``sep`` between the keys); lists stay whole (object columns)."""
     if isinstance(value, dict):
         for key, item in value.items():
-            flatten(f"{prefix}.{key}" if prefix else str(key), item, out)
+            flatten(f"{prefix}{sep}{key}" if prefix else str(key), item, out, sep)
     else:
         out[prefix] = value
 

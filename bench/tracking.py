@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cells import Cell
+from bench.store import flatten
 from tmt.skeleton import joint_names
 
 MODES = ("online", "offline", "disabled")
@@ -62,6 +63,15 @@ def tracking_mode(mode: str, say: Any = print) -> str:
     return "offline"
 
 
+def _init_run(**settings: Any) -> Any:
+    """A W&B run with ``settings``, resumed when it exists (a resumed cell, a report written again), silent."""
+    import wandb
+
+    return wandb.init(
+        **settings, resume="allow", reinit="create_new", settings=wandb.Settings(silent=True, console="off")
+    )
+
+
 def _finite(record: dict[str, Any]) -> dict[str, float]:
     """Numeric entries only (W&B rejects None; NaN is kept out of the charts)."""
     out: dict[str, float] = {}
@@ -73,21 +83,10 @@ def _finite(record: dict[str, Any]) -> dict[str, float]:
 
 def summary_metrics(result: dict[str, Any]) -> dict[str, Any]:
     """The scalar results as a flat dict (``per_action/mpjpe/Directions`` style keys)."""
-    out: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for key, item in value.items():
-                walk(f"{prefix}/{key}" if prefix else str(key), item)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            out[prefix] = value
-
-    walk("", result.get("metrics", {}))
-    walk("convergence", result.get("convergence", {}))
-    for key in ("num_parameters", "train_time_s", "epochs_run"):
-        if key in result:
-            out[key] = result[key]
-    return out
+    out = {key: result[key] for key in ("num_parameters", "train_time_s", "epochs_run") if key in result}
+    flatten("", result.get("metrics", {}), out, sep="/")
+    flatten("convergence", result.get("convergence", {}), out, sep="/")
+    return {k: v for k, v in out.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 @dataclass(frozen=True)
@@ -172,8 +171,6 @@ class Tracker:
                 log.debug("W&B finish after an error failed", exc_info=True)
 
     def _start(self) -> None:
-        import wandb
-
         cell, tracking = self.cell, self.tracking
         overrides = [part for part in tracking.variant.split("+") if part]
         tags = [cell.profile, cell.kind, f"study:{cell.study}", *(f"variant:{o}" for o in overrides)]
@@ -182,7 +179,7 @@ class Tracker:
         if tracking.trial is not None:
             tags.append(f"trial:{tracking.trial['study']}#{tracking.trial['number']}")
             bench["trial"] = dict(tracking.trial)
-        self.run = wandb.init(
+        self.run = _init_run(
             project=self.project,
             id=f"{cell.id}",
             name=f"{cell.study}{tracking.variant}/{cell.describe()}",
@@ -191,9 +188,6 @@ class Tracker:
             config={**cell.config_dict, "bench": bench},
             tags=tags,
             mode=self.mode,
-            resume="allow",
-            reinit="create_new",
-            settings=wandb.Settings(silent=True, console="off"),
         )
         self.run.define_metric("epoch")
         self.run.define_metric("update")
@@ -291,7 +285,7 @@ def log_report(
     try:
         import wandb
 
-        run = wandb.init(
+        run = _init_run(
             project=project or os.environ.get("WANDB_PROJECT", DEFAULT_PROJECT),
             id=name,
             name=f"{study}.{profile} report",
@@ -299,9 +293,6 @@ def log_report(
             job_type="report",
             tags=["report", profile.split("+")[0], f"study:{study}"],
             mode=mode,
-            resume="allow",
-            reinit="create_new",
-            settings=wandb.Settings(silent=True, console="off"),
         )
         try:
             artifact = wandb.Artifact(name, type="report", metadata={"study": study, "profile": profile})
