@@ -1630,13 +1630,13 @@ def test_a_report_says_what_each_row_ran_beside_the_papers_labels(tmp_path: Path
     from bench.study import expand_file
 
     titles: list[str] = []
-    save = figures._save
+    save = figures.save_figure
 
     def keep_titles(fig, path, dpi=figures.DPI):
         titles.extend(ax.get_title() for ax in fig.axes)
         return save(fig, path, dpi)
 
-    monkeypatch.setattr(figures, "_save", keep_titles)
+    monkeypatch.setattr(figures, "save_figure", keep_titles)
     source = Path(__file__).resolve().parents[1] / "studies" / "table7.yaml"
     store = Store(tmp_path / "runs")
     for c in expand_file(source, "cpu", check_models=False).cells:

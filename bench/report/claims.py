@@ -61,7 +61,7 @@ from bench.report.stats import (
     shares_init_and_order,
     spearman,
 )
-from bench.report.tables import AVERAGE, label_key, norm_value, unique_cells
+from bench.report.tables import AVERAGE, finished, label_key, norm_value, unique_cells
 from bench.report.units import metric_unit
 from bench.schema import Claim, Layout
 
@@ -840,8 +840,7 @@ def _coverage(
 
 def done_cells(results: pd.DataFrame, where: dict[str, Any]) -> pd.DataFrame:
     """The finished cells (each once) whose labels match ``where``."""
-    done = select(unique_cells(results), where)
-    return done[done["status"] == "done"] if "status" in done.columns else done.iloc[0:0]
+    return select(finished(results), where)
 
 
 def select(frame: pd.DataFrame, where: dict[str, Any]) -> pd.DataFrame:

@@ -28,7 +28,7 @@ from bench.report.index import (
     write_summary,
 )
 from bench.report.markdown import ReportContext, render_report
-from bench.report.tables import build_table, in_paper_units, per_joint_rows
+from bench.report.tables import build_table, in_paper_units, per_joint_rows, status_counts
 from bench.schema import Claim, Layout
 from bench.store import Store
 from bench.study import Expansion
@@ -162,7 +162,7 @@ def report_expansion(
         print(f"{name}: no finished cell in the store or archive; no report")
         return None
     on_disk = read_summary(out_dir, study.study, profile_name)
-    done = int((results.drop_duplicates("cell_id")["status"] == "done").sum())
+    done = status_counts(results)["done"]
     if on_disk and on_disk["cells"]["done"] > done and not replace:
         print(
             f"{name}: kept {out_dir / on_disk['report']}: it reports {on_disk['cells']['done']} finished "

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report.tables import unique_cells
+from bench.report.tables import finished
 
 SECTION = "convergence."
 CONVERGED = f"{SECTION}converged"
@@ -85,8 +85,7 @@ def ending(cell: Mapping[str, Any]) -> str:
 def cell_endings(results: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
     """One row per finished cell that trained: ``cell_id``, its labels (``axes``), ``seed``, :data:`FIELDS`
     and ``ending``; empty for a study of counts."""
-    cells = unique_cells(results)
-    done = cells[cells["status"] == "done"] if "status" in cells.columns else cells.iloc[0:0]
+    done = finished(results)
     done = done[trained(done)]
     labels = [a for a in axes if a in done.columns]
     out = done.reindex(columns=["cell_id", *labels, "seed"]).reset_index(drop=True)

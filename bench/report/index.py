@@ -18,7 +18,7 @@ import pandas as pd
 from bench.report.claims import NOT_RUN, UNCONVERGED, ClaimResult
 from bench.report.convergence import counts
 from bench.report.markdown import ReportContext
-from bench.report.tables import unique_cells
+from bench.report.tables import status_counts
 
 SUMMARY_SUFFIX = ".summary.json"
 INDEX = "README.md"
@@ -42,14 +42,12 @@ def study_summary(
 ) -> dict[str, Any]:
     """The index's view of one report: identity, cell counts, convergence counts (``convergence.counts`` of
     ``endings``; None for a study of counts), claim verdicts, file name."""
-    cells = unique_cells(results)
-    status = cells["status"] if "status" in cells.columns else pd.Series(dtype=str)
     return {
         "study": ctx.study,
         "title": ctx.title,
         "profile": ctx.profile,
         "report": report,
-        "cells": {s: int((status == s).sum()) for s in ("done", "failed", "missing")},
+        "cells": status_counts(results),
         "convergence": counts(endings) if len(endings) else None,
         "claims": [
             {"id": c.id, "verdict": c.verdict, "effect": significant(c.effect), "unit": c.unit}

@@ -17,7 +17,7 @@ from bench.report.as_run import AT_PAPER_SETTING, run_text
 from bench.report.claims import EFFECT_RULE, UNCONVERGED, VERDICT_RULE, ClaimResult, Comparison
 from bench.report.convergence import FIELDS, summary_line
 from bench.report.stats import SHORT
-from bench.report.tables import unique_cells
+from bench.report.tables import finished, status_counts, unique_cells
 from bench.report.units import metric_unit
 from bench.schema import Layout
 
@@ -80,8 +80,7 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def render_header(ctx: ReportContext, results: pd.DataFrame) -> str:
     cells = unique_cells(results)
-    counts = cells["status"].value_counts() if "status" in cells.columns else pd.Series(dtype=int)
-    counted = ", ".join(f"{int(counts.get(s, 0))} {s}" for s in ("done", "failed", "missing"))
+    counted = ", ".join(f"{n} {s}" for s, n in status_counts(cells).items())
     lines = [
         f"# {ctx.title}",
         "",
@@ -117,7 +116,7 @@ def _intro(ctx: ReportContext) -> str:
 def _dataset(ctx: ReportContext, cells: pd.DataFrame) -> str:
     found = []
     if "dataset.name" in cells.columns:
-        done = cells[cells["status"] == "done"]
+        done = finished(cells)
         cols = [c for c in ("dataset.name", "dataset.keypoints", "dataset.source") if c in done.columns]
         for values in done[cols].drop_duplicates().itertuples(index=False):
             found.append(" / ".join(str(v) for v in values if pd.notna(v)))
@@ -127,13 +126,9 @@ def _dataset(ctx: ReportContext, cells: pd.DataFrame) -> str:
     return text or "unknown"
 
 
-def _finished(cells: pd.DataFrame) -> pd.DataFrame:
-    return cells[cells["status"] == "done"] if "status" in cells.columns else cells.iloc[0:0]
-
-
 def _ran_on(cells: pd.DataFrame) -> str:
     """The distinct machines the finished cells recorded (platform, CPU, threads, GPU, torch)."""
-    done = _finished(cells)
+    done = finished(cells)
     env = [c for c in done.columns if c.startswith("environment.") and c != REVISION]
     if not env or done.empty:
         return "unknown (no finished cell)"
@@ -153,7 +148,7 @@ REVISION = "environment.code_revision"
 
 def _cell_revisions(cells: pd.DataFrame) -> str:
     """How many finished cells each code revision produced (cells record it since the runner does)."""
-    done = _finished(cells)
+    done = finished(cells)
     if done.empty:
         return "none (no finished cell)"
     revisions = done[REVISION] if REVISION in done.columns else pd.Series("not recorded", index=done.index)
@@ -167,7 +162,7 @@ def _libraries(cells: pd.DataFrame) -> str:
     """The library versions the finished cells ran with, as each result records them (several versions of
     one library separated by " / "), never those of the process writing the report: the numbers are the
     cells', and a report must not change when it is regenerated with other versions installed."""
-    done = _finished(cells)
+    done = finished(cells)
     parts = []
     for name in CELL_LIBRARIES:
         column = f"environment.{name}"

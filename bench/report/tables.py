@@ -57,6 +57,19 @@ def unique_cells(results: pd.DataFrame) -> pd.DataFrame:
     return results.drop_duplicates("cell_id").reset_index(drop=True)
 
 
+def finished(results: pd.DataFrame) -> pd.DataFrame:
+    """The finished cells, each once (none when the frame records no status)."""
+    cells = unique_cells(results)
+    return cells[cells["status"] == "done"] if "status" in cells.columns else cells.iloc[0:0]
+
+
+def status_counts(results: pd.DataFrame) -> dict[str, int]:
+    """How many of the cells (each once) are done, failed and missing."""
+    cells = unique_cells(results)
+    status = cells["status"] if "status" in cells.columns else pd.Series(dtype=str)
+    return {s: int((status == s).sum()) for s in ("done", "failed", "missing")}
+
+
 def in_paper_units(results: pd.DataFrame, layouts: Sequence[Layout]) -> pd.DataFrame:
     """``results`` with each layout's metric multiplied by its ``paper_scale`` (parameters -> M, s -> min), so
     that tables, deltas and claims all speak the paper's units."""
@@ -244,11 +257,11 @@ def _labels(results: pd.DataFrame) -> list[str]:
 def per_joint_rows(results: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
     """One row per (finished cell, joint): the cell's labels and seed, the joint's name, its MPJPE (mm) and
     its mean ground-truth speed (mm per frame); empty when no cell recorded per-joint values."""
-    cells = unique_cells(results)
-    if "per_joint_mpjpe" not in cells.columns or "status" not in cells.columns:
+    cells = finished(results)
+    if "per_joint_mpjpe" not in cells.columns:
         return pd.DataFrame()
     rows = []
-    for _, cell in cells[cells["status"] == "done"].iterrows():
+    for _, cell in cells.iterrows():
         errors = cell["per_joint_mpjpe"]
         if not isinstance(errors, (list, tuple, np.ndarray)):
             continue
