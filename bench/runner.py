@@ -29,7 +29,6 @@ from bench.cells import Cell
 from bench.executors import Executor, make_executor
 from bench.outcome import CellOutcome
 from bench.progress import RunProgress
-from bench.revision import process_revision
 from bench.store import Store
 from bench.study import Expansion
 from bench.tracking import Tracker, Tracking, tracking_mode
@@ -77,16 +76,14 @@ def execute(
     if cell.kind == "complexity":
         from tmt.complexity import complexity_record
 
-        record = complexity_record(cell.config)
-    else:
-        from tmt.training import run_experiment
+        return complexity_record(cell.config)
+    from tmt.training import run_experiment
 
-        record = run_experiment(
-            cell.config, workdir, callbacks=list(callbacks), progress=False, save_model=save_model
-        )
+    record = run_experiment(
+        cell.config, workdir, callbacks=list(callbacks), progress=False, save_model=save_model
+    )
     if record is None:  # only rank 0 runs this function
         raise TmtError(f"{cell.id}: a data-parallel rank other than 0 ran the cell's recording step")
-    record["environment"]["code_revision"] = process_revision()
     return record
 
 

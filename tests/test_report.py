@@ -27,9 +27,9 @@ from bench.report.figures import learning_curves, paper_mpjpe
 from bench.report.index import render_index
 from bench.report.markdown import render_table
 from bench.report.stats import PAIRED, WELCH, mean_test
-from bench.revision import code_revision
 from bench.schema import Claim, Layout
 from tmt.errors import ConfigError
+from tmt.revision import code_revision
 from tmt.skeleton import H36M_ACTIONS
 
 TABLE7_LAYOUT = {

@@ -17,9 +17,9 @@ import yaml
 
 from bench import runner
 from bench.cli import main
-from bench.revision import code_revision
 from bench.store import Store
 from bench.study import expand_file
+from tmt.revision import code_revision
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE7 = ROOT / "studies" / "table7.yaml"

@@ -152,6 +152,9 @@ def seed_everything(seed: int) -> None:
 
 
 def environment() -> dict[str, Any]:
+    """The machine, the libraries and the code revision a result was produced with."""
+    from tmt.revision import process_revision
+
     return {
         "torch": torch.__version__,
         "numpy": np.__version__,
@@ -160,6 +163,7 @@ def environment() -> dict[str, Any]:
         "processor": platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "code_revision": process_revision(),
     }
 
 

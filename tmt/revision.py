@@ -1,4 +1,5 @@
-"""The code revision a result or a report was produced with (``git rev-parse HEAD`` of the checkout)."""
+"""The code revision a result was produced with (``git rev-parse HEAD`` of the checkout), which every
+experiment's record states (:func:`tmt.training.experiment.environment`)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import subprocess
 from pathlib import Path
 
 CODE_PATHS = (":/tmt", ":/bench")
-"""The code that produces results; edits elsewhere (reports, docs, studies: a cell records its own config) do
-not make a revision "uncommitted"."""
+"""The code that produces results (this package, and bench, which runs its studies); edits elsewhere (reports,
+docs, studies: a result records its own config) do not make a revision "uncommitted"."""
 
 
 def code_revision(root: Path | None = None) -> str:
