@@ -25,7 +25,7 @@ from pydantic import Field, ValidationError
 from bench.outcome import CellOutcome
 from tmt.errors import ConfigError
 from tmt.plugins import import_modules, imported_modules
-from tmt.threads import allowed_cores
+from tmt.threads import allowed_cores, export_thread_variables, limit_threads
 from tmt.validation import StrictModel, describe
 
 if TYPE_CHECKING:
@@ -51,13 +51,6 @@ SLURM_FLAGS: dict[str, tuple[type, str, str]] = {
 }
 """The Slurm settings ``bench run`` takes as ``--slurm-<name>`` (type, metavar, words), over a study's."""
 
-THREAD_VARIABLES = (
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-)
 
 Report = Callable[["Cell", CellOutcome], None]
 RunCell = Callable[..., CellOutcome]
@@ -88,23 +81,13 @@ def worker_threads(jobs: int, cores: int | None = None) -> int:
     return max(1, (cores or allowed_cores()) // max(1, jobs))
 
 
-def limit_threads(threads: int) -> None:
-    """Set torch's intra-op threads and the BLAS / OpenMP variables read by libraries loaded later."""
-    for name in THREAD_VARIABLES:
-        os.environ[name] = str(threads)
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 def _set_thread_variables(threads: int) -> None:
     """Pool-worker initializer: runs before the worker imports numpy or torch.
 
     On Linux the worker also asks to be killed with its parent, so a killed ``bench run`` leaves no worker
     behind that goes on training (and holding its cell's lock) unseen.
     """
-    for name in THREAD_VARIABLES:
-        os.environ[name] = str(threads)
+    export_thread_variables(threads)
     if sys.platform.startswith("linux"):
         import ctypes
         import signal

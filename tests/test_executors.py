@@ -19,6 +19,7 @@ from bench.loader import load_study_file
 from bench.store import Store
 from bench.study import expand_file
 from tmt.errors import ConfigError, TmtError
+from tmt.threads import THREAD_VARIABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE6 = ROOT / "studies" / "table6.yaml"
@@ -63,7 +64,7 @@ def test_worker_threads_divide_the_cores() -> None:
 def test_cell_job_limits_threads_unless_the_cell_sets_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smoke_data: Path
 ) -> None:
-    for name in executors.THREAD_VARIABLES:  # restored after the test
+    for name in THREAD_VARIABLES:  # restored after the test
         monkeypatch.setenv(name, "1")
     seen: list[tuple[int, str]] = []
 

@@ -13,6 +13,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+"""The variables OpenMP, the BLAS libraries and numexpr read when they load."""
 SAMPLE_S = 0.2
 """How long the cores are watched before choosing: long enough to see a busy core, short beside any command."""
 
@@ -67,3 +75,19 @@ def default_threads() -> int:
     cpus = allowed_cpus()
     idle = idle_cores(cpus)
     return len(cpus) if idle is None else min(len(cpus), max(1, round(idle)))
+
+
+def export_thread_variables(threads: int) -> None:
+    """Set :data:`THREAD_VARIABLES` for the libraries this process loads later (a worker sets them before it
+    imports numpy or torch)."""
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+
+
+def limit_threads(threads: int) -> None:
+    """Give this process ``threads`` threads: torch's intra-op threads now, the variables for what loads later
+    (several processes sharing a machine's cores: bench's worker processes and Slurm jobs)."""
+    export_thread_variables(threads)
+    import torch
+
+    torch.set_num_threads(threads)
