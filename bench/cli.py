@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.executors import EXECUTORS, SLURM_CLUSTERS, SLURM_FLAGS
+from bench.executors import EXECUTORS, SLURM_CLUSTERS, SLURM_FLAGS, SlurmOptions
 from bench.options import (
     add_cell_options,
     add_output_options,
@@ -77,11 +77,10 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         "threads) or slurm (one job per cell through submitit); default: pool if --jobs > 1, else local",
     )
     slurm = p.add_argument_group("Slurm (--executor slurm; these override the study's slurm: section)")
-    for name, (kind, metavar, words) in SLURM_FLAGS.items():
+    for name, (kind, metavar) in SLURM_FLAGS.items():
+        words = SlurmOptions.model_fields[name].description
         flag = f"--slurm-{name.replace('_', '-')}"
-        slurm.add_argument(
-            flag, type=kind, default=None, metavar=metavar, help=f"{words} (default: the study's)"
-        )
+        slurm.add_argument(flag, type=kind, metavar=metavar, help=f"{words} (default: the study's)")
     slurm.add_argument(
         "--slurm-cluster",
         choices=SLURM_CLUSTERS,

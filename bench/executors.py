@@ -36,20 +36,17 @@ if TYPE_CHECKING:
 EXECUTORS = ("local", "pool", "slurm")
 SLURM_CLUSTERS = ("slurm", "local")
 """``local`` runs the "Slurm" jobs as local processes through submitit (tests, or a machine without Slurm)."""
-SLURM_FLAGS: dict[str, tuple[type, str, str]] = {
-    "partition": (str, "NAME", "partition"),
-    "time": (str, "TIME", "time limit: minutes or HH:MM:SS"),
-    "gpus": (int, "N", "GPUs per job"),
-    "cpus": (int, "N", "CPUs per job (= torch threads)"),
-    "mem": (str, "SIZE", "memory per job, e.g. 32G"),
-    "nodes": (int, "N", "nodes per job"),
-    "tasks_per_node": (
-        int,
-        "N",
-        "processes per node; more than one process per job trains each cell data-parallel",
-    ),
+SLURM_FLAGS: dict[str, tuple[type, str]] = {
+    "partition": (str, "NAME"),
+    "time": (str, "TIME"),
+    "gpus": (int, "N"),
+    "cpus": (int, "N"),
+    "mem": (str, "SIZE"),
+    "nodes": (int, "N"),
+    "tasks_per_node": (int, "N"),
 }
-"""The Slurm settings ``bench run`` takes as ``--slurm-<name>`` (type, metavar, words), over a study's."""
+"""The Slurm settings ``bench run`` takes as ``--slurm-<name>`` (type, metavar; the words are the
+:class:`SlurmOptions` field's), over a study's."""
 
 
 Report = Callable[["Cell", CellOutcome], None]
@@ -238,7 +235,7 @@ class PoolExecutor(_JobExecutor):
 class SlurmOptions(StrictModel):
     """Slurm settings of a study (its ``slurm:`` section) or of the command line (``--slurm-*``)."""
 
-    partition: str | None = None
+    partition: str | None = Field(None, description="partition")
     time: str | int | None = Field(None, description="time limit: minutes, or HH:MM:SS, D-HH:MM, ...")
     gpus: int | None = Field(None, ge=0, description="GPUs per job")
     cpus: int | None = Field(None, ge=1, description="CPUs per job (= the cell's torch threads)")
@@ -277,23 +274,23 @@ class SlurmOptions(StrictModel):
             params["timeout_min"] = parse_minutes(self.time, "slurm time")
         if self.mem is not None:
             params["mem_gb"] = parse_gigabytes(self.mem, "slurm mem")
-        if self.gpus is not None:
-            params["gpus_per_node"] = self.gpus
-        if self.cpus is not None:
-            params["cpus_per_task"] = self.cpus
-        if self.nodes is not None:
-            params["nodes"] = self.nodes
-        if self.tasks_per_node is not None:
-            params["tasks_per_node"] = self.tasks_per_node
-        if self.partition:
-            params["slurm_partition"] = self.partition
-        if self.setup:
-            params["slurm_setup"] = list(self.setup)
-        if self.additional:
-            params["slurm_additional_parameters"] = dict(self.additional)
+        given = self.model_dump(include=set(SUBMITIT_NAMES))
+        params |= {SUBMITIT_NAMES[k]: v for k, v in given.items() if v not in (None, "", [], {})}
         if parallelism:
             params["slurm_array_parallelism"] = parallelism
         return params
+
+
+SUBMITIT_NAMES = {
+    "gpus": "gpus_per_node",
+    "cpus": "cpus_per_task",
+    "nodes": "nodes",
+    "tasks_per_node": "tasks_per_node",
+    "partition": "slurm_partition",
+    "setup": "slurm_setup",
+    "additional": "slurm_additional_parameters",
+}
+"""The submitit keyword of each :class:`SlurmOptions` field that passes as it is (when set)."""
 
 
 def parse_minutes(value: str | int, where: str = "slurm time") -> int:
