@@ -30,8 +30,8 @@ from tmt.validation import StrictModel, describe
 
 if TYPE_CHECKING:
     from bench.cells import Cell
-    from bench.progress import RunProgress
     from bench.store import Store
+    from tmt.progress import RunsProgress
 
 EXECUTORS = ("local", "pool", "slurm")
 SLURM_CLUSTERS = ("slurm", "local")
@@ -63,7 +63,7 @@ class Executor(Protocol):
         report: Report,
         run_cell: RunCell,
         *,
-        progress: RunProgress | None = None,
+        progress: RunsProgress | None = None,
         **options: Any,
     ) -> None:
         """Run every cell with ``run_cell(cell, store, **options)``, calling ``report(cell, outcome)`` as each
@@ -162,7 +162,7 @@ class LocalExecutor:
         report: Report,
         run_cell: RunCell,
         *,
-        progress: RunProgress | None = None,
+        progress: RunsProgress | None = None,
         **options: Any,
     ) -> None:
         for cell in cells:
@@ -182,7 +182,7 @@ class _JobExecutor:
         report: Report,
         run_cell: RunCell,
         *,
-        progress: RunProgress | None = None,
+        progress: RunsProgress | None = None,
         **options: Any,
     ) -> None:
         from bench.store import Store

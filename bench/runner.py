@@ -28,12 +28,12 @@ from bench.archive import export_archive
 from bench.cells import Cell
 from bench.executors import Executor, make_executor
 from bench.outcome import CellOutcome
-from bench.progress import RunProgress
 from bench.store import Store
 from bench.study import Expansion
 from bench.tracking import Tracker, Tracking, tracking_mode
 from tmt.data.synth_folder import ensure_synthetic
 from tmt.errors import CheckpointError, DataError, TmtError
+from tmt.progress import RunsProgress
 from tmt.training.experiment import MODEL_FILE
 from tmt.training.identity import DATA_INCIDENTAL
 
@@ -93,7 +93,7 @@ def run_cell(
     *,
     force: bool = False,
     tracking: Tracking | None = None,
-    progress: RunProgress | None = None,
+    progress: RunsProgress | None = None,
     callbacks: Sequence[Any] = (),
     archive: Path | None = None,
 ) -> CellOutcome:
@@ -126,7 +126,7 @@ def run_cell(
             return outcome
         resumed = store.has_checkpoint(cell.id)
         if progress is not None:
-            progress.cell_started(cell, resumed)
+            progress.run_started(f"{cell.id} {cell.describe()}", cell.epochs, resumed)
         tracking = tracking or Tracking()
         tracker = Tracker(cell, tracking, history=store.history(cell.id), model_file=workdir / MODEL_FILE)
         epoch_callbacks: list[Any] = [HistoryWriter(store, cell.id), tracker]
@@ -315,7 +315,7 @@ def run_cells(
     done_before = 0 if force else sum(store.is_done(c.id) for c in cells)
     outcomes: dict[str, CellOutcome] = {}
     title = f"{expansion.study.study} [{expansion.profile}]"
-    with RunProgress(len(cells), done_before, title=title, live=live) as progress:
+    with RunsProgress(len(cells), done_before, title=title, unit="cells", live=live) as progress:
         progress.print(f"{title}: {len(cells)} cells, {done_before} already done, store {store.root}")
         ensure_data(expansion, progress.print)
         pending = []
@@ -335,7 +335,7 @@ def run_cells(
             if outcome.status == "busy":
                 progress.print(f"    {cell.id} {cell.describe()}: skipped, {outcome.detail}")
             else:
-                progress.cell_finished(cell, outcome.status, outcome.detail)
+                progress.run_finished(f"{cell.id} {cell.describe()}", outcome.status, outcome.detail)
             if outcome.disk_full:
                 raise StudyStopped(
                     f"{store.root}: no space left on the device; the study stopped after cell {cell.id} "

@@ -188,20 +188,20 @@ def test_a_study_run_at_80_columns_leaves_exactly_its_lines(monkeypatch) -> None
     """On an 80-column terminal the live bars never reach the last column (else each refresh would leave a
     copy behind and overwrite the lines above) and vanish at the end: the screen then holds each cell's line
     once, and no bar."""
-    from bench.progress import RunProgress
+    from tmt.progress import RunsProgress
 
     monkeypatch.setenv("COLUMNS", "80")
     monkeypatch.setenv("TERM", "xterm-256color")
     terminal = Terminal()
     cells = _tiny_cells(12)
-    with RunProgress(len(cells), title="table7 [smoke]", stream=terminal) as progress:
+    with RunsProgress(len(cells), title="table7 [smoke]", unit="cells", stream=terminal) as progress:
         progress.print("table7 [smoke]: 12 cells")
         for cell in cells:
-            progress.cell_started(cell, resumed=False)
+            progress.run_started(f"{cell.id} {cell.describe()}", cell.epochs, resumed=False)
             for epoch in (1, 2, 3):
                 progress.on_epoch_end(epoch, {"val_mpjpe": 400.0})
                 progress._progress.refresh()
-            progress.cell_finished(cell, "done", "MPJPE 426.0 mm")
+            progress.run_finished(f"{cell.id} {cell.describe()}", "done", "MPJPE 426.0 mm")
     screen = Screen(80)
     screen.feed(terminal.getvalue())
     drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", terminal.getvalue())

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import Progress as RichProgress
     from rich.progress import ProgressColumn
 
     from tmt.training.config import ExperimentConfig
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
 
 BAR_WIDTH = 20
 """Characters of a live bar: with the texts beside it, a line fits 80 columns."""
+NAME_WIDTH = 40
+"""Characters of a series' title and of a run's name in its live display (cut with an ellipsis beyond): the
+line then fits 80 columns; the line printed as each run ends names it in full."""
 
 
 def format_seconds(seconds: float) -> str:
@@ -58,6 +62,18 @@ def text_column(template: str, max_width: int | None = None) -> ProgressColumn:
     return TextColumn(template, table_column=Column(no_wrap=True, overflow="ellipsis", max_width=max_width))
 
 
+def live_bars(stream: TextIO, label: ProgressColumn, *after: ProgressColumn) -> RichProgress:
+    """A transient rich display on :func:`live_console`: ``label``, a bar of fixed width, the count, then
+    ``after`` (each task one line; erased when it stops)."""
+    from rich.progress import BarColumn, MofNCompleteColumn
+    from rich.progress import Progress as RichProgress
+
+    bar = BarColumn(bar_width=BAR_WIDTH)
+    return RichProgress(
+        label, bar, MofNCompleteColumn(), *after, console=live_console(stream), transient=True
+    )
+
+
 class Progress:
     """Progress over ``total`` items of one loop.
 
@@ -83,18 +99,11 @@ class Progress:
         self.started = time.perf_counter()
         self._bar: Any = None
         if self.stream.isatty():
-            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-            from rich.progress import Progress as RichProgress
+            from rich.progress import TextColumn, TimeRemainingColumn
 
             shown = [TextColumn(f"{name} {{task.fields[{name}]:.4f}}") for name in fields]
-            self._bar = RichProgress(
-                text_column(label.replace("[", r"\[")),
-                BarColumn(bar_width=BAR_WIDTH),
-                MofNCompleteColumn(),
-                *shown,
-                TimeRemainingColumn(),
-                console=live_console(self.stream),
-                transient=True,
+            self._bar = live_bars(
+                self.stream, text_column(label.replace("[", r"\[")), *shown, TimeRemainingColumn()
             )
             self._task = self._bar.add_task(label, total=total, **dict.fromkeys(fields, math.nan))
             self._bar.start()
@@ -113,6 +122,92 @@ class Progress:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+
+
+class RunsProgress:
+    """Progress of a series of training runs (a study's cells): runs done / remaining and the current run's
+    epoch; also the ``on_epoch_end`` callback of the current run.
+
+    On a terminal two live bars, erased when the series ends (the line printed as each run ends is the
+    record); elsewhere (logs, CI) one plain line per event. A run is named by ``name`` (its id and what it
+    is) and trains ``epochs`` epochs.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        done: int = 0,
+        *,
+        title: str = "",
+        unit: str = "runs",
+        stream: TextIO | None = None,
+        live: bool | None = None,
+    ):
+        self.total, self.done, self.title, self.unit = total, done, title, unit
+        self.stream = stream or sys.stdout
+        self.live = self.stream.isatty() if live is None else live
+        self._progress: Any = None
+        self._runs_task: Any = None
+        self._epoch_task: Any = None
+        self._epochs: int | None = None
+
+    def __enter__(self) -> RunsProgress:
+        if self.live:
+            from rich.markup import escape  # titles contain "[profile]", which rich would read as markup
+            from rich.progress import TimeElapsedColumn
+
+            label = text_column("{task.description}", max_width=NAME_WIDTH)
+            self._progress = live_bars(self.stream, label, TimeElapsedColumn())
+            title = escape(f"{self.title} {self.unit}")
+            self._runs_task = self._progress.add_task(title, total=self.total, completed=self.done)
+            self._epoch_task = self._progress.add_task("epoch", total=1, visible=False)
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def print(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(text, markup=False, highlight=False)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def run_started(self, name: str, epochs: int, resumed: bool) -> None:
+        self._epochs = epochs
+        note = " (resuming from its checkpoint)" if resumed else ""
+        position = f"[{self.done + 1}/{self.total}]"
+        if self._progress is not None:
+            from rich.markup import escape
+
+            shown = escape(name)
+            self._progress.update(
+                self._epoch_task, description=shown, total=epochs, completed=0, visible=True
+            )
+            if resumed:
+                self.print(f"{position} {name}{note}")
+        else:
+            self.print(f"{position} {name}: running{note}")
+
+    def on_epoch_end(self, epoch: int, record: dict[str, Any]) -> None:
+        val = record.get("val_mpjpe")
+        text = f"epoch {epoch}/{self._epochs or '?'}"
+        if isinstance(val, (int, float)):
+            text += f" val MPJPE {val:.1f} mm"
+        if self._progress is not None:
+            self._progress.update(self._epoch_task, completed=epoch)
+        else:
+            self.print(f"    {text}")
+
+    def run_finished(self, name: str, status: str, detail: str = "") -> None:
+        self.done += 1
+        if self._progress is not None:
+            self._progress.update(self._runs_task, completed=self.done)
+            self._progress.update(self._epoch_task, visible=False)
+        suffix = f": {detail}" if detail else ""
+        self.print(f"[{self.done}/{self.total}] {name}: {status}{suffix}")
 
 
 def eta_seconds(config: ExperimentConfig, state: TrainState) -> float:
