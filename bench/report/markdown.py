@@ -134,7 +134,7 @@ def _ran_on(cells: pd.DataFrame) -> str:
         return "unknown (no finished cell)"
     parts = []
     for record in done[env].drop_duplicates().to_dict("records"):
-        get = {k.removeprefix("environment."): v for k, v in record.items() if _present(v)}.get
+        get = {k.removeprefix("environment."): v for k, v in record.items() if not _missing(v)}.get
         text = f"{get('platform', '?')}, {get('processor', '?')}"
         text += f", {int(get('threads'))} torch threads" if get("threads") is not None else ""
         text += f", GPU {get('cuda')}" if get("cuda") else ", no GPU"
@@ -170,10 +170,6 @@ def _libraries(cells: pd.DataFrame) -> str:
         if len(found):
             parts.append(f"{name} {' / '.join(found)}")
     return ", ".join(parts) or "not recorded (no finished cell)"
-
-
-def _present(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
 OTHER_SETTING = "†"
@@ -219,6 +215,7 @@ def _run_values(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _missing(value: Any) -> bool:
+    """None, NaN or pandas' NA: a value a record does not have."""
     return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
 
 

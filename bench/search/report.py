@@ -173,14 +173,14 @@ def render(
     spec: SearchSpec,
     profile: str,
     store: Store,
+    reference: tuple[Cell, float | None, dict[str, Any] | None],
     *,
     storage: str,
     figure: str | None,
-    data: str | None = None,
     settings: dict[str, Any] | None = None,
 ) -> str:
-    settings = dict(settings or {})
-    ref_cell, ref_value, ref_result = _reference(spec, profile, store, data, settings)
+    """The report's markdown; ``reference``: the reference point's cell, value and result (:func:`_reference`)."""
+    ref_cell, ref_value, ref_result = reference
     trials = study.get_trials(deepcopy=False)
     states = {s: sum(t.state == s for t in trials) for s in TrialState}
     section, names = spec.section, _param_names(spec)
@@ -350,24 +350,11 @@ def write_search_report(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = report_stem(study.study_name, profile)
-    _, ref_value, _ = _reference(spec, profile, store, data, dict(settings or {}))
-    png = history_figure(
-        study.get_trials(deepcopy=False),
-        spec.section.direction,
-        spec.section.metric,
-        ref_value,
-        out_dir / f"{stem}.png",
-    )
-    text = render(
-        study,
-        spec,
-        profile,
-        store,
-        storage=storage,
-        figure=png.name if png else None,
-        data=data,
-        settings=settings,
-    )
+    reference = _reference(spec, profile, store, data, dict(settings or {}))
+    section, trials = spec.section, study.get_trials(deepcopy=False)
+    png = history_figure(trials, section.direction, section.metric, reference[1], out_dir / f"{stem}.png")
+    figure = png.name if png else None
+    text = render(study, spec, profile, store, reference, storage=storage, figure=figure, settings=settings)
     path = out_dir / f"{stem}.md"
     write_text_atomic(path, text)
     return path
