@@ -264,32 +264,19 @@ class _Expander:
             return f"profiles.{self.profile_name}.protocol"
         return f"base.{path}" if path != TOP_LEVEL else "base"
 
-    def validate(
+    def configure(
         self, tree: dict[str, Any], labels: dict[str, Any], block_index: int, model: type[Any]
     ) -> Any:
-        """``tree`` as ``model`` (an ``ExperimentConfig`` class); errors name the study field that set it."""
+        """``tree`` as ``model`` (an ``ExperimentConfig`` class), resolved: the backbone's defaults filled in,
+        the one resolution of this grid point's configuration (a ``ResolvedConfig`` stays as it is); errors
+        name the study field that set the configuration field."""
         from tmt.errors import TmtError
 
         try:
-            return model.model_validate(tree)
+            return model.model_validate(tree).resolved()
         except (ValidationError, TmtError) as err:
-            raise self.field_error(err, labels, block_index, model) from None
-
-    def resolve(self, config: Any, labels: dict[str, Any], block_index: int) -> Any:
-        """The backbone's defaults filled in: the one resolution of this grid point's configuration."""
-        from tmt.errors import TmtError
-
-        try:
-            return config.resolved()
-        except TmtError as err:
-            raise self.field_error(err, labels, block_index, type(config)) from None
-
-    def field_error(
-        self, err: Exception, labels: dict[str, Any], block_index: int, model: type[Any]
-    ) -> StudyError:
-        """A configuration error, as an error of the study field that set the configuration field."""
-        path, why = config_problem(err, model)
-        return self.fail(self.origin(path, block_index), why, labels)
+            path, why = config_problem(err, model)
+            raise self.fail(self.origin(path, block_index), why, labels) from None
 
     def scaled(self, resolved: Any, labels: dict[str, Any], block_index: int) -> tuple[Any, dict[str, Any]]:
         """The profile's ``scale`` rules applied to the resolved configuration (they scale the backbone's
@@ -318,7 +305,7 @@ class _Expander:
             set_path(tree, path, new)
             if new != value:
                 changed[path] = value
-        return self.validate(tree, labels, block_index, ResolvedConfig), changed
+        return self.configure(tree, labels, block_index, ResolvedConfig), changed
 
     def check_data(self, config: Any, labels: dict[str, Any], block_index: int) -> None:
         """Subjects, actions and keypoint sets must exist in the data the cell reads (not for counting)."""
@@ -365,10 +352,8 @@ class _Expander:
             if point_seeds is None:
                 chosen = [o.seeds for o in self.overrides(tree) if o.seeds is not None]
                 point_seeds = chosen[-1] if chosen else n_seeds
-            config = self.validate(tree, labels, block_index, self.config_cls)
-            resolved, scaled_from = self.scaled(
-                self.resolve(config, labels, block_index), labels, block_index
-            )
+            config = self.configure(tree, labels, block_index, self.config_cls)
+            resolved, scaled_from = self.scaled(config, labels, block_index)
             self.check_data(resolved, labels, block_index)
             self.check_buildable(resolved, labels)
             for seed in range(point_seeds):
