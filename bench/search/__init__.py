@@ -15,7 +15,7 @@ import argparse
 
 from optuna.trial import TrialState
 
-from bench.search.objective import run_search
+from bench.search.objective import describe, run_search
 from bench.search.spec import SearchSpec, load_search
 from bench.store import Store
 
@@ -54,10 +54,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if complete:
         best = study.best_trial
-        params = ", ".join(
-            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items()
-        )
-        print(f"best: trial {best.number}, {spec.section.metric} {best.value:.2f}: {params}")
+        print(f"best: trial {best.number}, {spec.section.metric} {best.value:.2f}: {describe(best.params)}")
     if not args.no_report:
         path = write_search_report(
             study,

@@ -168,10 +168,11 @@ def open_search(
     """The Optuna study of this search (created on first use), with its seeded sampler and its pruner."""
     settings = dict(settings or {})
     epochs = spec.reference(profile, data=data, settings=settings).cells[0].epochs
-    handle = open_storage(storage_url, store, study_name or default_study_name(spec.name, profile))
+    name = study_name or default_study_name(spec.name, profile)
+    handle = open_storage(storage_url, store, name)
     study = open_study(
         handle,
-        study_name or default_study_name(spec.name, profile),
+        name,
         spec.identity(profile, data, settings),
         direction=spec.section.direction,
         sampler=TrialSeededSampler(spec.section.sampler),
