@@ -162,12 +162,5 @@ def add_wandb_options(p: argparse.ArgumentParser) -> None:
 def tracking_from_args(args: argparse.Namespace, variant: str = "") -> Tracking:
     """The :class:`bench.tracking.Tracking` the command line asks for; ``variant`` is the expansion's
     (:attr:`bench.study.Expansion.variant`), which names the cells' W&B group as it names their archive."""
-    try:
-        return Tracking(
-            mode=args.wandb or default_mode(),
-            variant=variant,
-            log_every=args.wandb_log_every,
-            log_model=args.wandb_log_model,
-        )
-    except ValueError as err:
-        raise TmtError(str(err)) from None
+    mode = args.wandb or default_mode()
+    return Tracking(mode, variant, log_every=args.wandb_log_every, log_model=args.wandb_log_model)

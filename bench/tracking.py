@@ -18,6 +18,7 @@ from typing import Any
 
 from bench.cells import Cell
 from bench.store import flatten
+from tmt.errors import ConfigError
 from tmt.skeleton import joint_names
 
 MODES = ("online", "offline", "disabled")
@@ -105,9 +106,9 @@ class Tracking:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ValueError(f"--wandb: unknown mode {self.mode!r}; allowed: {', '.join(MODES)}")
+            raise ConfigError(f"--wandb: unknown mode {self.mode!r}; allowed: {', '.join(MODES)}")
         if self.log_every < 0:
-            raise ValueError(
+            raise ConfigError(
                 f"--wandb-log-every: must be 0 (off) or a number of updates, got {self.log_every}"
             )
 
