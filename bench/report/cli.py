@@ -217,19 +217,15 @@ def _log_to_wandb(
 
     files = [out_dir / f"{stem}.{suffix}" for suffix in ("md", "csv", "claims.csv", "joints.csv")]
     files = [f for f in files if f.exists()] + sorted((out_dir / FIGURES).glob(f"{stem}.*"))
-    rows = results.drop_duplicates("cell_id").set_index("cell_id")
-    table = []
-    for cell in cells:
-        row = rows.loc[cell.id] if cell.id in rows.index else None
-        mpjpe = row.get("mpjpe") if row is not None else None
-        table.append(
-            {
-                "cell_id": cell.id,
-                "seed": cell.seed,
-                "labels": ", ".join(f"{k}={v}" for k, v in cell.labels.items()),
-                "status": str(row["status"]) if row is not None else "missing",
-                "mpjpe": float(mpjpe) if mpjpe is not None and pd.notna(mpjpe) else None,
-            }
-        )
+    table = [
+        {
+            "cell_id": cell.id,
+            "seed": cell.seed,
+            "labels": ", ".join(f"{k}={v}" for k, v in cell.labels.items()),
+            "status": str(row["status"]),
+            "mpjpe": float(row["mpjpe"]) if pd.notna(row.get("mpjpe")) else None,
+        }
+        for cell, row in zip(cells, results.to_dict("records"), strict=True)  # Store.results: a row per cell
+    ]
     if log_report(study, stem.split(".", 1)[1], files, table, mode):
         print(f"{stem}: report logged to W&B ({mode})")
