@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.archive import archive_path, import_archive, variant_suffix
+from bench.archive import import_archive
 from bench.store import Store, default_root
 from bench.study import expand_file
 
@@ -40,11 +40,10 @@ def results(
     settings, only = dict(settings or {}), dict(only or {})
     expansion = expand_file(study, profile, check_models=False, settings=settings, only=only)
     own = Store(store if store is not None else default_root())
-    variant = variant_suffix(settings, only)
     with tempfile.TemporaryDirectory(prefix="bench-results-") as scratch_dir:
         scratch = Store(scratch_dir)
         pending = [cell for cell in expansion.cells if not own.is_done(cell.id)]
-        import_archive(archive_path(archive, expansion.study.study, profile + variant), scratch, pending)
+        import_archive(expansion.archive(archive), scratch, pending)
         rows = [
             (own if own.is_done(cell.id) or not scratch.is_done(cell.id) else scratch).row(cell)
             for cell in expansion.cells
