@@ -17,6 +17,7 @@ from bench.options import (
     add_output_options,
     add_wandb_options,
     expansion_from_args,
+    parse_settings,
     tracking_from_args,
 )
 from bench.search.spec import PRUNERS
@@ -315,9 +316,53 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from bench.search import run as search_run
+    """Run this worker's trials, then write the search report. Exit status 0 when the study has a complete
+    trial (or no trial was asked for), 1 otherwise."""
+    from optuna.trial import TrialState
 
-    return int(search_run(args) or 0)
+    from bench.search.objective import describe, run_search
+    from bench.search.report import write_search_report
+    from bench.search.spec import load_search
+    from bench.store import Store
+
+    spec = load_search(args.spec)
+    settings = parse_settings(args.settings)
+    store = Store(args.store)
+    study, handle = run_search(
+        spec,
+        args.profile,
+        store,
+        trials=args.trials,
+        storage_url=args.storage,
+        study_name=args.study_name,
+        pruner=args.pruner,
+        data=args.data,
+        settings=settings,
+        tracking=tracking_from_args(args),
+    )
+    trials = study.get_trials(deepcopy=False)
+    counts = {s: sum(t.state == s for t in trials) for s in TrialState}
+    complete = counts[TrialState.COMPLETE]
+    print(
+        f"{study.study_name}: {len(trials)} trials, {complete} complete, {counts[TrialState.PRUNED]} pruned, "
+        f"{counts[TrialState.FAIL]} failed (storage {handle.description})"
+    )
+    if complete:
+        best = study.best_trial
+        print(f"best: trial {best.number}, {spec.section.metric} {best.value:.2f}: {describe(best.params)}")
+    if not args.no_report:
+        path = write_search_report(
+            study,
+            spec,
+            args.profile,
+            store,
+            args.out,
+            storage=handle.description,
+            data=args.data,
+            settings=settings,
+        )
+        print(f"report: {path}")
+    return 0 if complete or not trials else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
