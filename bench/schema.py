@@ -354,12 +354,6 @@ def check_cross_fields(study: Study) -> list[tuple[str, str]]:
         if why:
             errors.append((where, why))
 
-    def check_once(where: str, settings: dict[str, Any]) -> None:
-        add(where, written_twice(settings))
-
-    def check_path(where: str, path: str) -> None:
-        add(where, config_path_error(path))
-
     def check_axis(where: str, name: str | None) -> None:
         if name is not None and name not in axes:
             add(where, f"{name!r} is not a grid axis; allowed: {axis_names}")
@@ -372,7 +366,7 @@ def check_cross_fields(study: Study) -> list[tuple[str, str]]:
                 allowed = ", ".join(map(str, axes[axis]))
                 add(where, f"{value!r} is not a value of axis {axis!r}; allowed: {allowed}")
 
-    check_once("base", study.base)
+    add("base", written_twice(study.base))
     for i, block in enumerate(study.grid):
         for name in block.axes:
             if name in study.labels:
@@ -381,15 +375,15 @@ def check_cross_fields(study: Study) -> list[tuple[str, str]]:
                     allowed = ", ".join(study.labels[name])
                     add(f"grid.{i}.axes.{name}", f"no labels entry for {missing}; allowed: {allowed}")
             else:
-                check_path(f"grid.{i}.axes.{name}", name)
+                add(f"grid.{i}.axes.{name}", config_path_error(name))
         for path in block.set:
-            check_path(f"grid.{i}.set.{path}", path)
-        check_once(f"grid.{i}.set", block.set)
+            add(f"grid.{i}.set.{path}", config_path_error(path))
+        add(f"grid.{i}.set", written_twice(block.set))
     for axis, values in study.labels.items():
         for value, settings in values.items():
             for path in settings:
-                check_path(f"labels.{axis}.{value}.{path}", path)
-            check_once(f"labels.{axis}.{value}", settings)
+                add(f"labels.{axis}.{value}.{path}", config_path_error(path))
+            add(f"labels.{axis}.{value}", written_twice(settings))
     for name, profile in study.profiles.items():
         for axis, values in profile.axes.items():
             check_axis(f"profiles.{name}.axes", axis)
@@ -397,12 +391,12 @@ def check_cross_fields(study: Study) -> list[tuple[str, str]]:
             if not values:
                 add(f"profiles.{name}.axes.{axis}", "no values: name at least one")
         for path in [*profile.set, *profile.scale]:
-            check_path(f"profiles.{name}.{path}", path)
-        check_once(f"profiles.{name}.set", profile.set)
+            add(f"profiles.{name}.{path}", config_path_error(path))
+        add(f"profiles.{name}.set", written_twice(profile.set))
         for j, override in enumerate(profile.overrides):
             for path in [*override.when, *override.set, *override.scale]:
-                check_path(f"profiles.{name}.overrides.{j}.{path}", path)
-            check_once(f"profiles.{name}.overrides.{j}.set", override.set)
+                add(f"profiles.{name}.overrides.{j}.{path}", config_path_error(path))
+            add(f"profiles.{name}.overrides.{j}.set", written_twice(override.set))
     missing_profiles = [p for p in PROFILES_REQUIRED if p not in study.profiles]
     if missing_profiles:
         add(

@@ -148,10 +148,6 @@ class Tracker:
             self._guard("start", self._start)
             self._guard("replay", self._replay, history)
 
-    @property
-    def active(self) -> bool:
-        return self.run is not None
-
     def _guard(self, what: str, fn: Any, *args: Any) -> None:
         if self.run is None and what != "start":
             return

@@ -73,13 +73,13 @@ def test_search_file_reference_is_table6s_cell_and_trials_scale_like_the_grid() 
         table6 = {c.id for c in expand_file(TABLE6, profile, protocol=protocol).cells}
         assert spec.reference(profile).cells[0].id in table6
     params = {"model.depth": 6, "model.dim": 128, "model.frames": 81, "optim.lr": 1e-4}
-    cell = spec.trial_cell(params, "cpu")
+    cell = spec.trial_expansion(params, "cpu").cells[0]
     model = cell.config_dict["model"]
     assert cell.labels == params and cell.seed == 0
     assert (model["depth"], model["dim"], model["frames"]) == (2, 16, 15)  # Table 6's cpu mapping
     assert cell.config_dict["optim"]["lr"] == pytest.approx(5e-3)  # the profile's x50
-    assert spec.trial_cell(dict(params), "cpu").id == cell.id
-    assert spec.trial_cell({**params, "optim.lr": 2e-4}, "cpu").id != cell.id
+    assert spec.trial_expansion(dict(params), "cpu").cells[0].id == cell.id
+    assert spec.trial_expansion({**params, "optim.lr": 2e-4}, "cpu").cells[0].id != cell.id
     assert spec.trials_for("smoke") == 4
 
 

@@ -64,7 +64,7 @@ def test_disabled_tracking_never_imports_wandb(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setattr(runner, "execute", fake_execute)
     outcome = runner.run_cell(make_cell(), Store(tmp_path), tracking=Tracking("disabled"))
     assert outcome.status == "done"
-    assert not Tracker(make_cell(), "disabled").active
+    assert Tracker(make_cell(), "disabled").run is None
 
 
 def test_summary_metrics_are_flat_numbers() -> None:

@@ -16,7 +16,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from bench.cells import Cell
 from bench.loader import StudyError, load_study_file
 from bench.schema import ScaleRule, Study
 from bench.study import Expansion, expand
@@ -202,9 +201,6 @@ class SearchSpec:
         study = self.study.model_copy(update={"grid": [type(self.study.grid[0]).model_validate(block)]})
         merged = {**(settings or {}), **params}
         return expand(study, self.source, profile, seeds=1, data=data, settings=merged)
-
-    def trial_cell(self, params: dict[str, Any], profile: str, **kwargs: Any) -> Cell:
-        return self.trial_expansion(params, profile, **kwargs).cells[0]
 
     def identity(self, profile: str, data: str | None, settings: dict[str, Any]) -> dict[str, Any]:
         """What an Optuna study was created for: a rerun with other values must use another study name."""
