@@ -59,15 +59,6 @@ class HistoryWriter:
         self.store.append_history(self.cell_id, {**record, "epoch": epoch})
 
 
-def non_finite_metrics(result: dict[str, Any]) -> list[str]:
-    """Names of scalar metrics that are NaN or infinite (a result with any is a failure, not a number)."""
-    bad = []
-    for key, value in result.get("metrics", {}).items():
-        if isinstance(value, float) and not math.isfinite(value):
-            bad.append(key)
-    return bad
-
-
 def execute(
     cell: Cell, workdir: Path, callbacks: Sequence[Any], *, save_model: bool = False
 ) -> dict[str, Any]:
@@ -146,7 +137,8 @@ def run_cell(
                 if progress is not None:
                     progress.print(f"    {cell.id}: {err}; it was moved to {kept.name} and the cell restarts")
                 result = execute(cell, workdir, epoch_callbacks, save_model=tracking.log_model)
-            bad = non_finite_metrics(result)
+            metrics = result.get("metrics", {}).items()  # a NaN or infinite metric is a failure, not a number
+            bad = [name for name, value in metrics if isinstance(value, float) and not math.isfinite(value)]
             if bad:
                 raise FloatingPointError(f"non-finite result metric(s): {', '.join(bad)}")
             result = {

@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bench.report.as_run import plain_number
 from bench.report.convergence import unconverged_cells
 from bench.report.stats import (
     ALPHA,
@@ -591,20 +592,11 @@ def _row_groups(
             named.setdefault(key, dict(zip(rows, values, strict=True)))
         varying = [r for i, r in enumerate(rows) if len({k[i] for k in named}) > 1] or rows
         for key, labels in named.items():
-            where = ", ".join(f"{r}={_shown(labels.get(r))}" for r in varying)
+            where = ", ".join(f"{r}={plain_number(labels.get(r))}" for r in varying)
             grp = pairs.loc[np.array([k == key for k in pair_keys], dtype=bool)]
             groups.append((f"{label} @ {where}", grp, _same_row(paper_pairs, labels)))
     groups.append((f"{label} (all rows)" if claim.per_row and rows else label, pairs, paper_pairs))
     return groups
-
-
-def _shown(value: Any) -> str:
-    """A row label as the reports print it: 27 rather than the 27.0 of a column with a missing label, and a
-    missing one as "-"."""
-    number = norm_value(value)
-    if number == "":
-        return "-"
-    return str(int(number)) if isinstance(number, float) and number.is_integer() else str(value)
 
 
 def _same_row(pairs: pd.DataFrame | None, named: dict[str, Any]) -> pd.DataFrame | None:
@@ -825,7 +817,7 @@ def _coverage(
     varying = [k for i, k in enumerate(keys) if len({key[i] for key in rows}) > 1] or keys
 
     def listed(which: list[tuple]) -> str:
-        return "; ".join(", ".join(f"{k}={_shown(rows[key][k])}" for k in varying) for key in which)
+        return "; ".join(", ".join(f"{k}={plain_number(rows[key][k])}" for k in varying) for key in which)
 
     done_rows = [key for key in rows if key in ran]
     missing = [key for key in rows if key not in ran]
