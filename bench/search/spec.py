@@ -145,12 +145,6 @@ def _section_error(source: str, err: ValidationError) -> StudyError:
     return StudyError(describe(source, err, SearchSection, prefix=("search",)))
 
 
-def _scale_rules(study: Study, profile: str, path: str) -> list[float | ScaleRule]:
-    p = study.profiles[profile]
-    rules = [p.scale[path]] if path in p.scale else []
-    return rules + [o.scale[path] for o in p.overrides if path in o.scale]
-
-
 @dataclass(frozen=True)
 class SearchSpec:
     """A search file: the study (reference grid, profiles) and its validated ``search:`` section."""
@@ -242,8 +236,9 @@ def parse_search(study: Study, source: str) -> SearchSpec:
         why = config_path_error(path)
         if why:
             raise StudyError(f"{source}: search.space.{path}: {why}")
-        for profile in study.profiles:
-            for rule in _scale_rules(study, profile, path):
+        for profile, given in study.profiles.items():  # the scale rules of the profile and its overrides
+            for scales in (given.scale, *(o.scale for o in given.overrides)):
+                rule = scales.get(path)
                 if isinstance(rule, ScaleRule) and rule.map is not None:
                     missing = [c for c in param.choices or [] if str(c) not in rule.map]
                     if param.kind != "categorical" or missing:
