@@ -46,8 +46,8 @@ METRICS = (
     Metric("convergence.core_time_to_target_s", "s", "idle-core time to the target"),
     Metric("convergence.epochs_to_plateau", "epochs", "epochs to the plateau"),
     Metric("convergence.time_to_plateau_s", "s", "training time to the plateau"),
-    Metric("per_joint_mpjpe", study="list"),
-    Metric("per_joint_speed", study="list"),
+    Metric("per_joint_mpjpe", "mm", "joint's MPJPE", "list"),
+    Metric("per_joint_speed", "mm / frame", "joint's mean speed", "list"),
     Metric("val_mpjpe", "mm", "validation MPJPE", None),
     Metric("wmpjpe", "mm", study=None),
 )

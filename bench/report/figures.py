@@ -37,10 +37,6 @@ MPJPE = "mpjpe"
 """The layout metric whose paper values (mm) mark the validation-MPJPE axes of the learning curves."""
 DPI = 200
 """PNG resolution: print quality at the figures' sizes; every figure is also written as SVG (vector)."""
-JOINT_WORDS = {
-    "per_joint_mpjpe": "joint's MPJPE (mm)",
-    "per_joint_speed": "joint's mean speed (mm / frame)",
-}
 
 
 def new_figure(nrows: int, ncols: int, width: float, height: float) -> tuple[Figure, np.ndarray]:
@@ -335,7 +331,7 @@ def joint_speed_figure(results: pd.DataFrame, claim: Claim, result: ClaimResult,
         else "r undefined"
     )
     ax.set_title(f"{claim.y} vs {claim.x} ({r}, {result.verdict})" + _run_line(done, claim.where), fontsize=9)
-    ax.set(xlabel=JOINT_WORDS.get(claim.x, claim.x), ylabel=JOINT_WORDS.get(claim.y, claim.y))
+    ax.set(xlabel=metric_label(str(claim.x)), ylabel=metric_label(str(claim.y)))
     return save_figure(fig, path)
 
 
