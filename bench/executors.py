@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, ValidationError
 
@@ -53,21 +53,6 @@ Report = Callable[["Cell", CellOutcome], None]
 RunCell = Callable[..., CellOutcome]
 """``bench.runner.run_cell``: handed to the executors (and pickled by name into workers), so that they never
 import the runner that imports them."""
-
-
-class Executor(Protocol):
-    def run(
-        self,
-        cells: Sequence[Cell],
-        store: Store,
-        report: Report,
-        run_cell: RunCell,
-        *,
-        progress: RunsProgress | None = None,
-        **options: Any,
-    ) -> None:
-        """Run every cell with ``run_cell(cell, store, **options)``, calling ``report(cell, outcome)`` as each
-        ends."""
 
 
 # ------------------------------------------------------------------------------------------------- threads
@@ -150,8 +135,9 @@ def _collect(
 # ----------------------------------------------------------------------------------------------- executors
 
 
-class LocalExecutor:
-    """One cell at a time in this process, the epoch shown live."""
+class Executor:
+    """Where a study's cells run. This one runs them one at a time in this process, the epoch shown live
+    (``local``); its subclasses hand them to other processes."""
 
     name = "local"
 
@@ -165,11 +151,13 @@ class LocalExecutor:
         progress: RunsProgress | None = None,
         **options: Any,
     ) -> None:
+        """Run every cell with ``run_cell(cell, store, **options)``, calling ``report(cell, outcome)`` as each
+        ends."""
         for cell in cells:
             report(cell, run_cell(cell, store, progress=progress, **options))
 
 
-class _JobExecutor:
+class _JobExecutor(Executor):
     """An executor whose cells run as :class:`CellJob` in other processes (the progress display stays here)."""
 
     threads: int | None = None
@@ -426,7 +414,7 @@ def make_executor(
                 f"--executor local runs one cell at a time in this process; "
                 f"--jobs {jobs} needs --executor pool"
             )
-        return LocalExecutor()
+        return Executor()
     if name == "pool":
         return PoolExecutor(jobs)
     if name == "slurm":
