@@ -101,24 +101,21 @@ class Store:
         """Create the cell folder and write or merge ``config.json`` (labels are kept per study)."""
         folder = self.path(cell.id)
         folder.mkdir(parents=True, exist_ok=True)
-        record = cell.record()
-        path = folder / CONFIG
-        if path.exists():
-            old = read_json(path)
-            studies = {**old.get("studies", {}), **record["studies"]}
-            if studies == old.get("studies"):
-                return folder
-            record = {**old, "studies": studies}
-        write_json_atomic(path, record)
+        if (folder / CONFIG).exists():
+            self.merge_config(cell.id, cell.record(), replace=True)
+        else:
+            write_json_atomic(folder / CONFIG, cell.record())
         return folder
 
-    def merge_config(self, cell_id: str, record: dict[str, Any]) -> None:
-        """Add the studies (and their labels) of another ``config.json`` record of the same cell."""
+    def merge_config(self, cell_id: str, record: dict[str, Any], *, replace: bool = False) -> None:
+        """Add the studies (and their labels) of another ``config.json`` record of the same cell; ``replace``:
+        its labels of a study the file names already replace the file's (the cell's own, as expanded now)."""
         path = self.path(cell_id) / CONFIG
         old = read_json(path)
-        studies = {**record.get("studies", {}), **old.get("studies", {})}
-        if studies != old.get("studies"):
-            write_json_atomic(path, {**old, "studies": studies})
+        studies, new = old.get("studies", {}), record.get("studies", {})
+        merged = {**studies, **new} if replace else {**new, **studies}
+        if merged != studies:
+            write_json_atomic(path, {**old, "studies": merged})
 
     def set_checkpoint_aside(self, cell_id: str) -> Path:
         """Rename an unusable checkpoint to ``checkpoint.pt.unreadable`` (kept for inspection, never loaded)."""
