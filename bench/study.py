@@ -53,10 +53,6 @@ LAYERS = (*SETTINGS_LAYERS, "the backbone's defaults", "the profile's scale", "t
 """Every layer of a cell's configuration, in order: the settings, then what :meth:`_Expander.expand` does."""
 
 
-def synthetic_root(size: str) -> str:
-    return f"data/synthetic-{size}"
-
-
 @dataclass(frozen=True)
 class Expansion:
     """The cells of one study under one profile, plus what they need before they can run."""
@@ -245,7 +241,7 @@ class _Expander:
                 "synthetic": size,
                 "dataset": "h36m",
                 "keypoints": SYNTHETIC_KEYPOINTS.get(keypoints, keypoints),
-                "root": data.get("root", synthetic_root(size)),
+                "root": data.get("root", f"data/synthetic-{size}"),
             }
         dataset = data.get("dataset") or self.study.requires
         return {"synthetic": None, "dataset": dataset, "root": data.get("root", REAL_DATA_ROOTS[dataset])}

@@ -81,15 +81,14 @@ class Objective:
     spec: SearchSpec
     profile: str
     store: Store
+    lock: TrialLock
     data: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     tracking: Tracking = field(default_factory=Tracking)
-    lock: TrialLock | None = None
     log: Callable[[str], None] = print
 
     def __call__(self, trial: optuna.Trial) -> float:
-        if self.lock is not None:
-            self.lock.acquire(trial.number)
+        self.lock.acquire(trial.number)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         if "failure" in trial.user_attrs:  # a retry carries its predecessor's attributes
             trial.set_user_attr("failure", None)
@@ -150,8 +149,7 @@ class Objective:
 
     def finished(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """``optimize`` callback, after Optuna recorded the trial's end: the trial is no longer claimed."""
-        if self.lock is not None:
-            self.lock.release()
+        self.lock.release()
 
 
 def open_search(
@@ -224,10 +222,10 @@ def run_search(
             spec,
             profile,
             store,
+            TrialLock(handle.locks),
             data,
             settings,
             dataclasses.replace(tracking or Tracking(), variant=reference.variant),
-            lock=TrialLock(handle.locks),
             log=log,
         )
         while True:
