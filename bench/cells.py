@@ -87,10 +87,6 @@ class Cell:
         return cell_id(self.config_dict, self.profile, self.kind, self.data)
 
     @property
-    def strategy(self) -> str:
-        return self.config.train.strategy
-
-    @property
     def epochs(self) -> int:
         return self.config.optim.epochs
 

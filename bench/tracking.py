@@ -181,7 +181,7 @@ class Tracker:
             id=f"{cell.id}",
             name=f"{cell.study}{tracking.variant}/{cell.describe()}",
             group=f"{cell.study}{tracking.variant}",
-            job_type=cell.strategy,
+            job_type=cell.config.train.strategy,
             config={**cell.config_dict, "bench": bench},
             tags=tags,
             mode=self.mode,
