@@ -80,10 +80,10 @@ def _set_thread_variables(threads: int) -> None:
 
 @dataclass(frozen=True)
 class CellJob:
-    """A cell in a worker process or a Slurm job, run as the submitter would: from its working directory (relative
-    data roots and stores resolve as they did there), with the modules it imported with ``--import`` (a
-    user's backbone must be registered here too) and a bounded thread count (None: all the cores the job was
-    given; the cell's own ``train.threads`` wins). Pickled whole to the worker, ``run_cell`` by name.
+    """A cell in a worker process or a Slurm job, run as the submitter would: from its working directory
+    (relative data roots and stores resolve as they did there), with the modules it imported with ``--import``
+    (a user's backbone must be registered here too) and a bounded thread count (None: all the cores the job
+    was given; the cell's own ``train.threads`` wins). Pickled whole to the worker, ``run_cell`` by name.
 
     ``distributed``: one process of a Slurm job that trains its cell data-parallel; it first sets the
     torch.distributed variables of the job's tasks (rank, world size, the first node as the rendezvous).
