@@ -78,4 +78,6 @@ def test_a_budget_cell_that_converged_at_its_epoch_cap_is_counted_once():
         }
     )
     assert counts(endings) == {"cells": 4, "converged": 2, "capped": 1, "unknown": 1}
-    assert summary_line(endings).startswith("2 of 4 finished cells converged; 1 stopped at a cap (epochs 1); 1")
+    assert summary_line(endings).startswith(
+        "2 of 4 finished cells converged; 1 stopped at a cap (epochs 1); 1"
+    )
