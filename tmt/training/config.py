@@ -205,7 +205,9 @@ class EvalConfig(StrictModel):
         "this last fraction of them improves on the best before by at most tail_delta mm "
         "(tmt.training.convergence); None: only a plateau stop is convergence",
     )
-    tail_delta: float = Field(1.0, ge=0.0, description="mm; the budget rule's largest improvement of the tail")
+    tail_delta: float = Field(
+        1.0, ge=0.0, description="mm; the budget rule's largest improvement of the tail"
+    )
     zero_root: bool | None = Field(
         None,
         description="set the predicted root joint to 0 before scoring, as MHFormer's test code does "
