@@ -64,3 +64,20 @@ def test_a_report_says_how_a_budget_cell_ended_and_by_how_much_its_tail_improved
         "validation MPJPE by 0.12 mm"
     )
     assert ending(cell(False, 0.8)).startswith("not converged: trained its budget of 40 epochs")
+
+
+def test_a_budget_cell_that_converged_at_its_epoch_cap_is_counted_once():
+    import pandas as pd
+
+    from bench.report.convergence import counts, summary_line
+
+    endings = pd.DataFrame(
+        {
+            "converged": [True, False, True, None],
+            "stop_reason": ["epochs", "epochs", "plateau", None],
+        }
+    )
+    assert counts(endings) == {"cells": 4, "converged": 2, "capped": 1, "unknown": 1}
+    assert summary_line(endings).startswith(
+        "2 of 4 finished cells converged; 1 stopped at a cap (epochs 1); 1"
+    )

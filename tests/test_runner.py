@@ -138,8 +138,8 @@ def test_dry_run_lists_cells_and_cost_without_running(
     assert main(["run", str(TABLE7), "--profile", "cpu", "--dry-run", "--seeds", "2"]) == 0
     out = capsys.readouterr().out
     assert (
-        "6 cells" in out and out.count("missing") == 6 and "estimated time" in out
-    )  # first row x 3 x 2 seeds
+        "10 cells" in out and out.count("missing") == 10 and "estimated time" in out
+    )  # first row x 5 strategies x 2 seeds
     assert not (workdir / "runs").exists()
 
 
@@ -227,7 +227,7 @@ def test_worker_processes_run_every_cell_once(workdir: Path) -> None:
 
 
 def test_table7_smoke_end_to_end(tmp_path: Path, smoke_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``python -m bench run studies/table7.yaml --profile smoke``: 4 rows x 3 strategies, all done, report written."""
+    """``python -m bench run studies/table7.yaml --profile smoke``: 4 rows x 5 strategies, all done, report written."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").mkdir()
     shutil.copytree(smoke_data, tmp_path / "data" / "synthetic-smoke")
@@ -238,21 +238,21 @@ def test_table7_smoke_end_to_end(tmp_path: Path, smoke_data: Path, monkeypatch: 
     elapsed = time.monotonic() - t0
     expansion = expand_file(TABLE7, "smoke")
     frame = Store(tmp_path / "runs").results(expansion.cells)
-    assert list(frame["status"]) == ["done"] * 12, frame[["status", "failure"]]
+    assert list(frame["status"]) == ["done"] * 20, frame[["status", "failure"]]
     assert status == 0
     assert frame.groupby(["model.depth", "model.dim"]).size().to_dict() == {
-        (4, 64): 3,
-        (6, 64): 3,
-        (8, 64): 3,
-        (8, 128): 3,
+        (4, 64): 5,
+        (6, 64): 5,
+        (8, 64): 5,
+        (8, 128): 5,
     }
-    assert set(frame["train.strategy"]) == {"tmt1", "tmt2", "tmt"}
+    assert set(frame["train.strategy"]) == {"tmt1", "tmt2", "tmt", "tmt1_x2", "tmt2_x2"}
     assert frame["mpjpe"].map(math.isfinite).all() and (frame["mpjpe"] > 0).all()
     assert frame["epochs_run"].eq(1).all()
     print(f"table7 smoke: {elapsed:.1f} s")
     # the committed archive alone regenerates the report: no store, no training
     archive = tmp_path / "results" / "table7.smoke.jsonl"
-    assert len(archive.read_text().splitlines()) == 12
+    assert len(archive.read_text().splitlines()) == 20
     shutil.rmtree(tmp_path / "runs")
     assert main(["report", str(TABLE7), "--profile", "smoke", "--out", str(tmp_path / "again")]) == 0
     first, again = (tmp_path / d / "table7.smoke.md" for d in ("reports", "again"))
@@ -264,10 +264,10 @@ def test_set_overrides_every_cell_and_changes_its_identity(
 ) -> None:
     def ids(*extra: str) -> list[str]:
         assert main(["run", str(TABLE7), "--profile", "smoke", "--dry-run", *extra]) == 0
-        return [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:13]]
+        return [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:21]]
 
     plain, gpu = ids(), ids("--set", "train.device=cuda", "--set", "optim.epochs=2")
-    assert len(set(plain)) == len(set(gpu)) == 12 and not set(plain) & set(gpu)
+    assert len(set(plain)) == len(set(gpu)) == 20 and not set(plain) & set(gpu)
     settings = {"train.device": "cuda", "optim.epochs": 2}
     cells = expand_file(TABLE7, "smoke", settings=settings).cells
     assert [c.id for c in cells] == gpu

@@ -69,12 +69,12 @@ def test_cell_ids_are_stable_across_processes(tmp_path: Path) -> None:
 
 
 def test_seeds_and_data_location() -> None:
-    cells = cells_of(table7(), "cpu")
-    assert len(cells) == 12 * 3
-    assert sorted({c.seed for c in cells}) == [0, 1, 2]
+    cells = cells_of(table7(), "cpu")  # 4 rows x 5 strategies x the profile's 8 seeds
+    assert len(cells) == 20 * 8
+    assert sorted({c.seed for c in cells}) == list(range(8))
     assert all(c.config_dict["train"]["seed"] == c.seed for c in cells)
-    assert len({c.id for c in cells}) == 36
-    assert len(cells_of(table7(), "cpu", seeds=5)) == 60
+    assert len({c.id for c in cells}) == 160
+    assert len(cells_of(table7(), "cpu", seeds=5)) == 100
     with pytest.raises(StudyError, match="--seeds"):
         cells_of(table7(), "cpu", seeds=0)
     # where the data lies is not part of the experiment
@@ -86,7 +86,7 @@ def test_seeds_and_data_location() -> None:
 
 def test_labels_are_nominal_and_configs_are_scaled() -> None:
     cells = cells_of(table7(), "smoke")
-    assert len(cells) == 12
+    assert len(cells) == 20
     by_label = {
         (c.labels["model.depth"], c.labels["model.dim"], c.labels["train.strategy"]): c for c in cells
     }
@@ -264,7 +264,7 @@ def test_only_on_the_command_line_is_checked_before_any_work(tmp_path: Path, cap
     smoke = ["--profile", "smoke", "--dry-run", "--store", store]
     assert main(["run", str(TABLE7), "--only", "model.depth=4,6", *smoke]) == 0
     out = capsys.readouterr().out
-    assert "6 cells" in out and "depth=8" not in out
+    assert "10 cells" in out and "depth=8" not in out
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
@@ -300,11 +300,11 @@ def test_cell_ids_are_the_committed_archives_and_name_their_labels() -> None:
     """The ids below are in results/table7.cpu.jsonl and the committed reports: any change to what a cell id
     hashes (key names, JSON form, defaults left out) would orphan every stored result."""
     cells = expand_file(ROOT / "studies" / "table7.yaml", "cpu").cells
-    assert [c.id for c in cells[:3]] == ["841727e93a958465", "f423622849aa5330", "8ce80f5cef2616c4"]
+    assert [c.id for c in cells[:3]] == ["880352f6d6c3632e", "a08114efbffc2d63", "91da01b5dc3cb8a5"]
     assert cells[0].describe() == "depth=4 dim=64 frames=27 strategy=tmt1 seed=0"
     record = cells[0].record()
     assert {k: record[k] for k in ("cell_id", "kind", "profile", "seed")} == {
-        "cell_id": "841727e93a958465",
+        "cell_id": "880352f6d6c3632e",
         "kind": "train",
         "profile": "cpu",
         "seed": 0,
@@ -319,13 +319,13 @@ def test_cell_ids_are_the_committed_archives_and_name_their_labels() -> None:
 def test_fields_at_their_defaults_leave_the_id_alone_and_others_change_it() -> None:
     config = expand_file(ROOT / "studies" / "table7.yaml", "cpu").cells[0].config_dict
     base = cell_id(config, "cpu", "train")
-    assert base == "841727e93a958465"
+    assert base == "880352f6d6c3632e"
     train = config["train"]
     assert cell_id({**config, "train": {**train, "extra_scale": 1.0}}, "cpu", "train") == base
     assert cell_id({**config, "train": {**train, "extra_scale": "standardize"}}, "cpu", "train") != base
     assert cell_id({**config, "data": {**config["data"], "root": "/elsewhere"}}, "cpu", "train") == base
     assert (
-        cell_id(config, "cpu", "train", data="abc") == "7845e622106aacc1"
+        cell_id(config, "cpu", "train", data="abc") == "3833ba55c9cc87fc"
     )  # a real-data fingerprint (golden)
     no_root = {**config, "data": {k: v for k, v in config["data"].items() if k != "root"}}
     assert cell_id(no_root, "cpu", "train") == base  # a config without the excluded field

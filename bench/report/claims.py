@@ -429,8 +429,11 @@ def paired(frame: pd.DataFrame, metric: str, over: str, a: Any, b: Any, axes: Se
     labels = frame[over].map(norm_value)
     values = pd.to_numeric(frame[metric], errors="coerce")
     index = frame.index.to_series()
-    left = frame.loc[labels == norm_value(a), keys].assign(a=values, a_cell=index)
-    right = frame.loc[labels == norm_value(b), keys].assign(b=values, b_cell=index)
+    # each side's values from its own rows only: a column assigned to an empty frame would take the whole
+    # Series (and its index) instead of none of it
+    on_a, on_b = labels == norm_value(a), labels == norm_value(b)
+    left = frame.loc[on_a, keys].assign(a=values[on_a], a_cell=index[on_a])
+    right = frame.loc[on_b, keys].assign(b=values[on_b], b_cell=index[on_b])
     return left.merge(right, on=keys).dropna(subset=["a", "b"])
 
 

@@ -97,9 +97,10 @@ def cell_endings(results: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
 
 
 def counts(endings: pd.DataFrame) -> dict[str, int]:
-    """How many finished cells converged, stopped at a cap, or record nothing."""
-    capped = int(endings["stop_reason"].isin(list(CAPS)).sum())
+    """How many finished cells converged, stopped at a cap without converging, or record nothing (a cell
+    that converged by the budget rule ran to its epochs cap: it counts as converged only)."""
     done = int(endings["converged"].eq(True).sum())
+    capped = int((endings["stop_reason"].isin(list(CAPS)) & ~endings["converged"].eq(True)).sum())
     return {
         "cells": len(endings),
         "converged": done,
@@ -111,7 +112,7 @@ def counts(endings: pd.DataFrame) -> dict[str, int]:
 def summary_line(endings: pd.DataFrame) -> str:
     """E.g. '8 of 9 finished cells converged; 1 stopped at a cap (epochs 1); 0 unknown'."""
     n = counts(endings)
-    caps = endings["stop_reason"].map(CAPS).dropna().value_counts()
+    caps = endings.loc[~endings["converged"].eq(True), "stop_reason"].map(CAPS).dropna().value_counts()
     by_cap = f" ({', '.join(f'{cap} {k}' for cap, k in caps.items())})" if len(caps) else ""
     return (
         f"{n['converged']} of {n['cells']} finished cells converged; {n['capped']} stopped at a cap{by_cap}; "
