@@ -40,7 +40,10 @@ def _hours(seconds: float | None) -> str:
 
 
 def table(results: Path, profile: str | None) -> str:
-    rows = ["| archive | cells | core-hours measured | core-hours from the timed step (CPU s per update x updates) |", "|---|---|---|---|"]
+    rows = [
+        "| archive | cells | core-hours measured | core-hours from the timed step (CPU s per update x updates) |",
+        "|---|---|---|---|",
+    ]
     every: dict[str, tuple[float, float | None]] = {}
     for path in sorted(results.glob("*.jsonl")):
         if profile is not None and not path.name.endswith(f".{profile}.jsonl"):
