@@ -273,9 +273,9 @@ def measure_claim(
         if claim.value_metric not in paper.columns:
             paper = None
     tests: dict[str, Callable[..., Measured]] = {
-        "ordered": _ordered,
-        "less": _ordered,
-        "ratio_less": _ratio_less,
+        "ordered": _two_arms,
+        "less": _two_arms,
+        "ratio_less": _two_arms,
         "monotonic": _monotonic,
         "correlation": _correlation,
     }
@@ -450,19 +450,7 @@ def _arms(
     return False, value(b), value(a)
 
 
-def _hypothesis(kind: str, quantity: Any, threshold: float, pairs: pd.DataFrame) -> Hashable:
-    """A test's identity for Holm: what it measures and which pairs of cells it reads."""
-    cells = tuple(sorted(zip(pairs["a_cell"].tolist(), pairs["b_cell"].tolist(), strict=True)))
-    return (kind, quantity, threshold, cells)
-
-
-def _unconverged_pairs(done: pd.DataFrame, pairs: pd.DataFrame, axes: Sequence[str]) -> tuple[str, ...]:
-    """The cells on either side of ``pairs`` that trained without converging."""
-    read = pd.unique(pairs[["a_cell", "b_cell"]].to_numpy().ravel())
-    return tuple(unconverged_cells(done.loc[read], axes))
-
-
-def _ordered(
+def _two_arms(
     claim: Claim,
     done: pd.DataFrame,
     layout: Layout,
@@ -470,91 +458,73 @@ def _ordered(
     paper: pd.DataFrame | None,
     planned: pd.DataFrame,
 ) -> Measured:
+    """``ordered`` / ``less`` and ``ratio_less``: one test of two arms per pair of ``order``, so one function.
+    An order tests the difference b - a of each consecutive pair, claimed above 0. A ratio tests its one
+    pair's positive cells on the log scale, log a - log b, claimed below log(``max``), and reports the
+    effect, CI and MDE exponentiated: a geometric-mean ratio."""
+    ratio = claim.test == "ratio_less"
+    limit = float(claim.max) if ratio else 0.0  # max is required for ratio_less by the schema
+    null = math.log(limit) if ratio else 0.0  # the threshold on the tested scale
     comps: list[Comparison] = []
+    kept = 0  # cells in the pairs tested
     for a, b in itertools.pairwise(claim.order):
         pairs = paired(done, claim.metric, claim.over, a, b, axes)
+        if ratio:
+            pairs = pairs[(pairs["a"] > 0) & (pairs["b"] > 0)]
+        kept += 2 * len(pairs)
         paper_pairs = paired(paper, claim.metric, claim.over, a, b, axes) if paper is not None else None
         rows = _planned_rows(planned, claim, layout, a, b)
-        for label, grp, pgrp in _row_groups(claim, layout, pairs, paper_pairs, f"{a} < {b}", rows):
-            is_paired, x, y = _arms(done, grp)
-            est = difference_test(x, y, paired=is_paired)
+        name = f"{a} / {b} < {limit:g}" if ratio else f"{a} < {b}"
+        for label, grp, pgrp in _row_groups(claim, layout, pairs, paper_pairs, name, rows):
+            is_paired, b_values, a_values = _arms(done, grp, np.log if ratio else np.asarray)
+            x, y = (a_values, b_values) if ratio else (b_values, a_values)
+            est = difference_test(x, y, paired=is_paired, null=null)  # log a - log b, or b - a
+            # the test's identity for Holm: what it measures and which pairs of cells it reads
+            cells = tuple(sorted(zip(grp["a_cell"].tolist(), grp["b_cell"].tolist(), strict=True)))
+            hypothesis = ("ratio" if ratio else "difference", claim.metric, limit, cells)
+            read = pd.unique(grp[["a_cell", "b_cell"]].to_numpy().ravel())  # the cells on either side
             judging = Judging(
                 est.effect,
                 est.ci,
-                1,
-                _hypothesis("difference", claim.metric, 0.0, grp),
+                -1 if ratio else 1,
+                hypothesis,
+                threshold=null,
                 seeds=grp["seed"].nunique(),
-                unconverged=_unconverged_pairs(done, grp, axes),
+                unconverged=tuple(unconverged_cells(done.loc[read], axes)),
+                shown=math.exp if ratio else None,
             )
-            paper_effect = float((pgrp["b"] - pgrp["a"]).mean()) if pgrp is not None and len(pgrp) else None
+            effect, ci, mde, procedure, paper_effect = est.effect, est.ci, est.mde, est.procedure, None
+            if pgrp is not None and len(pgrp) and ratio:
+                paper_effect = math.exp(
+                    float(np.log(pgrp["a"].astype(float) / pgrp["b"].astype(float)).mean())
+                )
+            elif pgrp is not None and len(pgrp):
+                paper_effect = float((pgrp["b"] - pgrp["a"]).mean())
+            if ratio:  # back from the log scale
+                effect = math.exp(effect) if effect is not None else None
+                ci = (math.exp(ci[0]), math.exp(ci[1])) if ci else None
+                mde = math.exp(mde) if mde is not None else None
+                procedure = PAIRED_LOG if is_paired else WELCH_LOG
             comps.append(
                 Comparison(
                     label,
-                    est.effect,
-                    est.ci,
+                    effect,
+                    ci,
                     est.p,
                     est.n,
                     paper_effect=paper_effect,
-                    mde=est.mde,
-                    procedure=est.procedure,
+                    mde=mde,
+                    procedure=procedure,
                     judging=judging,
                 )
             )
-    scale = layout.paper_scale if layout.value_metric == claim.value_metric else 1.0
-    unit = metric_unit(claim.value_metric, scale) or claim.metric
-    return Measured(claim, comps, unit, f"difference b - a of {claim.metric} ({unit}), claimed > 0")
-
-
-def _ratio_less(
-    claim: Claim,
-    done: pd.DataFrame,
-    layout: Layout,
-    axes: list[str],
-    paper: pd.DataFrame | None,
-    planned: pd.DataFrame,
-) -> Measured:
+    if not ratio:
+        scale = layout.paper_scale if layout.value_metric == claim.value_metric else 1.0
+        unit = metric_unit(claim.value_metric, scale) or claim.metric
+        return Measured(claim, comps, unit, f"difference b - a of {claim.metric} ({unit}), claimed > 0")
     lhs, rhs = claim.order
-    limit = float(claim.max)  # required for ratio_less by the schema
-    pairs = paired(done, claim.metric, claim.over, lhs, rhs, axes)
-    positive = pairs[(pairs["a"] > 0) & (pairs["b"] > 0)]
-    paper_pairs = paired(paper, claim.metric, claim.over, lhs, rhs, axes) if paper is not None else None
-    rows = _planned_rows(planned, claim, layout, lhs, rhs)
-    comps = []
-    for label, grp, pgrp in _row_groups(
-        claim, layout, positive, paper_pairs, f"{lhs} / {rhs} < {limit:g}", rows
-    ):
-        is_paired, logs_b, logs_a = _arms(done, grp, np.log)
-        est = difference_test(logs_a, logs_b, paired=is_paired, null=math.log(limit))  # log a - log b
-        judging = Judging(
-            est.effect,
-            est.ci,
-            -1,
-            _hypothesis("ratio", claim.metric, limit, grp),
-            threshold=math.log(limit),
-            seeds=grp["seed"].nunique(),
-            unconverged=_unconverged_pairs(done, grp, axes),
-            shown=math.exp,
-        )
-        paper_effect = None
-        if pgrp is not None and len(pgrp):
-            paper_effect = math.exp(float(np.log(pgrp["a"].astype(float) / pgrp["b"].astype(float)).mean()))
-        ratio_ci = (math.exp(est.ci[0]), math.exp(est.ci[1])) if est.ci else None
-        ratio = math.exp(est.effect) if est.effect is not None else None
-        comps.append(
-            Comparison(
-                label,
-                ratio,
-                ratio_ci,
-                est.p,
-                est.n,
-                paper_effect=paper_effect,
-                mde=math.exp(est.mde) if est.mde is not None else None,
-                procedure=PAIRED_LOG if is_paired else WELCH_LOG,
-                judging=judging,
-            )
-        )
     labels = done[claim.over].map(norm_value) if claim.over in done.columns else pd.Series(dtype=object)
-    dropped = int(labels.isin({norm_value(lhs), norm_value(rhs)}).sum()) - 2 * len(positive)
+    dropped = int(labels.isin({norm_value(lhs), norm_value(rhs)}).sum()) - kept
     note = f"geometric-mean ratio {lhs} / {rhs} of {claim.metric} over paired cells (t-test on log values)"
     if dropped > 0:
         note += f"; {dropped} cells without a partner or a positive value left out"
