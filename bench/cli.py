@@ -323,6 +323,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from bench.search.objective import describe, run_search
     from bench.search.report import write_search_report
     from bench.search.spec import load_search
+    from bench.search.storage import export_journal
     from bench.store import Store
 
     spec = load_search(args.spec)
@@ -350,6 +351,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     if complete:
         best = study.best_trial
         print(f"best: trial {best.number}, {spec.section.metric} {best.value:.2f}: {describe(best.params)}")
+    if handle.journal:
+        print(f"storage exported: {export_journal(Path(handle.description), args.results, study.study_name)}")
     if not args.no_report:
         path = write_search_report(
             study,
@@ -360,6 +363,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             storage=handle.description,
             data=args.data,
             settings=settings,
+            results=args.results,
         )
         print(f"report: {path}")
     return 0 if complete or not trials else 1

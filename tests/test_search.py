@@ -40,6 +40,7 @@ def search_file(folder: Path, *, epochs: int = 2, windows: int = 40, **search: o
     data["search"].update(search)
     path = folder / "search_dl_dm_T.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
+    (folder / "table6.yaml").write_text(TABLE6.read_text())  # its grid_study
     return path
 
 
@@ -100,6 +101,7 @@ def test_search_file_reference_is_table6s_cell_and_trials_scale_like_the_grid() 
         ({"pruner": {"type": "median", "warmup": 1}}, "search.pruner.warmup: unknown key"),
         ({"direction": "maximize"}, "needs direction minimize"),
         ({"trials": {"smoke": 2, "gpu": 3}}, "search.trials: unknown profile(s) ['gpu']"),
+        ({"grid_study": "table66.yaml"}, "search.grid_study: no study file 'table66.yaml' beside this one"),
     ],
 )
 def test_search_section_errors_name_file_and_field(tmp_path: Path, change: dict, message: str) -> None:
@@ -107,6 +109,7 @@ def test_search_section_errors_name_file_and_field(tmp_path: Path, change: dict,
     data["search"].update(change)
     path = tmp_path / "search_dl_dm_T.yaml"
     path.write_text(yaml.safe_dump(data))
+    (tmp_path / "table6.yaml").write_text(TABLE6.read_text())
     with pytest.raises(StudyError) as info:
         parse_search(load_study_file(path), str(path))
     assert str(info.value).startswith(f"{path}: ") and message in str(info.value)
@@ -216,6 +219,31 @@ def test_pruning_stops_worse_trials_without_recording_a_result(
     # the good values again reuse the finished cell
     assert calls == [study.trials[0].user_attrs["cell_id"], pruned]
     assert study.trials[3].value == 50.0
+
+
+def test_the_report_ranks_the_trials_against_the_grid_study_and_exports_the_storage(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Table 6's grid trained (depth 8 best, 50 mm), then three trials: the third is the first within 1 mm of
+    it; the exported journal is a file Optuna's journal backend (what optuna-dashboard opens) reads whole."""
+    monkeypatch.setattr(runner, "execute", fake_execute([], {4: 60.0, 6: 55.0, 8: 50.0, 10: 70.0}))
+    path = search_file(workdir, epochs=3)
+    out = ["--store", "runs", "--results", "results", "--out", "reports"]
+    assert main(["run", str(workdir / "table6.yaml"), "--profile", "smoke", *out]) == 0
+    study, _ = open_search(load_search(path), "smoke", Store(workdir / "runs"))
+    for depth in (4, 10, 8):
+        study.enqueue_trial({"model.depth": depth, "model.dim": 64, "model.frames": 27, "optim.lr": 4e-5})
+    assert main(["search", str(path), "--profile", "smoke", "--trials", "3", *out]) == 0
+    report = (workdir / "reports" / "search_dl_dm_T.smoke.md").read_text()
+    assert "## Against the grid of `table6.yaml`" in report
+    assert "13 of the grid's 13 configurations have finished cells" in report
+    assert "model.depth 8, model.dim 64, model.frames 27 (run as model.depth 3, " in report
+    assert "50.00 mm (n = 1; test MPJPE 50.00 mm)" in report
+    assert "first came within 1 mm of it at trial 2 (3 trials sampled)" in report
+    journal = Path("results") / "search_dl_dm_T.smoke.journal"
+    assert f"`optuna-dashboard {journal}` opens it" in report
+    exported = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    assert len(optuna.load_study(study_name="search_dl_dm_T.smoke", storage=exported).trials) == 3
 
 
 def test_interrupting_a_trial_enqueues_it_again(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,6 +19,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 from optuna.trial import FrozenTrial, TrialState
 
+from bench.archive import read_archive
 from bench.cells import Cell
 from bench.metrics import BY_KEY
 from bench.report.as_run import plain_number
@@ -178,8 +179,10 @@ def render(
     storage: str,
     figure: str | None,
     settings: dict[str, Any] | None = None,
+    extra: Sequence[str] = (),
 ) -> str:
-    """The report's markdown; ``reference``: the reference point's cell, value and result (:func:`_reference`)."""
+    """The report's markdown; ``reference``: the reference point's cell, value and result (:func:`_reference`);
+    ``extra``: sections placed after the comparison with the reference point."""
     ref_cell, ref_value, ref_result = reference
     trials = study.get_trials(deepcopy=False)
     states = {s: sum(t.state == s for t in trials) for s in TrialState}
@@ -224,8 +227,9 @@ def render(
         out += ["No trial has completed yet.", ""]
 
     out += _comparison(
-        spec, profile, names, complete[0] if complete else None, ref_cell, ref_value, ref_result, store
+        spec, profile, names, complete[0] if complete else None, ref_cell, ref_value, ref_result
     )
+    out += extra
 
     out += ["## Parameter importances", ""]
     found = importances(study)
@@ -272,14 +276,11 @@ def _comparison(
     ref_cell: Cell,
     ref_value: float | None,
     ref_result: dict[str, Any] | None,
-    store: Store,
 ) -> list[str]:
     """Best configuration vs the reference point, nominal and as run at this profile."""
     labels = ref_cell.labels
     defaults = _nominal_defaults(spec)
-    best_config = (
-        (store.read_config(best.user_attrs.get("cell_id", "")) or {}).get("config") if best else None
-    )
+    best_config = spec.trial_expansion(best.params, profile).cells[0].config_dict if best else None
     rows = []
     for path, name in names.items():
         rows.append(
@@ -334,6 +335,53 @@ def _comparison(
     return lines
 
 
+def grid_lines(
+    spec: SearchSpec, profile: str, store: Store, results: Path, trials: Sequence[FrozenTrial], **cells: Any
+) -> list[str]:
+    """The trials against ``grid_study``'s cells (store, else the results archive): the grid's best
+    configuration by its mean over seeds, and the first trial within 1 mm of it (``cells``: data, settings)."""
+    grid = spec.grid(profile, **cells)
+    if grid is None:
+        return []
+    archived = read_archive(grid.archive(results))
+    rows: dict[str, list[tuple[float, float]]] = {}
+    for cell in grid.cells:
+        result = store.read_result(cell.id) or archived.get(cell.id, {}).get("result")
+        if result:
+            value = objective_value(result, spec.section.metric)
+            ran = ", ".join(f"{p} {plain_number(get_path(cell.config_dict, p))}" for p in cell.labels)
+            name = ", ".join(f"{p} {plain_number(v)}" for p, v in cell.labels.items()) + f" (run as {ran})"
+            rows.setdefault(name, []).append((value, result["metrics"]["mpjpe"]))
+    head = [f"## Against the grid of `{spec.section.grid_study}`", ""]
+    if not rows:
+        return [
+            *head,
+            f"No cell of that grid has finished at this profile: `python -m bench run "
+            f"{grid.source} --profile {profile}` trains them.",
+            "",
+        ]
+    sign = 1 if spec.section.direction == "minimize" else -1
+    means = {
+        k: (sum(v for v, _ in r) / len(r), sum(t for _, t in r) / len(r), len(r)) for k, r in rows.items()
+    }
+    name, (value, test, n) = min(means.items(), key=lambda item: sign * item[1][0])
+    done = sorted((t for t in trials if t.value is not None), key=lambda t: t.number)
+    within = next((t.number for t in done if sign * (t.value - value) <= 1.0), None)
+    reached = (
+        f"the search first came within 1 mm of it at trial {within} ({within + 1} trials sampled)"
+        if within is not None
+        else f"none of the search's {len(trials)} trials has come within 1 mm of it"
+    )
+    return [
+        *head,
+        f"{len(rows)} of the grid's {len({tuple(c.labels.items()) for c in grid.cells})} configurations have finished "
+        f"cells. Its best by {spec.section.metric} (mean over its seeds): {name}, {num(value)} "
+        f"{BY_KEY[spec.section.metric].unit} (n = {n}; "
+        f"test MPJPE {num(test)} mm); {reached} (trials run at seed 0).",
+        "",
+    ]
+
+
 def write_search_report(
     study: optuna.Study,
     spec: SearchSpec,
@@ -344,6 +392,7 @@ def write_search_report(
     storage: str,
     data: str | None = None,
     settings: dict[str, Any] | None = None,
+    results: Path = Path("results"),
 ) -> Path:
     """Write ``search_<name>.<profile>.md`` and its history plot (``.png`` and ``.svg``, as the report package
     saves figures) into ``out_dir``; returns the md."""
@@ -354,7 +403,33 @@ def write_search_report(
     section, trials = spec.section, study.get_trials(deepcopy=False)
     png = history_figure(trials, section.direction, section.metric, reference[1], out_dir / f"{stem}.png")
     figure = png.name if png else None
-    text = render(study, spec, profile, store, reference, storage=storage, figure=figure, settings=settings)
+    grid = grid_lines(spec, profile, store, results, trials, data=data, settings=dict(settings or {}))
+    journal = results / f"{stem}.journal"
+    command = f"python -m bench search {spec.source} --profile {profile}"
+    access = [
+        "## Resume, extend, inspect",
+        "",
+        f"`{command} --trials N` continues this search up to N trials (finished trials are kept; a trial cut "
+        "off resumes from its checkpoint)."
+        + (
+            f" The storage is exported to `{journal}`: `optuna-dashboard {journal}` opens it, and "
+            f"`{command} --storage {journal} --trials N` continues the search there on another machine."
+            if journal.is_file()
+            else ""
+        ),
+        "",
+    ]
+    text = render(
+        study,
+        spec,
+        profile,
+        store,
+        reference,
+        storage=storage,
+        figure=figure,
+        settings=settings,
+        extra=[*grid, *access],
+    )
     path = out_dir / f"{stem}.md"
     write_text_atomic(path, text)
     return path

@@ -125,6 +125,10 @@ class SearchSection(StrictModel):
     direction: Literal["minimize", "maximize"] = "minimize"
     sampler: Sampler = Field(default_factory=Sampler)
     pruner: PrunerSpec = Field(default_factory=lambda: MedianPruner(type="median"))
+    grid_study: str | None = Field(
+        None,
+        description="a study file, relative to this one, whose cells the report ranks the trials against",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> SearchSection:
@@ -177,6 +181,15 @@ class SearchSpec:
     ) -> Expansion:
         """The grid's cells at one seed: the reference point (the paper's choice) trials are compared to."""
         return expand(self.study, self.source, profile, seeds=1, data=data, settings=settings)
+
+    def grid(
+        self, profile: str, *, data: str | None = None, settings: dict[str, Any] | None = None
+    ) -> Expansion | None:
+        """The cells of ``grid_study`` at this profile (every seed), e.g. Table 6's one-factor sweeps."""
+        if self.section.grid_study is None:
+            return None
+        path = Path(self.source).parent / self.section.grid_study
+        return expand(load_study_file(path), str(path), profile, data=data, settings=settings)
 
     def trial_expansion(
         self,
@@ -247,6 +260,8 @@ def parse_search(study: Study, source: str) -> SearchSpec:
                             f"({', '.join(rule.map)}); search it over choices among those values"
                             + (f", not {missing}" if missing else "")
                         )
+    if section.grid_study is not None and not (Path(source).parent / section.grid_study).is_file():
+        raise StudyError(f"{source}: search.grid_study: no study file {section.grid_study!r} beside this one")
     if isinstance(section.trials, dict):
         unknown = [p for p in section.trials if p not in study.profiles]
         if unknown:

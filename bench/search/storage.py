@@ -33,7 +33,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from bench.store import Store
 from tmt.errors import ConfigError
-from tmt.files import file_lock
+from tmt.files import file_lock, write_text_atomic
 
 JOURNAL_DIR = "optuna"
 STALE_GRACE_S = 60.0
@@ -277,3 +277,14 @@ def fail_stale_trials(
         if trial.number in failed:
             log(f"trial {trial.number} was left running: {reason}; failed, and enqueued again to resume")
     return failed
+
+
+def export_journal(journal: Path, folder: Path, study_name: str) -> Path:
+    """Copy a journal file to ``<folder>/search_<name>.journal``, a file to commit beside the report that
+    ``optuna-dashboard`` opens and ``--storage`` continues. Other workers may be appending: only complete
+    lines are copied, and the copy replaces the old one atomically."""
+    text = journal.read_text(encoding="utf-8")
+    target = Path(folder) / f"search_{study_name.removeprefix('search_')}.journal"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(target, text[: text.rfind("\n") + 1])
+    return target
