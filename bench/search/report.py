@@ -240,15 +240,8 @@ def render(
             note = t.user_attrs.get("failure") or ""
             if t.state == TrialState.PRUNED and last:
                 note = f"pruned after epoch {last[0]}"
-            rows.append(
-                [
-                    t.number,
-                    t.state.name.lower(),
-                    *(plain_number(t.params.get(p)) for p in names),
-                    num(t.value),
-                    note,
-                ]
-            )
+            params = [plain_number(t.params.get(p)) for p in names]
+            rows.append([t.number, t.state.name.lower(), *params, num(t.value), note])
         out += [md_table(["trial", "state", *names.values(), section.metric, "note"], rows), ""]
     return "\n".join(out)
 
