@@ -196,8 +196,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         parts = []
         for name in names:
             cells = expand(study, str(path), name).cells
-            cost = estimate_run_seconds(cells)
-            parts.append(f"{name}: {len(cells)} cells ~{format_seconds(cost)}")
+            parts.append(f"{name}: {len(cells)} cells ~{format_seconds(estimate_run_seconds(cells))}")
         if study.search is not None:
             from bench.search.spec import parse_search
 
@@ -253,9 +252,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for outcome in summary.failed:
         print(f"  failed {outcome.cell_id}: {outcome.detail}")
     status = 1 if summary.failed else 0
-    if (
-        not args.no_report
-    ):  # the same expansion, report of the cells just run (the archive's are in the store)
+    # the same expansion, report of the cells just run (the archive's are in the store)
+    if not args.no_report:
         from bench.report.cli import report_expansion
         from bench.report.index import write_index
 
@@ -299,11 +297,9 @@ def _dry_run(expansion, store) -> None:
         + ", ".join(f"{g.name} {h:.3g}" for g, h in gpu_total.items())
         + " (one GPU each; rough, docs/studies.md)"
     )
-    missing = expansion.missing_data()
-    if missing:
+    if missing := expansion.missing_data():
         print(f"missing data (the run would stop): {', '.join(missing)}")
-    device = expansion.device_problem()
-    if device:
+    if device := expansion.device_problem():
         print(f"device (the run would stop unless --executor slurm): {device}")
 
 

@@ -398,11 +398,7 @@ class SlurmExecutor(_JobExecutor):
 
 
 def make_executor(
-    name: str | None = None,
-    *,
-    jobs: int = 1,
-    slurm: SlurmOptions | None = None,
-    cluster: str = "slurm",
+    name: str | None = None, *, jobs: int = 1, slurm: SlurmOptions | None = None, cluster: str = "slurm"
 ) -> Executor:
     """The executor called ``name`` (None: ``pool`` when ``jobs`` > 1, else ``local``)."""
     if jobs < 1:

@@ -20,13 +20,7 @@ from bench.report.as_run import DATA_NAMES, with_run_columns
 from bench.report.claims import evaluate_claims
 from bench.report.convergence import cell_endings
 from bench.report.figures import study_figures
-from bench.report.index import (
-    STATISTICS_FORMAT,
-    read_summary,
-    study_summary,
-    write_index,
-    write_summary,
-)
+from bench.report.index import STATISTICS_FORMAT, read_summary, study_summary, write_index, write_summary
 from bench.report.markdown import ReportContext, render_report
 from bench.report.tables import build_table, in_paper_units, per_joint_rows, status_counts
 from bench.schema import Claim, Layout
@@ -126,12 +120,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def report_expansion(
-    expansion: Expansion,
-    store: Store,
-    out_dir: Path,
-    *,
-    tracking: str = "disabled",
-    replace: bool = False,
+    expansion: Expansion, store: Store, out_dir: Path, *, tracking: str = "disabled", replace: bool = False
 ) -> dict[str, Any] | None:
     """Write the report of one expanded study from the store (the cells ``bench run`` ran, or ``bench
     report`` expanded and took from the archive); a report with fewer finished cells than the one on disk is

@@ -258,13 +258,9 @@ def trend_figure(
     if eff is not None:
         for value in (eff.lhs, eff.rhs):
             spec = claim.model_copy(update={"metric": eff.metric, "effect": None})
-            ours = trend_curves(select(done, {eff.over: value}), spec, axes_names)
-            theirs = (
-                trend_curves(select(paper, {eff.over: value}), spec, axes_names)
-                if paper is not None
-                else None
-            )
-            _curve(axes[0, 0], ours, theirs, str(value))
+            pick = {eff.over: value}
+            theirs = None if paper is None else trend_curves(select(paper, pick), spec, axes_names)
+            _curve(axes[0, 0], trend_curves(select(done, pick), spec, axes_names), theirs, str(value))
         axes[0, 0].set(xlabel=axis_label(claim.along), ylabel=metric_label(eff.metric, layout.paper_scale))
         axes[0, 0].legend(fontsize=8)
     ax = axes[0, -1]

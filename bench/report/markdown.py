@@ -81,12 +81,9 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def render_header(ctx: ReportContext, results: pd.DataFrame) -> str:
     cells = unique_cells(results)
     counted = ", ".join(f"{n} {s}" for s, n in status_counts(cells).items())
-    lines = [
-        f"# {ctx.title}",
-        "",
-        _intro(ctx),
-        "",
-    ]
+    source = f" ({ctx.source})" if ctx.source else ""
+    paper = f", paper table `{ctx.paper}`" if ctx.paper else ""
+    lines = [f"# {ctx.title}", "", f"Study `{ctx.study}`{source}, profile **{ctx.profile}**{paper}.", ""]
     if ctx.description:
         lines += [ctx.description.strip(), ""]
     seeds = ", ".join(map(str, ctx.seeds)) or "-"
@@ -105,12 +102,6 @@ def render_header(ctx: ReportContext, results: pd.DataFrame) -> str:
         f"- **Libraries:** {_libraries(cells)}",
     ]
     return "\n".join(lines)
-
-
-def _intro(ctx: ReportContext) -> str:
-    source = f" ({ctx.source})" if ctx.source else ""
-    paper = f", paper table `{ctx.paper}`" if ctx.paper else ""
-    return f"Study `{ctx.study}`{source}, profile **{ctx.profile}**{paper}."
 
 
 def _dataset(ctx: ReportContext, cells: pd.DataFrame) -> str:
@@ -407,12 +398,7 @@ def render_report(
             "",
             *([note, ""] if note else []),
         ]
-    parts += [
-        "## Failed cells",
-        "",
-        render_failures(results, axes),
-        "",
-    ]
+    parts += ["## Failed cells", "", render_failures(results, axes), ""]
     if endings is not None and len(endings):
         parts += ["## Convergence", "", render_convergence(endings, csv_name), ""]
     parts += [

@@ -9,11 +9,7 @@ import math
 
 from bench.metrics import find_metric
 
-SCALED_UNITS = {
-    ("s", 1 / 60): "min",
-    ("parameters", 1e-6): "M parameters",
-    ("FLOPs", 1e-9): "GFLOPs",
-}
+SCALED_UNITS = {("s", 1 / 60): "min", ("parameters", 1e-6): "M parameters", ("FLOPs", 1e-9): "GFLOPs"}
 """The unit of a metric after a layout's ``paper_scale``."""
 
 

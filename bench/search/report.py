@@ -102,23 +102,15 @@ def history_figure(
             better = best is None or (t.value < best if direction == "minimize" else t.value > best)
             best = t.value if better else best
             steps.append((t.number, best))
-        last = max(t.number for t in trials)
-        steps.append((last, steps[-1][1]))
+        steps.append((max(t.number for t in trials), steps[-1][1]))
         ax.step([s[0] for s in steps], [s[1] for s in steps], where="post", color="C0", label="best so far")
     if pruned:
-        ax.scatter(
-            [n for n, _ in pruned],
-            [v for _, v in pruned],
-            marker="x",
-            color="0.5",
-            label="pruned (last epoch)",
-        )
+        numbers, values = zip(*pruned, strict=True)
+        ax.scatter(numbers, values, marker="x", color="0.5", label="pruned (last epoch)")
     if reference is not None and math.isfinite(reference):
         ax.axhline(reference, linestyle="--", color="C3", label="reference point (this profile)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("trial")
-    ax.set_ylabel(objective_words(metric))
-    ax.set_title("Optimisation history")
+    ax.set(xlabel="trial", ylabel=objective_words(metric), title="Optimisation history")
     ax.legend(loc="best", fontsize="small")
     return save_figure(fig, path, dpi=110)
 
@@ -144,16 +136,10 @@ def _nominal_defaults(spec: SearchSpec) -> dict[str, Any]:
     from tmt.training.config import ExperimentConfig
 
     tree: dict[str, Any] = {}
+    block = spec.study.grid[0]
     merge(tree, spec.study.base)
-    merge(tree, spec.study.grid[0].set)
-    merge(
-        tree,
-        {
-            axis: values[0]
-            for axis, values in spec.study.grid[0].axes.items()
-            if axis not in spec.study.labels
-        },
-    )
+    merge(tree, block.set)
+    merge(tree, {axis: values[0] for axis, values in block.axes.items() if axis not in spec.study.labels})
     try:
         return ExperimentConfig.model_validate(tree).resolved().model_dump(mode="json")
     except (ValueError, TypeError):
@@ -173,7 +159,6 @@ def render(
     study: optuna.Study,
     spec: SearchSpec,
     profile: str,
-    store: Store,
     reference: tuple[Cell, float | None, dict[str, Any] | None],
     *,
     storage: str,
@@ -255,15 +240,8 @@ def render(
             note = t.user_attrs.get("failure") or ""
             if t.state == TrialState.PRUNED and last:
                 note = f"pruned after epoch {last[0]}"
-            rows.append(
-                [
-                    t.number,
-                    t.state.name.lower(),
-                    *(plain_number(t.params.get(p)) for p in names),
-                    num(t.value),
-                    note,
-                ]
-            )
+            params = [plain_number(t.params.get(p)) for p in names]
+            rows.append([t.number, t.state.name.lower(), *params, num(t.value), note])
         out += [md_table(["trial", "state", *names.values(), section.metric, "note"], rows), ""]
     return "\n".join(out)
 
@@ -294,6 +272,13 @@ def _comparison(
                 plain_number(get_path(ref_cell.config_dict, path)),
             ]
         )
+    header = [
+        "parameter",
+        "best (nominal)",
+        "paper's choice (nominal)",
+        "best (as run)",
+        "paper's choice (as run)",
+    ]
     metric = spec.section.metric
     rows.append([f"**{metric}** (this profile)", num(best.value) if best else "-", "", "", num(ref_value)])
     rows.append(
@@ -314,16 +299,7 @@ def _comparison(
         + (f"; the paper reports {paper[1]:g} mm for it ({paper[0]}, real data)." if paper else "."),
         "Nominal values are the paper's units; 'as run' values are what the profile scaled them to.",
         "",
-        md_table(
-            [
-                "parameter",
-                "best (nominal)",
-                "paper's choice (nominal)",
-                "best (as run)",
-                "paper's choice (as run)",
-            ],
-            rows,
-        ),
+        md_table(header, rows),
         "",
     ]
     if ref_value is None:
@@ -423,12 +399,11 @@ def write_search_report(
         study,
         spec,
         profile,
-        store,
         reference,
         storage=storage,
         figure=figure,
         settings=settings,
-        extra=[*grid, *access],
+        extra=grid + access,
     )
     path = out_dir / f"{stem}.md"
     write_text_atomic(path, text)

@@ -59,20 +59,12 @@ class TrialSeededSampler(BaseSampler):
         return self._inner.sample_relative(study, trial, search_space)
 
     def sample_independent(
-        self,
-        study: optuna.Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
+        self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
     ) -> Any:
         return self._inner.sample_independent(study, trial, param_name, param_distribution)
 
     def after_trial(
-        self,
-        study: optuna.Study,
-        trial: FrozenTrial,
-        state: TrialState,
-        values: Sequence[float] | None,
+        self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
     ) -> None:
         self._inner.after_trial(study, trial, state, values)
 

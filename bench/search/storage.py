@@ -165,13 +165,7 @@ def _rdb(url: str) -> Any:
 
 
 def open_study(
-    handle: SearchStorage,
-    name: str,
-    identity: dict[str, Any],
-    *,
-    direction: str,
-    sampler: Any,
-    pruner: Any,
+    handle: SearchStorage, name: str, identity: dict[str, Any], *, direction: str, sampler: Any, pruner: Any
 ) -> optuna.Study:
     """Create the study, or load it to continue; refuse one created for another space, profile or settings."""
     study = optuna.create_study(
