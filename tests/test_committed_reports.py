@@ -83,3 +83,20 @@ def test_each_committed_report_has_its_figures_and_intervals_that_agree_with_p(a
     for _, row in tested.iterrows():
         clears = row["ci_low"] > 0 or row["ci_high"] < 0
         assert clears == (row["p"] < 0.05), (stem, row["claim"], row["comparison"])
+
+
+def test_report_all_writes_only_the_archived_studies_even_when_others_share_their_cells(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """table10's full-loss cells are table7's TMT cells: once --all has imported table7's archive they are in
+    the store, but table10 has no archive there, so --all writes no table10 report (a fresh clone stays clean)."""
+    monkeypatch.chdir(ROOT)
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "table7.cpu.jsonl").write_text((ROOT / "results" / "table7.cpu.jsonl").read_text())
+    out = tmp_path / "reports"
+    where = ["--out", str(out), "--store", str(tmp_path / "runs"), "--results", str(results)]
+    assert main(["report", "--all", *where]) == 0
+    assert {p.name for p in out.glob("*.md")} == {"table7.cpu.md", "README.md"}
+    assert main(["report", "studies/table10.yaml", *where]) == 0
+    assert (out / "table10.cpu.md").exists()  # named, it is reported from the shared cells

@@ -101,7 +101,8 @@ def all_studies(folder: Path = Path("studies")) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Report each of ``args.studies`` (or all of ``studies/`` with ``args.all``) for ``args.profile``."""
+    """Report each of ``args.studies`` (or, with ``args.all``, each study of ``studies/`` with a results archive
+    for ``args.profile``: whatever else the store holds, ``--all`` writes what the archives hold)."""
     from bench.archive import import_archive
     from bench.options import expansion_from_args
 
@@ -113,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
         tracking = tracking_mode(tracking)
     for path in args.studies or all_studies():
         expansion = expansion_from_args(args, path, check_models=False)
+        if args.all and not expansion.archive(args.results).exists():
+            continue  # --all regenerates the archived reports, not those of cells other studies archived
         import_archive(expansion.archive(args.results), store, expansion.cells)
         report_expansion(expansion, store, out_dir, tracking=tracking, replace=args.replace)
     print(f"index: {write_index(out_dir)}")
