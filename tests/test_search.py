@@ -244,6 +244,12 @@ def test_the_report_ranks_the_trials_against_the_grid_study_and_exports_the_stor
     assert f"`optuna-dashboard {journal}` opens it" in report
     exported = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     assert len(optuna.load_study(study_name="search_dl_dm_T.smoke", storage=exported).trials) == 3
+    # a store without the grid's cells reads them from table6's results archive
+    assert main(["search", str(path), "--profile", "smoke", "--trials", "0", "--store", "fresh"]) == 0
+    assert (
+        "13 of the grid's 13 configurations have finished cells"
+        in (workdir / "reports" / "search_dl_dm_T.smoke.md").read_text()
+    )
 
 
 def test_interrupting_a_trial_enqueues_it_again(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,7 +19,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 from optuna.trial import FrozenTrial, TrialState
 
-from bench.archive import read_archive
+from bench.archive import import_archive
 from bench.cells import Cell
 from bench.metrics import BY_KEY
 from bench.report.as_run import plain_number
@@ -319,10 +319,10 @@ def grid_lines(
     grid = spec.grid(profile, **cells)
     if grid is None:
         return []
-    archived = read_archive(grid.archive(results))
+    import_archive(grid.archive(results), store, grid.cells)  # as bench report reads a study
     rows: dict[str, list[tuple[float, float]]] = {}
     for cell in grid.cells:
-        result = store.read_result(cell.id) or archived.get(cell.id, {}).get("result")
+        result = store.read_result(cell.id)
         if result:
             value = objective_value(result, spec.section.metric)
             ran = ", ".join(f"{p} {plain_number(get_path(cell.config_dict, p))}" for p in cell.labels)
