@@ -244,6 +244,9 @@ def test_the_report_ranks_the_trials_against_the_grid_study_and_exports_the_stor
     assert f"`optuna-dashboard {journal}` opens it" in report
     exported = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     assert len(optuna.load_study(study_name="search_dl_dm_T.smoke", storage=exported).trials) == 3
+    before = journal.stat().st_ino  # continuing on the exported file leaves it where other workers append
+    assert main(["search", str(path), "--profile", "smoke", "--trials", "3", "--storage", str(journal)]) == 0
+    assert journal.stat().st_ino == before
     # a store without the grid's cells reads them from table6's results archive
     assert main(["search", str(path), "--profile", "smoke", "--trials", "0", "--store", "fresh"]) == 0
     assert (

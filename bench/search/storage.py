@@ -277,8 +277,10 @@ def export_journal(journal: Path, folder: Path, study_name: str) -> Path:
     """Copy a journal file to ``<folder>/search_<name>.journal``, a file to commit beside the report that
     ``optuna-dashboard`` opens and ``--storage`` continues. Other workers may be appending: only complete
     lines are copied, and the copy replaces the old one atomically."""
-    text = journal.read_text(encoding="utf-8")
     target = Path(folder) / f"search_{study_name.removeprefix('search_')}.journal"
+    if target.resolve() == journal.resolve():  # the search ran on the exported file: a rewrite could drop
+        return target  # what another worker appends meanwhile
+    text = journal.read_text(encoding="utf-8")
     target.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(target, text[: text.rfind("\n") + 1])
     return target
